@@ -1,0 +1,149 @@
+//! BIRD 2: `birdc show protocols all`, text. A block per protocol; BGP blocks carry
+//! `BGP state`, `Neighbor address`, `Neighbor AS`, and per channel a `Routes:` line.
+//! With `timeformat protocol iso long` the Since column is a full timestamp, which gives
+//! an uptime; other formats leave it unknown.
+
+use super::{normalize_state, read_error, BgpKind, ReadError, Session};
+
+pub struct Bird;
+
+impl BgpKind for Bird {
+    fn name(&self) -> &'static str {
+        "bird"
+    }
+
+    fn sessions_command(&self) -> Vec<String> {
+        ["birdc", "-s", "/run/bird/bird.ctl", "show", "protocols", "all"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
+        if !out.contains("Name") || !out.contains("Proto") {
+            return Err(read_error(self, format!("no protocol table in output: {}", out.trim())));
+        }
+        let mut sessions = Vec::new();
+        let mut cur: Option<(Session, Option<String>)> = None;
+        for line in out.lines() {
+            if !line.starts_with(char::is_whitespace) && !line.trim().is_empty() {
+                if let Some((s, _)) = cur.take() {
+                    sessions.push(s);
+                }
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                if cols.get(1) == Some(&"BGP") {
+                    // Name Proto Table State Since... Info
+                    let proto_up = cols.get(3) == Some(&"up");
+                    let since = since_secs(&cols[4..]);
+                    cur = Some((
+                        Session {
+                            peer: String::new(),
+                            remote_as: None,
+                            state: "Idle".into(),
+                            uptime_secs: if proto_up { since } else { None },
+                            prefixes_received: None,
+                            info: (!proto_up).then(|| cols[4..].join(" ")).filter(|s| !s.is_empty()),
+                        },
+                        Some(cols[0].to_string()),
+                    ));
+                }
+                continue;
+            }
+            let Some((s, _)) = cur.as_mut() else { continue };
+            let t = line.trim();
+            if let Some(v) = t.strip_prefix("BGP state:") {
+                s.state = normalize_state(v);
+            } else if let Some(v) = t.strip_prefix("Neighbor address:") {
+                s.peer = v.trim().split('%').next().unwrap_or("").to_string();
+            } else if let Some(v) = t.strip_prefix("Neighbor AS:") {
+                s.remote_as = v.trim().parse().ok();
+            } else if let Some(v) = t.strip_prefix("Last error:") {
+                s.info = Some(v.trim().to_string());
+            } else if let Some(v) = t.strip_prefix("Routes:") {
+                // "Routes: 3 imported, 0 filtered, 2 exported, 1 preferred"
+                if let Some(n) = v.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) {
+                    *s.prefixes_received.get_or_insert(0) += n;
+                }
+            }
+        }
+        if let Some((s, _)) = cur.take() {
+            sessions.push(s);
+        }
+        for s in &mut sessions {
+            if s.state != "Established" {
+                s.uptime_secs = None;
+            }
+        }
+        Ok(sessions)
+    }
+}
+
+/// Seconds since a `YYYY-MM-DD HH:MM:SS[.fff]` UTC timestamp (BIRD's iso long format).
+fn since_secs(cols: &[&str]) -> Option<u64> {
+    let (date, time) = (cols.first()?, cols.get(1)?);
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let t: Vec<i64> = time
+        .split(['.', ':'])
+        .take(3)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if d.len() != 3 || t.len() != 3 {
+        return None;
+    }
+    let then = days_from_civil(d[0], d[1], d[2]) * 86400 + t[0] * 3600 + t[1] * 60 + t[2];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    u64::try_from(now - then).ok()
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn established_session() {
+        let s = Bird
+            .parse_sessions(include_str!("testdata/bird-protocols-up.txt"))
+            .unwrap();
+        assert_eq!(s.len(), 1, "only BGP protocols are sessions: {s:?}");
+        assert_eq!(s[0].peer, "10.1.1.0");
+        assert_eq!(s[0].remote_as, Some(65001));
+        assert_eq!(s[0].state, "Established");
+        assert_eq!(s[0].prefixes_received, Some(3));
+        assert!(s[0].uptime_secs.is_some());
+    }
+
+    #[test]
+    fn active_session_says_why() {
+        let s = Bird
+            .parse_sessions(include_str!("testdata/bird-protocols-down.txt"))
+            .unwrap();
+        assert_eq!(s[0].state, "Active");
+        assert_eq!(s[0].uptime_secs, None);
+        assert_eq!(s[0].info.as_deref(), Some("Socket: Connection refused"));
+    }
+
+    #[test]
+    fn no_table_is_an_error() {
+        assert!(Bird
+            .parse_sessions("Unable to connect to server control socket")
+            .is_err());
+    }
+
+    #[test]
+    fn civil_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11017);
+    }
+}

@@ -1,0 +1,95 @@
+//! What differs per BGP implementation: the command that reads a node's sessions and
+//! the parser that turns its own output into one [`Session`] shape. One file per kind,
+//! as containerlab has one per node kind.
+
+use serde::{Deserialize, Serialize};
+
+mod bird;
+mod frr;
+mod gobgp;
+mod speaker;
+
+/// Values of the `lab.bgp` node label.
+pub const BGP_KINDS: [&str; 4] = ["frr", "bird", "gobgp", "speaker"];
+
+/// One BGP session as the implementation itself reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Peer address (or interface, for unnumbered peers).
+    pub peer: String,
+    pub remote_as: Option<u32>,
+    /// RFC 4271 state name: Idle, Connect, Active, OpenSent, OpenConfirm, Established.
+    pub state: String,
+    /// Seconds in the current state, where the implementation reports it.
+    pub uptime_secs: Option<u64>,
+    pub prefixes_received: Option<u64>,
+    /// Why a session is not up, where the implementation says (last error, admin down).
+    pub info: Option<String>,
+}
+
+/// A parse failure of an implementation's output: it names the implementation and the
+/// command so a user can run it by hand.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {kind} sessions from `{command}`: {msg}")]
+pub struct ReadError {
+    pub kind: &'static str,
+    pub command: String,
+    pub msg: String,
+}
+
+/// How to read one BGP implementation's sessions.
+pub trait BgpKind {
+    fn name(&self) -> &'static str;
+    /// The command run inside the node to list its sessions.
+    fn sessions_command(&self) -> Vec<String>;
+    /// Turns the command's standard output into sessions.
+    fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError>;
+}
+
+/// The reader for a `lab.bgp` label value.
+pub fn for_label(label: &str) -> Option<&'static dyn BgpKind> {
+    match label {
+        "frr" => Some(&frr::Frr),
+        "bird" => Some(&bird::Bird),
+        "gobgp" => Some(&gobgp::Gobgp),
+        "speaker" => Some(&speaker::Speaker),
+        _ => None,
+    }
+}
+
+/// Maps the many spellings of FSM states onto RFC 4271's names.
+pub fn normalize_state(s: &str) -> String {
+    let lower = s.trim().to_ascii_lowercase().replace(['_', ' '], "");
+    let name = match lower.as_str() {
+        "idle" | "close" | "down" | "1" | "sessionstateidle" => "Idle",
+        "connect" | "2" | "sessionstateconnect" => "Connect",
+        "active" | "3" | "sessionstateactive" => "Active",
+        "opensent" | "4" | "sessionstateopensent" => "OpenSent",
+        "openconfirm" | "5" | "sessionstateopenconfirm" => "OpenConfirm",
+        "established" | "6" | "sessionstateestablished" => "Established",
+        _ => return s.trim().to_string(),
+    };
+    name.to_string()
+}
+
+fn read_error(kind: &dyn BgpKind, msg: impl Into<String>) -> ReadError {
+    ReadError {
+        kind: kind.name(),
+        command: kind.sessions_command().join(" "),
+        msg: msg.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_normalize() {
+        assert_eq!(normalize_state("ESTABLISHED"), "Established");
+        assert_eq!(normalize_state("6"), "Established");
+        assert_eq!(normalize_state("OpenSent"), "OpenSent");
+        assert_eq!(normalize_state("Close"), "Idle");
+        assert_eq!(normalize_state("weird"), "weird");
+    }
+}

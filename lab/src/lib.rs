@@ -1,0 +1,17 @@
+//! The lab runner: containerlab topology files deployed through Docker with real FRR,
+//! BIRD, GoBGP and speaker nodes, and read back through each implementation's own
+//! interface. Data flows one way: topology -> images -> runtime -> links -> probes ->
+//! report.
+
+pub mod argv;
+pub mod caps;
+pub mod deploy;
+pub mod graph;
+pub mod images;
+pub mod kinds;
+pub mod links;
+pub mod probes;
+pub mod progress;
+pub mod report;
+pub mod runtime;
+pub mod topology;

@@ -1,0 +1,429 @@
+//! `lab`: deploy containerlab topologies of real BGP daemons through Docker, read their
+//! sessions, and tear them down. One function per verb, as containerlab has `cmd/<verb>`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use lab::probes::{self, PeerTable};
+use lab::progress::Progress;
+use lab::runtime::{Runtime, LABEL_LAB, LABEL_NODE};
+use lab::topology::Topology;
+use lab::{deploy, graph, images, report};
+
+/// Exit code when the command worked but what it checks does not hold (a session is
+/// not Established).
+const EXIT_NOT_HOLDING: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "lab",
+    version,
+    about = "Containerlab-style BGP pod-network labs on Docker, with no registry"
+)]
+#[command(
+    after_help = "Exit codes: 0 when what was asked holds; 1 on errors; 2 on usage errors; \
+3 when the lab was read but a session is not Established."
+)]
+struct Cli {
+    /// Print only errors (no progress).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Deploy a topology, wait for every BGP session, print the peer table.
+    Up {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        /// Seconds to wait for every session to be Established (0: do not wait).
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+        /// Remove a running deployment of the same lab first.
+        #[arg(long)]
+        reconfigure: bool,
+        /// Keep what was made when a step fails, to look at it (`lab down` removes it).
+        #[arg(long)]
+        keep_on_error: bool,
+        /// Print the peer table as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a lab's containers and its management network.
+    Down(Target),
+    /// Nodes of a lab: container, state, image, addresses, interfaces.
+    Inspect {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every BGP session of every node, read from each implementation's own interface.
+    Peers {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command in a node: `lab exec -t FILE NODE -- ip route`.
+    Exec {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        node: String,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// The topology as a Mermaid graph.
+    Graph {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+    },
+    /// Check a topology file without creating anything.
+    Validate {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+    },
+    /// Build the node images (base, speaker); nothing is rebuilt whose inputs did not change.
+    Images {
+        /// Rebuild even when the inputs did not change.
+        #[arg(long)]
+        force: bool,
+        /// Build only this image.
+        #[arg(long, value_parser = ["base", "speaker"])]
+        only: Option<String>,
+        /// The workspace root (holding images/); found from the current folder by default.
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct Target {
+    #[arg(short = 't', long = "topo", value_name = "FILE")]
+    topo: Option<PathBuf>,
+    /// Every lab this runner deployed.
+    #[arg(long)]
+    all: bool,
+}
+
+impl Target {
+    /// The lab name the target selects (None: all labs).
+    fn lab(&self) -> Result<Option<String>> {
+        match &self.topo {
+            Some(f) => Ok(Some(load(f)?.name)),
+            None => Ok(None),
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Topology> {
+    Ok(Topology::load(path)?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAB_LOG").unwrap_or_else(|_| "warn,lab=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lab: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let progress = Progress::new(cli.quiet);
+    match cli.verb {
+        Verb::Validate { topo } => {
+            let t = load(&topo)?;
+            for f in &t.ignored {
+                eprintln!("lab: note: {f} is a containerlab setting that lab ignores");
+            }
+            println!(
+                "{}: lab {} is valid: {} nodes, {} links",
+                topo.display(),
+                t.name,
+                t.nodes.len(),
+                t.links.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Graph { topo } => {
+            print!("{}", graph::mermaid(&load(&topo)?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Up {
+            topo,
+            wait,
+            reconfigure,
+            keep_on_error,
+            json,
+        } => {
+            let t = load(&topo)?;
+            let rt = Runtime::connect().await?;
+            let start = Instant::now();
+            let opts = deploy::UpOptions {
+                reconfigure,
+                keep_on_error,
+            };
+            deploy::up(&rt, &t, &opts, &progress)
+                .await
+                .with_context(|| format!("deploying lab {} from {}", t.name, topo.display()))?;
+            if wait == 0 {
+                progress.done(&format!("lab {} deployed", t.name), start);
+                return Ok(ExitCode::SUCCESS);
+            }
+            match probes::wait_established(&rt, &t.name, Duration::from_secs(wait), &progress).await {
+                Ok(table) => {
+                    progress.done(&format!("lab {} up", t.name), start);
+                    print_peers(&table, json)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err((table, waited)) => {
+                    print_peers(&table, json)?;
+                    let stuck: Vec<String> = table
+                        .rows
+                        .iter()
+                        .filter(|r| r.state != "Established")
+                        .map(|r| format!("{} -> {} ({})", r.node, r.peer, r.state))
+                        .chain(table.unreadable.iter().map(|u| format!("{}: {}", u.node, u.error)))
+                        .collect();
+                    let stuck = if stuck.is_empty() {
+                        "no sessions were found".to_string()
+                    } else {
+                        stuck.join("; ")
+                    };
+                    bail!(
+                        "lab {} is deployed but not every session is Established after {:.0}s: {stuck}. \
+                         Look with `lab exec -t {} NODE -- ...`; remove with `lab down -t {}`",
+                        t.name,
+                        waited.as_secs_f64(),
+                        topo.display(),
+                        topo.display()
+                    )
+                }
+            }
+        }
+        Verb::Down(target) => {
+            let lab = target.lab()?;
+            let rt = Runtime::connect().await?;
+            match lab {
+                Some(lab) => deploy::down(&rt, &lab, &progress).await?,
+                None => deploy::down_all(&rt, &progress).await?,
+            };
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Peers { target, json } => {
+            let lab = target.lab()?;
+            let rt = Runtime::connect().await?;
+            let table = probes::peers(&rt, lab.as_deref()).await?;
+            print_peers(&table, json)?;
+            Ok(if table.all_established() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_NOT_HOLDING)
+            })
+        }
+        Verb::Inspect { target, json } => inspect(&target, json).await,
+        Verb::Exec { topo, node, cmd } => {
+            let t = load(&topo)?;
+            if !t.nodes.contains_key(&node) {
+                bail!(
+                    "{}: no node {node:?} (nodes: {})",
+                    topo.display(),
+                    t.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            let rt = Runtime::connect().await?;
+            let out = rt.exec(&t.container_name(&node), &cmd).await?;
+            print!("{}", out.stdout);
+            eprint!("{}", out.stderr);
+            Ok(ExitCode::from(u8::try_from(out.code).unwrap_or(1)))
+        }
+        Verb::Images { force, only, root } => {
+            let root = match root {
+                Some(r) => r,
+                None => images::find_root(&std::env::current_dir()?)
+                    .context("no images/base/packages here or above: run from the workspace, or pass --root")?,
+            };
+            let rt = Runtime::connect().await?;
+            if only.as_deref() != Some("speaker") {
+                let t = Instant::now();
+                let o = images::build_base(&rt, &root, force).await?;
+                progress.done(&format!("{} {}", images::BASE_IMAGE, outcome(&o)), t);
+            }
+            if only.as_deref() != Some("base") {
+                let t = Instant::now();
+                let o = images::build_speaker(&rt, &root, force).await?;
+                progress.done(&format!("{} {}", images::SPEAKER_IMAGE, outcome(&o)), t);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn outcome(o: &images::Outcome) -> &'static str {
+    match o {
+        images::Outcome::UpToDate => "up to date",
+        images::Outcome::Built => "built",
+    }
+}
+
+fn print_peers(table: &PeerTable, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&table.rows)?);
+        for u in &table.unreadable {
+            eprintln!("lab: {}/{}: cannot read sessions: {}", u.lab, u.node, u.error);
+        }
+    } else {
+        print!("{}", report::peer_table(table));
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct NodeRow {
+    lab: String,
+    node: String,
+    container: String,
+    state: String,
+    image: String,
+    bgp: Option<String>,
+    role: Option<String>,
+    mgmt_ipv4: Option<String>,
+    interfaces: Vec<Iface>,
+}
+
+#[derive(serde::Serialize)]
+struct Iface {
+    name: String,
+    state: String,
+    addresses: Vec<String>,
+}
+
+async fn inspect(target: &Target, json: bool) -> Result<ExitCode> {
+    let lab = target.lab()?;
+    let rt = Runtime::connect().await?;
+    let mut rows = Vec::new();
+    for c in rt.containers(lab.as_deref()).await? {
+        let labels = c.labels.clone().unwrap_or_default();
+        let container = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default();
+        let state = c.state.as_ref().map(|s| s.to_string()).unwrap_or_default();
+        let mgmt_ipv4 = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .and_then(|n| n.values().find_map(|e| e.ip_address.clone()))
+            .filter(|a| !a.is_empty());
+        let interfaces = if state == "running" {
+            interfaces(&rt, &container).await.unwrap_or_default()
+        } else {
+            vec![]
+        };
+        rows.push(NodeRow {
+            lab: labels.get(LABEL_LAB).cloned().unwrap_or_default(),
+            node: labels.get(LABEL_NODE).cloned().unwrap_or_default(),
+            container,
+            state,
+            image: c.image.clone().unwrap_or_default(),
+            bgp: labels.get("lab.bgp").cloned(),
+            role: labels.get("lab.role").cloned(),
+            mgmt_ipv4,
+            interfaces,
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let ifs: Vec<String> = r
+                    .interfaces
+                    .iter()
+                    .filter(|i| i.name != "lo")
+                    .map(|i| format!("{}[{}]", i.name, i.addresses.join(" ")))
+                    .collect();
+                vec![
+                    r.lab.clone(),
+                    r.node.clone(),
+                    r.container.clone(),
+                    r.state.clone(),
+                    r.image.clone(),
+                    r.bgp.clone().unwrap_or_else(|| "-".into()),
+                    r.role.clone().unwrap_or_else(|| "-".into()),
+                    r.mgmt_ipv4.clone().unwrap_or_else(|| "-".into()),
+                    ifs.join(" "),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            report::table(
+                &[
+                    "LAB",
+                    "NODE",
+                    "CONTAINER",
+                    "STATE",
+                    "IMAGE",
+                    "BGP",
+                    "ROLE",
+                    "MGMT IPV4",
+                    "INTERFACES"
+                ],
+                &table
+            )
+        );
+    }
+    Ok(if rows.is_empty() && lab.is_some() {
+        ExitCode::from(EXIT_NOT_HOLDING)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn interfaces(rt: &Runtime, container: &str) -> Result<Vec<Iface>> {
+    let cmd: Vec<String> = ["ip", "-j", "addr", "show"].map(String::from).to_vec();
+    let out = rt.exec(container, &cmd).await?;
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    Ok(v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| Iface {
+                    name: i["ifname"].as_str().unwrap_or("").to_string(),
+                    state: i["operstate"].as_str().unwrap_or("").to_string(),
+                    addresses: i["addr_info"]
+                        .as_array()
+                        .map(|ai| {
+                            ai.iter()
+                                .filter(|x| x["scope"].as_str() != Some("link"))
+                                .map(|x| format!("{}/{}", x["local"].as_str().unwrap_or(""), x["prefixlen"]))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}

@@ -1,0 +1,228 @@
+//! Reading a running lab: the BGP sessions of every node, through each implementation's
+//! own interface, and the kernel FIB of a node. Readers run inside the containers, so
+//! what they see is what the node sees.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::kinds;
+use crate::progress::Progress;
+use crate::runtime::{Runtime, RuntimeError, LABEL_LAB, LABEL_NODE};
+
+/// One row of the peer table: a session as its node reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRow {
+    pub lab: String,
+    pub node: String,
+    pub bgp: String,
+    pub peer: String,
+    pub remote_as: Option<u32>,
+    pub state: String,
+    pub uptime_secs: Option<u64>,
+    pub prefixes_received: Option<u64>,
+    pub info: Option<String>,
+}
+
+/// A node whose sessions could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    pub lab: String,
+    pub node: String,
+    pub error: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct PeerTable {
+    pub rows: Vec<PeerRow>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl PeerTable {
+    pub fn all_established(&self) -> bool {
+        self.unreadable.is_empty() && !self.rows.is_empty() && self.rows.iter().all(|r| r.state == "Established")
+    }
+}
+
+/// Reads every BGP session of every running node of a lab (or of all labs).
+pub async fn peers(rt: &Runtime, lab: Option<&str>) -> Result<PeerTable, RuntimeError> {
+    let containers = rt.containers(lab).await?;
+    let reads = containers.iter().filter_map(|c| {
+        let labels = c.labels.as_ref()?;
+        let kind = kinds::for_label(labels.get("lab.bgp")?)?;
+        let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
+        let name = c.names.as_ref()?.first()?.trim_start_matches('/').to_string();
+        let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
+        let node = labels.get(LABEL_NODE).cloned().unwrap_or_else(|| name.clone());
+        Some(async move {
+            if !running {
+                return Err(Unreadable {
+                    lab,
+                    node,
+                    error: "container is not running".into(),
+                });
+            }
+            let out = rt.exec(&name, &kind.sessions_command()).await.map_err(|e| Unreadable {
+                lab: lab.clone(),
+                node: node.clone(),
+                error: e.to_string(),
+            })?;
+            if !out.ok() {
+                return Err(Unreadable {
+                    lab,
+                    node,
+                    error: format!(
+                        "`{}` exited with {}: {}",
+                        kind.sessions_command().join(" "),
+                        out.code,
+                        format!("{}{}", out.stdout, out.stderr).trim()
+                    ),
+                });
+            }
+            let sessions = kind.parse_sessions(&out.stdout).map_err(|e| Unreadable {
+                lab: lab.clone(),
+                node: node.clone(),
+                error: e.to_string(),
+            })?;
+            Ok(sessions
+                .into_iter()
+                .map(|s| PeerRow {
+                    lab: lab.clone(),
+                    node: node.clone(),
+                    bgp: kind.name().to_string(),
+                    peer: s.peer,
+                    remote_as: s.remote_as,
+                    state: s.state,
+                    uptime_secs: s.uptime_secs,
+                    prefixes_received: s.prefixes_received,
+                    info: s.info,
+                })
+                .collect::<Vec<_>>())
+        })
+    });
+    let mut table = PeerTable::default();
+    for r in futures::future::join_all(reads).await {
+        match r {
+            Ok(rows) => table.rows.extend(rows),
+            Err(u) => table.unreadable.push(u),
+        }
+    }
+    table
+        .rows
+        .sort_by(|a, b| (&a.lab, &a.node, &a.peer).cmp(&(&b.lab, &b.node, &b.peer)));
+    table
+        .unreadable
+        .sort_by(|a, b| (&a.lab, &a.node).cmp(&(&b.lab, &b.node)));
+    Ok(table)
+}
+
+/// Waits until every session of the lab is Established. On the deadline, the last table
+/// is returned as the error so the caller can name the stuck sessions.
+pub async fn wait_established(
+    rt: &Runtime,
+    lab: &str,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<PeerTable, (PeerTable, Duration)> {
+    let start = Instant::now();
+    loop {
+        let table = match peers(rt, Some(lab)).await {
+            Ok(t) => t,
+            Err(e) => PeerTable {
+                rows: vec![],
+                unreadable: vec![Unreadable {
+                    lab: lab.into(),
+                    node: "*".into(),
+                    error: e.to_string(),
+                }],
+            },
+        };
+        if table.all_established() {
+            progress.done(&format!("{} sessions Established", table.rows.len()), start);
+            return Ok(table);
+        }
+        if start.elapsed() >= timeout {
+            return Err((table, start.elapsed()));
+        }
+        let up = table.rows.iter().filter(|r| r.state == "Established").count();
+        progress.running(
+            &format!("waiting for sessions: {up}/{} Established", table.rows.len()),
+            start,
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A route of a node's kernel FIB, from `ip -j route`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub dst: String,
+    /// `unicast`, `blackhole`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub protocol: String,
+    pub dev: Option<String>,
+    pub gateways: Vec<String>,
+}
+
+/// The main routing table of a node, IPv4 and IPv6.
+pub async fn fib(rt: &Runtime, container: &str) -> Result<Vec<Route>, RuntimeError> {
+    let mut routes = Vec::new();
+    for family in ["-4", "-6"] {
+        let cmd: Vec<String> = ["ip", "-j", family, "route", "show", "table", "main"]
+            .map(String::from)
+            .to_vec();
+        let out = rt.exec(container, &cmd).await?;
+        if !out.ok() {
+            return Err(RuntimeError::Other(format!(
+                "{container}: `{}` failed: {}",
+                cmd.join(" "),
+                out.stderr.trim()
+            )));
+        }
+        routes.extend(parse_ip_routes(&out.stdout).map_err(|e| RuntimeError::Other(format!("{container}: {e}")))?);
+    }
+    Ok(routes)
+}
+
+/// Parses `ip -j route` output into routes; multipath routes carry every next hop.
+pub fn parse_ip_routes(json: &str) -> Result<Vec<Route>, String> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("`ip -j route` is not JSON: {e}"))?;
+    let list = v.as_array().ok_or("`ip -j route` is not a list")?;
+    Ok(list
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().map(String::from);
+            let mut gateways: Vec<String> = s("gateway").into_iter().collect();
+            if let Some(hops) = r["nexthops"].as_array() {
+                gateways.extend(hops.iter().filter_map(|h| h["gateway"].as_str().map(String::from)));
+            }
+            Route {
+                dst: s("dst").unwrap_or_default(),
+                kind: s("type").unwrap_or_else(|| "unicast".into()),
+                protocol: s("protocol").unwrap_or_else(|| "boot".into()),
+                dev: s("dev"),
+                gateways,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_routes_parse() {
+        let json = r#"[{"type":"blackhole","dst":"10.244.0.0/26","flags":[]},
+            {"dst":"10.244.0.64/26","gateway":"10.0.0.12","dev":"eth1","protocol":"bird","metric":32,"flags":[]},
+            {"dst":"10.244.1.0/26","protocol":"bgp","metric":20,"flags":[],"nexthops":[{"gateway":"10.1.1.0","dev":"eth1","weight":1,"flags":[]},{"gateway":"10.1.2.0","dev":"eth2","weight":1,"flags":[]}]}]"#;
+        let r = parse_ip_routes(json).unwrap();
+        assert_eq!(r[0].kind, "blackhole");
+        assert_eq!(r[0].protocol, "boot");
+        assert_eq!(r[1].gateways, vec!["10.0.0.12"]);
+        assert_eq!(r[1].protocol, "bird");
+        assert_eq!(r[2].gateways, vec!["10.1.1.0", "10.1.2.0"]);
+        assert!(parse_ip_routes("nope").is_err());
+    }
+}

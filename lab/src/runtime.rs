@@ -1,0 +1,333 @@
+//! The container runtime: Docker through bollard, with the API version negotiated so an
+//! engine as old as 20.10 (API 1.41) works. It owns containers, the management network,
+//! exec, and the labels by which `lab` finds everything it made.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, EndpointIpamConfig, EndpointSettings, ExecConfig, HostConfig, Ipam,
+    IpamConfig, NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures::StreamExt;
+
+use crate::topology::{Mgmt, Node, Topology};
+
+/// Every object `lab` creates carries this label; `down --all` removes what has it.
+pub const LABEL_RUNNER: &str = "dev.podlab.runner";
+/// The lab's name, under the key containerlab uses, so `containerlab inspect` sees it too.
+pub const LABEL_LAB: &str = "containerlab";
+pub const LABEL_NODE: &str = "clab-node-name";
+pub const LABEL_KIND: &str = "clab-node-kind";
+pub const LABEL_TOPO: &str = "clab-topo-file";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "cannot reach the Docker engine ({0}); is dockerd running? (`systemctl start docker`, \
+         or `dockerd &` where there is no systemd; DOCKER_HOST selects another engine)"
+    )]
+    Unreachable(bollard::errors::Error),
+    #[error("image {image} not found for node {node}: run `lab images` (or `make images`) to build it")]
+    MissingImage { node: String, image: String },
+    #[error("{what}: {source}")]
+    Docker {
+        what: String,
+        source: bollard::errors::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn docker_err(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> RuntimeError {
+    let what = what.into();
+    move |source| RuntimeError::Docker { what, source }
+}
+
+/// What a command run in a container printed, and how it ended.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+#[derive(Clone)]
+pub struct Runtime {
+    pub docker: Docker,
+}
+
+impl Runtime {
+    /// Connects to the local engine (or DOCKER_HOST) and negotiates the API version.
+    pub async fn connect() -> Result<Runtime, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults().map_err(RuntimeError::Unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(RuntimeError::Unreachable)?;
+        docker.ping().await.map_err(RuntimeError::Unreachable)?;
+        Ok(Runtime { docker })
+    }
+
+    pub async fn image_exists(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(docker_err(format!("inspect image {image}"))(e)),
+        }
+    }
+
+    /// The value of a label on an image, if the image exists and has it.
+    pub async fn image_label(&self, image: &str, key: &str) -> Result<Option<String>, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.config.and_then(|c| c.labels).and_then(|mut l| l.remove(key))),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(docker_err(format!("inspect image {image}"))(e)),
+        }
+    }
+
+    /// Creates the management network unless it exists; an existing one is reused when
+    /// its subnet matches, so several labs can share containerlab's default `clab`.
+    pub async fn ensure_network(&self, lab: &str, mgmt: &Mgmt) -> Result<(), RuntimeError> {
+        if let Ok(n) = self.docker.inspect_network(&mgmt.network, None).await {
+            let subnets: Vec<String> = n
+                .ipam
+                .and_then(|i| i.config)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| c.subnet)
+                .collect();
+            if !subnets.iter().any(|s| *s == mgmt.ipv4_subnet.to_string()) {
+                return Err(RuntimeError::Other(format!(
+                    "management network {} exists with subnets [{}], not {}: pick another mgmt.network or mgmt.ipv4-subnet",
+                    mgmt.network,
+                    subnets.join(", "),
+                    mgmt.ipv4_subnet
+                )));
+            }
+            return Ok(());
+        }
+        let mut config = vec![IpamConfig {
+            subnet: Some(mgmt.ipv4_subnet.to_string()),
+            ..Default::default()
+        }];
+        if let Some(v6) = mgmt.ipv6_subnet {
+            config.push(IpamConfig {
+                subnet: Some(v6.to_string()),
+                ..Default::default()
+            });
+        }
+        let req = NetworkCreateRequest {
+            name: mgmt.network.clone(),
+            driver: Some("bridge".into()),
+            enable_ipv6: Some(mgmt.ipv6_subnet.is_some()),
+            ipam: Some(Ipam {
+                config: Some(config),
+                ..Default::default()
+            }),
+            labels: Some(HashMap::from([
+                (LABEL_RUNNER.to_string(), "lab".to_string()),
+                (LABEL_LAB.to_string(), lab.to_string()),
+            ])),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(req)
+            .await
+            .map_err(docker_err(format!("create management network {}", mgmt.network)))?;
+        Ok(())
+    }
+
+    /// Removes a management network this runner made, once no container uses it.
+    /// Returns whether it was removed.
+    pub async fn remove_network_if_unused(&self, name: &str) -> Result<bool, RuntimeError> {
+        let Ok(n) = self.docker.inspect_network(name, None).await else {
+            return Ok(false);
+        };
+        let ours = n.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_RUNNER));
+        let used = n.containers.as_ref().is_some_and(|c| !c.is_empty());
+        if !ours || used {
+            return Ok(false);
+        }
+        self.docker
+            .remove_network(name)
+            .await
+            .map_err(docker_err(format!("remove network {name}")))?;
+        Ok(true)
+    }
+
+    /// Management networks this runner made.
+    pub async fn our_networks(&self) -> Result<Vec<String>, RuntimeError> {
+        let filters = HashMap::from([("label", vec![LABEL_RUNNER])]);
+        let nets = self
+            .docker
+            .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(docker_err("list networks"))?;
+        Ok(nets.into_iter().filter_map(|n| n.name).collect())
+    }
+
+    /// Creates (not starts) a node's container with what a router needs: every
+    /// capability the host can grant, writable sysctls, IPv6 on.
+    pub async fn create_node(&self, topo: &Topology, node: &Node) -> Result<String, RuntimeError> {
+        if !self.image_exists(&node.image).await? {
+            return Err(RuntimeError::MissingImage {
+                node: node.name.clone(),
+                image: node.image.clone(),
+            });
+        }
+        let name = topo.container_name(&node.name);
+        let mut labels: HashMap<String, String> = node.labels.clone().into_iter().collect();
+        labels.insert(LABEL_RUNNER.into(), "lab".into());
+        labels.insert(LABEL_LAB.into(), topo.name.clone());
+        labels.insert(LABEL_NODE.into(), node.name.clone());
+        labels.insert(LABEL_KIND.into(), node.kind.clone());
+        labels.insert(LABEL_TOPO.into(), topo.file.display().to_string());
+
+        let mut sysctls: HashMap<String, String> = HashMap::from([
+            ("net.ipv6.conf.all.disable_ipv6".into(), "0".into()),
+            ("net.ipv6.conf.default.disable_ipv6".into(), "0".into()),
+            ("net.ipv4.ip_forward".into(), "1".into()),
+            ("net.ipv6.conf.all.forwarding".into(), "1".into()),
+        ]);
+        sysctls.extend(node.sysctls.clone());
+
+        let endpoint = EndpointSettings {
+            ipam_config: (node.mgmt_ipv4.is_some() || node.mgmt_ipv6.is_some()).then(|| EndpointIpamConfig {
+                ipv4_address: node.mgmt_ipv4.map(|a| a.to_string()),
+                ipv6_address: node.mgmt_ipv6.map(|a| a.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(node.image.clone()),
+            hostname: Some(node.name.clone()),
+            env: Some(node.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            cmd: node.cmd.as_deref().map(crate::argv::split),
+            entrypoint: node.entrypoint.as_deref().map(crate::argv::split),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                binds: Some(node.binds.iter().map(|b| b.docker()).collect()),
+                cap_add: Some(vec!["ALL".into()]),
+                cap_drop: Some(crate::caps::missing_from_bounding_set()),
+                security_opt: Some(vec!["seccomp=unconfined".into(), "apparmor=unconfined".into()]),
+                // The CLI's `systempaths=unconfined`: /proc and /sys writable (sysctls,
+                // netns mounts), which the API spells as empty masked and read-only paths.
+                masked_paths: Some(vec![]),
+                readonly_paths: Some(vec![]),
+                sysctls: Some(sysctls),
+                network_mode: Some(topo.mgmt.network.clone()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(topo.mgmt.network.clone(), endpoint)])),
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(docker_err(format!("create container {name} for node {}", node.name)))?;
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, container: &str) -> Result<(), RuntimeError> {
+        self.docker
+            .start_container(container, None)
+            .await
+            .map_err(docker_err(format!("start container {container}")))
+    }
+
+    /// The host PID of a running container's init process (for its network namespace).
+    pub async fn pid(&self, container: &str) -> Result<u32, RuntimeError> {
+        let info = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(docker_err(format!("inspect container {container}")))?;
+        info.state
+            .and_then(|s| s.pid)
+            .filter(|p| *p > 0)
+            .map(|p| p as u32)
+            .ok_or_else(|| RuntimeError::Other(format!("container {container} is not running")))
+    }
+
+    /// Runs a command in a container and collects its output and exit code.
+    pub async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput, RuntimeError> {
+        use bollard::container::LogOutput;
+        use bollard::exec::StartExecResults;
+        let what = || format!("exec `{}` in {container}", cmd.join(" "));
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                ExecConfig {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_err(what()))?;
+        let mut out = ExecOutput::default();
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(docker_err(what()))?
+        {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(docker_err(what()))? {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        out.stdout.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    LogOutput::StdErr { message } => out.stderr.push_str(&String::from_utf8_lossy(&message)),
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(docker_err(what()))?;
+        out.code = inspect.exit_code.unwrap_or(-1);
+        Ok(out)
+    }
+
+    /// Containers this runner made, of one lab or of all.
+    pub async fn containers(&self, lab: Option<&str>) -> Result<Vec<ContainerSummary>, RuntimeError> {
+        let mut labels = vec![LABEL_RUNNER.to_string()];
+        if let Some(lab) = lab {
+            labels.push(format!("{LABEL_LAB}={lab}"));
+        }
+        let filters = HashMap::from([("label", labels)]);
+        let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let mut list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(docker_err("list containers"))?;
+        list.sort_by(|a, b| a.names.cmp(&b.names));
+        Ok(list)
+    }
+
+    pub async fn remove(&self, container: &str) -> Result<(), RuntimeError> {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        match self.docker.remove_container(container, Some(opts)).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(docker_err(format!("remove container {container}"))(e)),
+        }
+    }
+}

@@ -1,1 +1,25 @@
-//! BGP-4 wire codec.
+//! BGP-4 wire codec: bytes to [`Message`] and back. It owns framing, the RFC 7606
+//! verdict on malformed UPDATEs, and the NOTIFICATION each error calls for; what to
+//! do with a message is the session's business.
+
+mod attribute;
+mod error;
+mod message;
+mod notification;
+mod open;
+mod prefix;
+mod reader;
+mod update;
+
+pub use attribute::{
+    Aggregator, AsPath, AsSegment, Community, MpReach, MpUnreach, NextHop, Origin, PathAttributes, RawAttribute,
+    AS_TRANS,
+};
+pub use error::{DecodeError, EncodeError, ErrorAction, OpenError, UpdateError};
+pub use message::{Message, RouteRefresh, SessionCaps, HEADER_LEN, MAX_MESSAGE_LEN};
+pub use notification::{
+    CeaseSubcode, ErrorCode, HeaderSubcode, Notification, OpenSubcode, UpdateSubcode, MAX_SHUTDOWN_MESSAGE,
+};
+pub use open::{Capability, GracefulRestart, GracefulRestartFamily, Open};
+pub use prefix::{AfiSafi, PrefixError};
+pub use update::Update;

@@ -1,0 +1,40 @@
+# The verbs people type. Each installs and builds what it needs first.
+#   make lab-up [TOPO=topologies/<name>/<name>.clab.yml]   deploy, wait, print peers
+#   make lab-down [TOPO=...]     remove one lab, or (no TOPO) every lab `lab` deployed
+#   make images                  build the node images (cached by their inputs)
+#   make test                    unit, integration and end-to-end tests (needs root)
+SHELL := /bin/bash
+CARGO ?= cargo
+TOPO ?= topologies/racks/racks.clab.yml
+LAB := target/release/lab
+
+.PHONY: deps build images lab-up lab-down test lint
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	$(CARGO) build --release --quiet -p lab -p speaker
+
+images: deps build
+	$(LAB) images
+
+lab-up: images
+	$(LAB) up -t $(TOPO)
+
+ifeq ($(origin TOPO),command line)
+lab-down: build
+	$(LAB) down -t $(TOPO)
+else
+lab-down: build
+	$(LAB) down --all
+endif
+
+# One profile (release) for the binaries the tests run and the tests themselves, so
+# the dependencies compile once.
+test: deps
+	$(CARGO) test --release --workspace
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the lab and its tests need on a fresh Debian/Ubuntu machine, and nothing
+# that is already there: mmdebstrap (to build images with no registry), iproute2, a
+# Docker engine (started by hand where there is no systemd), and check-jsonschema in a
+# venv under .lab/ (to check topology files against containerlab's schema).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+need=()
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
+command -v ip >/dev/null || need+=(iproute2)
+command -v python3 >/dev/null || need+=(python3 python3-venv)
+if ! command -v docker >/dev/null && ! command -v dockerd >/dev/null; then
+  need+=(docker.io)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${need[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# A Docker engine: use the running one; start one where none runs and nothing else
+# (systemd) will.
+if ! docker info >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null && systemctl list-units >/dev/null 2>&1; then
+    $SUDO systemctl start docker
+  else
+    echo "install-deps: starting dockerd (log: /var/log/dockerd.log)"
+    $SUDO sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "install-deps: the Docker engine did not start; see /var/log/dockerd.log" >&2; exit 1; }
+fi
+
+# check-jsonschema, in a venv of the project's own.
+if [ ! -x .lab/venv/bin/check-jsonschema ]; then
+  python3 -m venv .lab/venv
+  .lab/venv/bin/pip install --quiet --disable-pip-version-check check-jsonschema
+fi

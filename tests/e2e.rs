@@ -1,0 +1,218 @@
+//! End-to-end tests, run as a user runs the lab: the `lab` binary against the real
+//! Docker engine with real FRR, BIRD and GoBGP daemons. Each deployment test brings a
+//! topology up, asserts every session Established and every pod block in every node's
+//! kernel with a next hop that leads to its owner, tears it down, and asserts nothing
+//! is left. Tests run one at a time: they share the host's interfaces and two cores.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use e2e::{assert_clean, host_state, lab, lab_ok, renamed_copy, root, sh};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+
+fn main() {
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+    let mut tests = vec![
+        trial("topologies-valid-for-lab-and-containerlab-schema", topologies_valid),
+        trial("broken-topologies-refused-before-anything-is-created", broken_topologies_refused),
+        trial("missing-docker-engine-is-a-clear-error", missing_docker),
+    ];
+    // (topology, sessions its daemons report in all)
+    for (topo, sessions) in [("racks", 10), ("mesh3", 6), ("rr", 16)] {
+        tests.push(trial(&format!("deploy-{topo}-sessions-fib-and-clean-teardown"), move || {
+            deploy(topo, sessions)
+        }));
+    }
+    libtest_mimic::run(&args, tests).exit();
+}
+
+fn trial(name: &str, f: impl FnOnce() -> Result<()> + Send + 'static) -> Trial {
+    Trial::test(name, move || f().map_err(|e| Failed::from(format!("{e:#}"))))
+}
+
+fn topology_files() -> Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(root().join("topologies"))? {
+        for f in std::fs::read_dir(dir?.path())? {
+            let p = f?.path();
+            if p.to_string_lossy().ends_with(".clab.yml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    ensure!(files.len() >= 3, "expected at least three topologies, found {files:?}");
+    Ok(files)
+}
+
+/// Every shipped topology validates with `lab` and against containerlab's own schema.
+fn topologies_valid() -> Result<()> {
+    let checker = root().join(".lab/venv/bin/check-jsonschema");
+    ensure!(checker.exists(), "{} is missing: run `make deps` (or `make test`)", checker.display());
+    let schema = root().join("lab/schema/clab.schema.json");
+    for f in topology_files()? {
+        let path = f.to_string_lossy().to_string();
+        let out = lab_ok(&["validate", "-t", &path])?;
+        ensure!(out.contains("is valid"), "{out}");
+        sh(checker.to_str().unwrap(), &["--schemafile", schema.to_str().unwrap(), &path])
+            .with_context(|| format!("{path} is not valid for containerlab's schema"))?;
+    }
+    Ok(())
+}
+
+/// Broken files fail with file, line and field, and nothing is created.
+fn broken_topologies_refused() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("lab-e2e-broken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let base = "name: e2e-broken\nmgmt:\n  network: e2e-broken-mgmt\n  ipv4-subnet: 172.29.99.0/24\ntopology:\n  defaults:\n    kind: linux\n    image: podlab/base:latest\n  nodes:\n    a:\n    b:\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n";
+    let cases = [
+        (
+            "unknown-node",
+            base.replace("\"b:eth1\"]", "\"c:eth1\"]"),
+            ":13: topology.links[0].endpoints[1]",
+            "names node \"c\"",
+        ),
+        (
+            "duplicate-endpoint",
+            format!("{base}    - endpoints: [\"a:eth1\", \"b:eth2\"]\n"),
+            ":14: topology.links[1].endpoints[0]",
+            "already used",
+        ),
+        (
+            "missing-bind",
+            base.replace("    a:\n", "    a:\n      binds:\n        - nowhere/bird.conf:/etc/bird/bird.conf\n"),
+            ":12: topology.nodes.a.binds[0]",
+            "does not exist",
+        ),
+        ("bad-yaml", base.replace("    b:\n", "    b: [\n"), ":", "topology"),
+        (
+            "misspelt-field",
+            base.replace("    a:\n", "    a:\n      exce: [\"true\"]\n"),
+            ":11: topology.nodes.a.exce",
+            "did you mean `exec`",
+        ),
+    ];
+    for (name, text, place, msg) in cases {
+        let file = dir.join(format!("{name}.clab.yml"));
+        std::fs::write(&file, text)?;
+        let path = file.to_string_lossy().to_string();
+        let out = lab(&["up", "-t", &path])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(out.status.code() == Some(1), "{name}: exit {:?}, stderr: {err}", out.status.code());
+        ensure!(err.contains(&format!("{path}{place}")), "{name}: no `{path}{place}` in: {err}");
+        ensure!(err.contains(msg), "{name}: no `{msg}` in: {err}");
+        let left = host_state("e2e-broken", "e2e-broken-mgmt")?;
+        ensure!(left.containers.is_empty() && left.networks.is_empty(), "{name}: something was created: {left:?}");
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+fn missing_docker() -> Result<()> {
+    let out = std::process::Command::new(e2e::lab_bin()?)
+        .args(["peers", "--all"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(1), "exit {:?}: {err}", out.status.code());
+    ensure!(err.contains("cannot reach the Docker engine") && err.contains("dockerd"), "{err}");
+    Ok(())
+}
+
+fn deploy(name: &str, sessions: usize) -> Result<()> {
+    let file = renamed_copy(name)?;
+    let path = file.to_string_lossy().to_string();
+    let lab_name = format!("e2e-{name}");
+    let network = format!("e2e-{name}-mgmt");
+    let before = host_state(&lab_name, &network)?;
+    ensure!(before.containers.is_empty(), "lab {lab_name} is already up: `lab down -t {path}`");
+    let result = (|| -> Result<()> {
+        let t = Instant::now();
+        let up = lab(&["up", "-t", &path, "--wait", "30", "--json"])?;
+        ensure!(
+            up.status.success(),
+            "lab up failed ({}):\n{}{}",
+            up.status,
+            String::from_utf8_lossy(&up.stdout),
+            String::from_utf8_lossy(&up.stderr)
+        );
+        eprintln!("  {lab_name}: up in {:.1}s", t.elapsed().as_secs_f64());
+        let peers: Vec<Value> = serde_json::from_str(&lab_ok(&["peers", "-t", &path, "--json"])?)?;
+        ensure!(peers.len() == sessions, "expected {sessions} sessions, found {}: {peers:#?}", peers.len());
+        for p in &peers {
+            ensure!(p["lab"] == lab_name.as_str(), "{p}");
+            ensure!(p["state"] == "Established", "not Established: {p}");
+            ensure!(p["remote_as"].as_u64().is_some(), "no remote AS: {p}");
+        }
+        check_fibs(&path, &peers, Duration::from_secs(20))?;
+        eprintln!("  {lab_name}: every block in every node's FIB {:.1}s after up", t.elapsed().as_secs_f64());
+        Ok(())
+    })();
+    let down = lab_ok(&["down", "-t", &path]);
+    result?;
+    down?;
+    assert_clean(&lab_name, &network, &before)
+}
+
+/// Every node's kernel holds its own block as a blackhole and every other node's block
+/// with next hops that are its BGP peers or addresses of the block's owner.
+fn check_fibs(path: &str, peers: &[Value], deadline: Duration) -> Result<()> {
+    let nodes: Vec<Value> = serde_json::from_str(&lab_ok(&["inspect", "-t", path, "--json"])?)?;
+    let topo: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
+    let mut blocks = BTreeMap::new();
+    for (name, n) in topo["topology"]["nodes"].as_mapping().context("nodes")? {
+        if n["labels"]["lab.role"].as_str() == Some("node") {
+            let block = n["labels"]["lab.block"].as_str().context("a node without lab.block")?;
+            blocks.insert(name.as_str().unwrap().to_string(), block.to_string());
+        }
+    }
+    ensure!(!blocks.is_empty(), "no nodes with blocks");
+    let addrs = |node: &str| -> BTreeSet<String> {
+        nodes
+            .iter()
+            .filter(|n| n["node"] == node)
+            .flat_map(|n| n["interfaces"].as_array().cloned().unwrap_or_default())
+            .flat_map(|i| i["addresses"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().and_then(|a| a.split('/').next()).map(String::from))
+            .collect()
+    };
+    let peer_addrs = |node: &str| -> BTreeSet<String> {
+        peers.iter().filter(|p| p["node"] == node).filter_map(|p| p["peer"].as_str().map(String::from)).collect()
+    };
+    let start = Instant::now();
+    loop {
+        let mut problems = Vec::new();
+        for (node, own) in &blocks {
+            let routes: Vec<Value> = serde_json::from_str(&lab_ok(&["exec", "-t", path, node, "--", "ip", "-j", "route"])?)?;
+            let find = |dst: &str| routes.iter().find(|r| r["dst"] == dst);
+            match find(own) {
+                Some(r) if r["type"] == "blackhole" => {}
+                other => problems.push(format!("{node}: own block {own} is not a blackhole: {other:?}")),
+            }
+            for (owner, block) in blocks.iter().filter(|(o, _)| *o != node) {
+                let Some(r) = find(block) else {
+                    problems.push(format!("{node}: no route to {owner}'s block {block}"));
+                    continue;
+                };
+                let mut gws: Vec<String> = r["gateway"].as_str().map(String::from).into_iter().collect();
+                for h in r["nexthops"].as_array().into_iter().flatten() {
+                    gws.extend(h["gateway"].as_str().map(String::from));
+                }
+                let allowed: BTreeSet<String> = peer_addrs(node).union(&addrs(owner)).cloned().collect();
+                if gws.is_empty() || !gws.iter().all(|g| allowed.contains(g)) {
+                    problems.push(format!("{node}: {block} via {gws:?}, expected one of {allowed:?}"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            bail!("after {:?}:\n  {}", deadline, problems.join("\n  "));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

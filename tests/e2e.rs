@@ -17,14 +17,18 @@ fn main() {
     args.test_threads = Some(1);
     let mut tests = vec![
         trial("topologies-valid-for-lab-and-containerlab-schema", topologies_valid),
-        trial("broken-topologies-refused-before-anything-is-created", broken_topologies_refused),
+        trial(
+            "broken-topologies-refused-before-anything-is-created",
+            broken_topologies_refused,
+        ),
         trial("missing-docker-engine-is-a-clear-error", missing_docker),
     ];
     // (topology, sessions its daemons report in all)
     for (topo, sessions) in [("racks", 10), ("mesh3", 6), ("rr", 16)] {
-        tests.push(trial(&format!("deploy-{topo}-sessions-fib-and-clean-teardown"), move || {
-            deploy(topo, sessions)
-        }));
+        tests.push(trial(
+            &format!("deploy-{topo}-sessions-fib-and-clean-teardown"),
+            move || deploy(topo, sessions),
+        ));
     }
     libtest_mimic::run(&args, tests).exit();
 }
@@ -51,14 +55,21 @@ fn topology_files() -> Result<Vec<std::path::PathBuf>> {
 /// Every shipped topology validates with `lab` and against containerlab's own schema.
 fn topologies_valid() -> Result<()> {
     let checker = root().join(".lab/venv/bin/check-jsonschema");
-    ensure!(checker.exists(), "{} is missing: run `make deps` (or `make test`)", checker.display());
+    ensure!(
+        checker.exists(),
+        "{} is missing: run `make deps` (or `make test`)",
+        checker.display()
+    );
     let schema = root().join("lab/schema/clab.schema.json");
     for f in topology_files()? {
         let path = f.to_string_lossy().to_string();
         let out = lab_ok(&["validate", "-t", &path])?;
         ensure!(out.contains("is valid"), "{out}");
-        sh(checker.to_str().unwrap(), &["--schemafile", schema.to_str().unwrap(), &path])
-            .with_context(|| format!("{path} is not valid for containerlab's schema"))?;
+        sh(
+            checker.to_str().unwrap(),
+            &["--schemafile", schema.to_str().unwrap(), &path],
+        )
+        .with_context(|| format!("{path} is not valid for containerlab's schema"))?;
     }
     Ok(())
 }
@@ -83,7 +94,10 @@ fn broken_topologies_refused() -> Result<()> {
         ),
         (
             "missing-bind",
-            base.replace("    a:\n", "    a:\n      binds:\n        - nowhere/bird.conf:/etc/bird/bird.conf\n"),
+            base.replace(
+                "    a:\n",
+                "    a:\n      binds:\n        - nowhere/bird.conf:/etc/bird/bird.conf\n",
+            ),
             ":12: topology.nodes.a.binds[0]",
             "does not exist",
         ),
@@ -101,11 +115,21 @@ fn broken_topologies_refused() -> Result<()> {
         let path = file.to_string_lossy().to_string();
         let out = lab(&["up", "-t", &path])?;
         let err = String::from_utf8_lossy(&out.stderr);
-        ensure!(out.status.code() == Some(1), "{name}: exit {:?}, stderr: {err}", out.status.code());
-        ensure!(err.contains(&format!("{path}{place}")), "{name}: no `{path}{place}` in: {err}");
+        ensure!(
+            out.status.code() == Some(1),
+            "{name}: exit {:?}, stderr: {err}",
+            out.status.code()
+        );
+        ensure!(
+            err.contains(&format!("{path}{place}")),
+            "{name}: no `{path}{place}` in: {err}"
+        );
         ensure!(err.contains(msg), "{name}: no `{msg}` in: {err}");
         let left = host_state("e2e-broken", "e2e-broken-mgmt")?;
-        ensure!(left.containers.is_empty() && left.networks.is_empty(), "{name}: something was created: {left:?}");
+        ensure!(
+            left.containers.is_empty() && left.networks.is_empty(),
+            "{name}: something was created: {left:?}"
+        );
     }
     std::fs::remove_dir_all(&dir)?;
     Ok(())
@@ -118,7 +142,10 @@ fn missing_docker() -> Result<()> {
         .output()?;
     let err = String::from_utf8_lossy(&out.stderr);
     ensure!(out.status.code() == Some(1), "exit {:?}: {err}", out.status.code());
-    ensure!(err.contains("cannot reach the Docker engine") && err.contains("dockerd"), "{err}");
+    ensure!(
+        err.contains("cannot reach the Docker engine") && err.contains("dockerd"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -128,7 +155,10 @@ fn deploy(name: &str, sessions: usize) -> Result<()> {
     let lab_name = format!("e2e-{name}");
     let network = format!("e2e-{name}-mgmt");
     let before = host_state(&lab_name, &network)?;
-    ensure!(before.containers.is_empty(), "lab {lab_name} is already up: `lab down -t {path}`");
+    ensure!(
+        before.containers.is_empty(),
+        "lab {lab_name} is already up: `lab down -t {path}`"
+    );
     let result = (|| -> Result<()> {
         let t = Instant::now();
         let up = lab(&["up", "-t", &path, "--wait", "30", "--json"])?;
@@ -141,15 +171,29 @@ fn deploy(name: &str, sessions: usize) -> Result<()> {
         );
         eprintln!("  {lab_name}: up in {:.1}s", t.elapsed().as_secs_f64());
         let peers: Vec<Value> = serde_json::from_str(&lab_ok(&["peers", "-t", &path, "--json"])?)?;
-        ensure!(peers.len() == sessions, "expected {sessions} sessions, found {}: {peers:#?}", peers.len());
+        ensure!(
+            peers.len() == sessions,
+            "expected {sessions} sessions, found {}: {peers:#?}",
+            peers.len()
+        );
         for p in &peers {
             ensure!(p["lab"] == lab_name.as_str(), "{p}");
             ensure!(p["state"] == "Established", "not Established: {p}");
             ensure!(p["remote_as"].as_u64().is_some(), "no remote AS: {p}");
         }
+        let up_secs = t.elapsed().as_secs_f64();
         check_fibs(&path, &peers, Duration::from_secs(20))?;
-        eprintln!("  {lab_name}: every block in every node's FIB {:.1}s after up", t.elapsed().as_secs_f64());
-        Ok(())
+        let converged_secs = t.elapsed().as_secs_f64();
+        eprintln!("  {lab_name}: every block in every node's FIB {converged_secs:.1}s after up");
+        e2e::write_report(
+            &format!("{lab_name}.json"),
+            &serde_json::json!({
+                "lab": lab_name,
+                "up_secs": up_secs,
+                "fib_converged_secs": converged_secs,
+                "peers": peers,
+            }),
+        )
     })();
     let down = lab_ok(&["down", "-t", &path]);
     result?;
@@ -180,13 +224,18 @@ fn check_fibs(path: &str, peers: &[Value], deadline: Duration) -> Result<()> {
             .collect()
     };
     let peer_addrs = |node: &str| -> BTreeSet<String> {
-        peers.iter().filter(|p| p["node"] == node).filter_map(|p| p["peer"].as_str().map(String::from)).collect()
+        peers
+            .iter()
+            .filter(|p| p["node"] == node)
+            .filter_map(|p| p["peer"].as_str().map(String::from))
+            .collect()
     };
     let start = Instant::now();
     loop {
         let mut problems = Vec::new();
         for (node, own) in &blocks {
-            let routes: Vec<Value> = serde_json::from_str(&lab_ok(&["exec", "-t", path, node, "--", "ip", "-j", "route"])?)?;
+            let routes: Vec<Value> =
+                serde_json::from_str(&lab_ok(&["exec", "-t", path, node, "--", "ip", "-j", "route"])?)?;
             let find = |dst: &str| routes.iter().find(|r| r["dst"] == dst);
             match find(own) {
                 Some(r) if r["type"] == "blackhole" => {}

@@ -11,7 +11,10 @@ use anyhow::{bail, ensure, Context, Result};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Builds the release `lab` binary and the images the topologies use, once per run;
@@ -27,8 +30,15 @@ pub fn lab_bin() -> Result<PathBuf> {
                 .status()?;
             ensure!(st.success(), "cargo build of lab failed");
             let bin = target_dir().join("release/lab");
-            let out = Command::new(&bin).args(["images", "--only", "base", "--root"]).arg(root()).output()?;
-            ensure!(out.status.success(), "lab images failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new(&bin)
+                .args(["images", "--only", "base", "--root"])
+                .arg(root())
+                .output()?;
+            ensure!(
+                out.status.success(),
+                "lab images failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             Ok(bin)
         };
         build().map_err(|e| format!("{e:#}"))
@@ -37,8 +47,18 @@ pub fn lab_bin() -> Result<PathBuf> {
     .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// Writes a JSON file into `target/lab-report/`, which CI uploads.
+pub fn write_report(name: &str, value: &serde_json::Value) -> Result<()> {
+    let dir = target_dir().join("lab-report");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(name), serde_json::to_string_pretty(value)?)?;
+    Ok(())
+}
+
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// Runs `lab` with arguments; the output whatever the exit code.
@@ -62,7 +82,10 @@ pub fn lab_ok(args: &[&str]) -> Result<String> {
 
 /// Runs a command and returns its standard output, requiring success.
 pub fn sh(cmd: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
     ensure!(
         out.status.success(),
         "`{cmd} {}` failed: {}",
@@ -81,7 +104,10 @@ pub fn renamed_copy(name: &str) -> Result<PathBuf> {
     let file = dir.join(format!("topologies/{name}/{name}.clab.yml"));
     let mut v: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&file)?)?;
     v["name"] = format!("e2e-{name}").into();
-    let subnet = v["mgmt"]["ipv4-subnet"].as_str().context("mgmt.ipv4-subnet")?.to_string();
+    let subnet = v["mgmt"]["ipv4-subnet"]
+        .as_str()
+        .context("mgmt.ipv4-subnet")?
+        .to_string();
     let third = subnet.split('.').nth(2).context("subnet")?;
     v["mgmt"]["network"] = format!("e2e-{name}-mgmt").into();
     v["mgmt"]["ipv4-subnet"] = format!("172.29.{third}.0/24").into();
@@ -113,11 +139,22 @@ pub struct HostState {
 }
 
 pub fn host_state(lab: &str, network: &str) -> Result<HostState> {
-    let lines = |s: String| s.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let lines = |s: String| {
+        s.lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
     let links = sh("ip", &["-o", "link", "show"])?;
     Ok(HostState {
-        containers: lines(sh("docker", &["ps", "-aq", "--filter", &format!("label=containerlab={lab}")])?),
-        networks: lines(sh("docker", &["network", "ls", "-q", "--filter", &format!("name=^{network}$")])?),
+        containers: lines(sh(
+            "docker",
+            &["ps", "-aq", "--filter", &format!("label=containerlab={lab}")],
+        )?),
+        networks: lines(sh(
+            "docker",
+            &["network", "ls", "-q", "--filter", &format!("name=^{network}$")],
+        )?),
         // The runner's temporary veth names: lb + 6 hex (pid) + 4 hex (link) + a|b.
         veths: links
             .lines()
@@ -132,11 +169,23 @@ pub fn host_state(lab: &str, network: &str) -> Result<HostState> {
 /// Requires that nothing of the lab remains on the host, against a state read before.
 pub fn assert_clean(lab: &str, network: &str, before: &HostState) -> Result<()> {
     let now = host_state(lab, network)?;
-    ensure!(now.containers.is_empty(), "containers of lab {lab} remain: {:?}", now.containers);
+    ensure!(
+        now.containers.is_empty(),
+        "containers of lab {lab} remain: {:?}",
+        now.containers
+    );
     ensure!(now.networks.is_empty(), "network {network} remains");
-    ensure!(now.veths.is_empty(), "temporary veths remain on the host: {:?}", now.veths);
+    ensure!(
+        now.veths.is_empty(),
+        "temporary veths remain on the host: {:?}",
+        now.veths
+    );
     if now.netns != before.netns {
-        bail!("network namespaces changed: before {:?}, after {:?}", before.netns, now.netns);
+        bail!(
+            "network namespaces changed: before {:?}, after {:?}",
+            before.netns,
+            now.netns
+        );
     }
     Ok(())
 }

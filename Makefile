@@ -20,7 +20,7 @@ images: deps build
 	$(LAB) images
 
 lab-up: images
-	$(LAB) up -t $(TOPO)
+	$(LAB) up --reconfigure -t $(TOPO)
 
 ifeq ($(origin TOPO),command line)
 lab-down: build

@@ -189,12 +189,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 progress.done(&format!("lab {} deployed", t.name), start);
                 return Ok(ExitCode::SUCCESS);
             }
-            match probes::wait_established(&rt, &t.name, Duration::from_secs(wait), &progress).await {
-                Ok(table) => {
-                    progress.done(&format!("lab {} up", t.name), start);
-                    print_peers(&table, json)?;
-                    Ok(ExitCode::SUCCESS)
-                }
+            let deadline = Duration::from_secs(wait);
+            let table = match probes::wait_established(&rt, &t.name, deadline, &progress).await {
+                Ok(table) => table,
                 Err((table, waited)) => {
                     print_peers(&table, json)?;
                     let stuck: Vec<String> = table
@@ -218,7 +215,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         topo.display()
                     )
                 }
+            };
+            let left = deadline.saturating_sub(start.elapsed()).max(Duration::from_secs(10));
+            if let Err(missing) = probes::wait_blocks(&rt, &t, left, &progress).await {
+                print_peers(&table, json)?;
+                bail!(
+                    "lab {}: sessions are Established but pod blocks are missing from kernel FIBs: {}",
+                    t.name,
+                    missing.join("; ")
+                );
             }
+            // Read again: prefix counts have moved since the sessions came up.
+            let table = probes::peers(&rt, Some(&t.name)).await?;
+            progress.done(&format!("lab {} up", t.name), start);
+            print_peers(&table, json)?;
+            Ok(ExitCode::SUCCESS)
         }
         Verb::Down(target) => {
             let lab = target.lab()?;
@@ -265,12 +276,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let rt = Runtime::connect().await?;
             if only.as_deref() != Some("speaker") {
                 let t = Instant::now();
-                let o = images::build_base(&rt, &root, force).await?;
+                let o = progress
+                    .around("building the base image", images::build_base(&rt, &root, force))
+                    .await?;
                 progress.done(&format!("{} {}", images::BASE_IMAGE, outcome(&o)), t);
             }
             if only.as_deref() != Some("base") {
                 let t = Instant::now();
-                let o = images::build_speaker(&rt, &root, force).await?;
+                let o = progress
+                    .around("building the speaker image", images::build_speaker(&rt, &root, force))
+                    .await?;
                 progress.done(&format!("{} {}", images::SPEAKER_IMAGE, outcome(&o)), t);
             }
             Ok(ExitCode::SUCCESS)

@@ -153,6 +153,60 @@ pub async fn wait_established(
     }
 }
 
+/// Waits until every node that owns a pod block (`lab.block` label) has every other
+/// node's block in its kernel FIB, and its own as a blackhole. Returns the nodes still
+/// missing routes, as `node: block` strings, when the deadline passes.
+pub async fn wait_blocks(
+    rt: &Runtime,
+    topo: &crate::topology::Topology,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<usize, Vec<String>> {
+    let blocks: Vec<(&str, &str)> = topo
+        .nodes
+        .values()
+        .filter_map(|n| n.labels.get("lab.block").map(|b| (n.name.as_str(), b.as_str())))
+        .collect();
+    let start = Instant::now();
+    loop {
+        let mut missing = Vec::new();
+        for (node, _) in &blocks {
+            let routes = match fib(rt, &topo.container_name(node)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    missing.push(format!("{node}: {e}"));
+                    continue;
+                }
+            };
+            for (owner, block) in &blocks {
+                let found = routes.iter().find(|r| r.dst == *block);
+                let ok = if owner == node {
+                    found.is_some_and(|r| r.kind == "blackhole")
+                } else {
+                    found.is_some_and(|r| r.kind == "unicast" && !r.gateways.is_empty())
+                };
+                if !ok {
+                    missing.push(format!("{node}: {block} of {owner}"));
+                }
+            }
+        }
+        if missing.is_empty() {
+            if !blocks.is_empty() {
+                progress.done(&format!("{} pod blocks in every node's FIB", blocks.len()), start);
+            }
+            return Ok(blocks.len());
+        }
+        if start.elapsed() >= timeout {
+            return Err(missing);
+        }
+        progress.running(
+            &format!("waiting for pod blocks: {} routes missing", missing.len()),
+            start,
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// A route of a node's kernel FIB, from `ip -j route`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {

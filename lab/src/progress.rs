@@ -26,6 +26,19 @@ impl Progress {
         }
     }
 
+    /// Runs a long step, ticking its line on a terminal until it finishes.
+    pub async fn around<T>(&self, msg: &str, fut: impl std::future::Future<Output = T>) -> T {
+        let start = Instant::now();
+        tokio::pin!(fut);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                out = &mut fut => return out,
+                _ = tick.tick() => self.running(msg, start),
+            }
+        }
+    }
+
     /// A finished step, with how long it took.
     pub fn done(&self, msg: &str, since: Instant) {
         if self.quiet {

@@ -197,8 +197,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     let stuck: Vec<String> = table
                         .rows
                         .iter()
-                        .filter(|r| r.state != "Established")
-                        .map(|r| format!("{} -> {} ({})", r.node, r.peer, r.state))
+                        .filter(|r| r.session.state != "Established")
+                        .map(|r| format!("{} -> {} ({})", r.node, r.session.peer, r.session.state))
                         .chain(table.unreadable.iter().map(|u| format!("{}: {}", u.node, u.error)))
                         .collect();
                     let stuck = if stuck.is_empty() {

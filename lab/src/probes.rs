@@ -15,13 +15,10 @@ use crate::runtime::{Runtime, RuntimeError, LABEL_LAB, LABEL_NODE};
 pub struct PeerRow {
     pub lab: String,
     pub node: String,
+    /// The implementation, as in the node's `lab.bgp` label.
     pub bgp: String,
-    pub peer: String,
-    pub remote_as: Option<u32>,
-    pub state: String,
-    pub uptime_secs: Option<u64>,
-    pub prefixes_received: Option<u64>,
-    pub info: Option<String>,
+    #[serde(flatten)]
+    pub session: kinds::Session,
 }
 
 /// A node whose sessions could not be read, and why.
@@ -40,7 +37,9 @@ pub struct PeerTable {
 
 impl PeerTable {
     pub fn all_established(&self) -> bool {
-        self.unreadable.is_empty() && !self.rows.is_empty() && self.rows.iter().all(|r| r.state == "Established")
+        self.unreadable.is_empty()
+            && !self.rows.is_empty()
+            && self.rows.iter().all(|r| r.session.state == "Established")
     }
 }
 
@@ -86,16 +85,11 @@ pub async fn peers(rt: &Runtime, lab: Option<&str>) -> Result<PeerTable, Runtime
             })?;
             Ok(sessions
                 .into_iter()
-                .map(|s| PeerRow {
+                .map(|session| PeerRow {
                     lab: lab.clone(),
                     node: node.clone(),
                     bgp: kind.name().to_string(),
-                    peer: s.peer,
-                    remote_as: s.remote_as,
-                    state: s.state,
-                    uptime_secs: s.uptime_secs,
-                    prefixes_received: s.prefixes_received,
-                    info: s.info,
+                    session,
                 })
                 .collect::<Vec<_>>())
         })
@@ -109,7 +103,7 @@ pub async fn peers(rt: &Runtime, lab: Option<&str>) -> Result<PeerTable, Runtime
     }
     table
         .rows
-        .sort_by(|a, b| (&a.lab, &a.node, &a.peer).cmp(&(&b.lab, &b.node, &b.peer)));
+        .sort_by(|a, b| (&a.lab, &a.node, &a.session.peer).cmp(&(&b.lab, &b.node, &b.session.peer)));
     table
         .unreadable
         .sort_by(|a, b| (&a.lab, &a.node).cmp(&(&b.lab, &b.node)));
@@ -144,7 +138,7 @@ pub async fn wait_established(
         if start.elapsed() >= timeout {
             return Err((table, start.elapsed()));
         }
-        let up = table.rows.iter().filter(|r| r.state == "Established").count();
+        let up = table.rows.iter().filter(|r| r.session.state == "Established").count();
         progress.running(
             &format!("waiting for sessions: {up}/{} Established", table.rows.len()),
             start,

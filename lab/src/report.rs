@@ -43,16 +43,17 @@ pub fn peer_table(t: &PeerTable) -> String {
         .rows
         .iter()
         .map(|r| {
+            let s = &r.session;
             vec![
                 r.lab.clone(),
                 r.node.clone(),
                 r.bgp.clone(),
-                r.peer.clone(),
-                opt(r.remote_as.map(|a| a.to_string())),
-                r.state.clone(),
-                uptime(r.uptime_secs),
-                opt(r.prefixes_received.map(|n| n.to_string())),
-                r.info.clone().unwrap_or_default(),
+                s.peer.clone(),
+                opt(s.remote_as.map(|a| a.to_string())),
+                s.state.clone(),
+                uptime(s.uptime_secs),
+                opt(s.prefixes_received.map(|n| n.to_string())),
+                s.info.clone().unwrap_or_default(),
             ]
         })
         .collect();

@@ -8,7 +8,7 @@ CARGO ?= cargo
 TOPO ?= topologies/racks/racks.clab.yml
 LAB := target/release/lab
 
-.PHONY: deps build images lab-up lab-down test lint
+.PHONY: deps build images lab-up lab-down test lint bench
 
 deps:
 	@scripts/install-deps.sh
@@ -38,3 +38,7 @@ test: deps
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks: timings are measured here, not asserted by tests.
+bench: deps
+	$(CARGO) bench -p e2e --bench lab_up

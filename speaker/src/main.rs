@@ -1,1 +1,252 @@
-fn main() {}
+//! `speaker`: the command line. `run` is the daemon; `status`, `routes` ask a
+//! running one through its API socket; `check` validates a configuration.
+//!
+//! Exit codes: 0 success, 1 the daemon failed, 2 bad command line (clap),
+//! 3 invalid configuration, 4 the API socket could not be reached.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use speaker::config::Config;
+use speaker::{api, daemon};
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_CONFIG: u8 = 3;
+const EXIT_UNREACHABLE: u8 = 4;
+const DEFAULT_SOCKET: &str = "/run/speaker/speaker.sock";
+
+#[derive(Parser)]
+#[command(name = "speaker", version, about = "A BGP speaker for Kubernetes pod networks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground. SIGTERM stops it: with graceful restart
+    /// enabled sessions are closed silently and the FIB is kept; without, peers
+    /// get Cease/Administrative Shutdown and our routes leave the FIB.
+    Run {
+        /// The YAML configuration (Calico BGPConfiguration/BGPPeer field names).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Show the BGP sessions, like `calicoctl node status`.
+    Status {
+        /// Print the API's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The daemon's API socket.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Show local (advertised) and learned routes with their FIB state.
+    Routes {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Validate a configuration file and exit (3 when it is invalid).
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("speaker: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            init_logging();
+            match run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("speaker: {e:#}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+        Command::Check { config } => match Config::load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: valid: AS {}, router ID {}, {} peer(s)",
+                    config.display(),
+                    c.as_number,
+                    c.router_id,
+                    c.neighbors().len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("speaker: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Status { json, socket } => query(&socket, "status", json, print_status),
+        Command::Routes { json, socket } => query(&socket, "routes", json, print_routes),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let stop = async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                std::future::pending::<()>().await;
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = int.recv() => tracing::info!("SIGINT"),
+            }
+        };
+        daemon::run(config, stop).await.context("speaker daemon")
+    })
+}
+
+fn query(socket: &std::path::Path, cmd: &str, json: bool, print: fn(&Value)) -> ExitCode {
+    match api::request(socket, cmd) {
+        Ok(value) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            } else {
+                print(&value);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ api::ClientError::Connect { .. }) => {
+            eprintln!("speaker: {e}");
+            ExitCode::from(EXIT_UNREACHABLE)
+        }
+        Err(e) => {
+            eprintln!("speaker: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A table with `+---+` borders, as calicoctl prints it.
+fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+";
+    let line = |cells: Vec<String>| {
+        let body: String = cells.iter().zip(&widths).map(|(c, w)| format!("| {c:<w$} ")).collect();
+        println!("{body}|");
+    };
+    println!("{rule}");
+    line(headers.iter().map(|h| h.to_string()).collect());
+    println!("{rule}");
+    for row in rows {
+        line(row.clone());
+    }
+    println!("{rule}");
+}
+
+fn print_status(v: &Value) {
+    println!(
+        "BGP speaker: AS {}, router ID {}",
+        text(&v["as"]),
+        text(&v["router_id"])
+    );
+    let rows: Vec<Vec<String>> = v["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let since = text(&p["since"]).replace('T', " ").replace('Z', "");
+            vec![
+                text(&p["address"]),
+                text(&p["type"]),
+                text(&p["state"]),
+                since,
+                text(&p["info"]),
+            ]
+        })
+        .collect();
+    table(&["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"], &rows);
+}
+
+fn print_routes(v: &Value) {
+    let mut rows = Vec::new();
+    for p in v["local"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            text(p),
+            "local".into(),
+            String::new(),
+            "advertised".into(),
+            String::new(),
+        ]);
+    }
+    for r in v["learned"].as_array().into_iter().flatten() {
+        for path in r["paths"].as_array().into_iter().flatten() {
+            let mut flags = Vec::new();
+            if path["best"] == Value::Bool(true) {
+                flags.push("best".to_string());
+            } else if path["multipath"] == Value::Bool(true) {
+                flags.push("multipath".to_string());
+            }
+            if path["stale"] == Value::Bool(true) {
+                flags.push("stale".to_string());
+            }
+            if let Some(why) = path["rejected"].as_str() {
+                flags.push(format!("rejected: {why}"));
+            }
+            rows.push(vec![
+                text(&r["prefix"]),
+                text(&path["from"]),
+                text(&path["next_hop"]),
+                flags.join(", "),
+                if path["best"] == Value::Bool(true) {
+                    text(&r["fib"])
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+    }
+    table(&["PREFIX", "FROM", "NEXT HOP", "STATUS", "FIB"], &rows);
+}

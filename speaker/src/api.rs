@@ -1,0 +1,107 @@
+//! The local API: a Unix socket (mode 0600) taking one JSON request per line and
+//! answering one JSON line each. `{"cmd":"status"}` and `{"cmd":"routes"}`; the
+//! lab and `speaker status` read it. The client half is here too.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info};
+
+use crate::daemon::ApiRequest;
+use crate::shutdown::Shutdown;
+
+/// Binds `path`, replacing a stale socket file a previous run left.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => debug!(path = %path.display(), "removed a stale API socket"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+pub async fn serve(listener: UnixListener, daemon: mpsc::Sender<ApiRequest>, mut shutdown: Shutdown) {
+    info!("API listening");
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.recv() => return,
+            a = listener.accept() => a,
+        };
+        if let Ok((stream, _)) = accepted {
+            tokio::spawn(client(stream, daemon.clone()));
+        }
+    }
+}
+
+async fn client(stream: UnixStream, daemon: mpsc::Sender<ApiRequest>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = AsyncBufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let reply = answer(&line, &daemon).await;
+        let mut text = reply.to_string();
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn answer(line: &str, daemon: &mpsc::Sender<ApiRequest>) -> Value {
+    let request: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return json!({ "error": format!("not JSON: {e}") }),
+    };
+    let (tx, rx) = oneshot::channel();
+    let req = match request.get("cmd").and_then(Value::as_str) {
+        Some("status") => ApiRequest::Status(tx),
+        Some("routes") => ApiRequest::Routes(tx),
+        Some(other) => return json!({ "error": format!("unknown cmd `{other}`: use status or routes") }),
+        None => return json!({ "error": "missing \"cmd\": use {\"cmd\":\"status\"} or {\"cmd\":\"routes\"}" }),
+    };
+    if daemon.send(req).await.is_err() {
+        return json!({ "error": "daemon is stopping" });
+    }
+    rx.await.unwrap_or_else(|_| json!({ "error": "daemon is stopping" }))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {path}: {source} (is `speaker run` running? see --socket)")]
+    Connect { path: String, source: io::Error },
+    #[error("API: {0}")]
+    Io(#[from] io::Error),
+    #[error("API answered something that is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("API error: {0}")]
+    Remote(String),
+}
+
+/// Sends one request and reads the answer (for the CLI).
+pub fn request(path: &Path, cmd: &str) -> Result<Value, ClientError> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|source| ClientError::Connect {
+        path: path.display().to_string(),
+        source,
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    writeln!(stream, "{}", json!({ "cmd": cmd }))?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    let value: Value = serde_json::from_str(&line)?;
+    if let Some(e) = value.get("error").and_then(Value::as_str) {
+        return Err(ClientError::Remote(e.to_string()));
+    }
+    Ok(value)
+}

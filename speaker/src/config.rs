@@ -1,0 +1,565 @@
+//! The speaker's YAML configuration, shaped after Calico's BGPConfiguration and
+//! BGPPeer resources (camelCase field names), and its validation. Errors name the
+//! file and the field path, and the line where the YAML parser knows it.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Kernel routing protocol number of our routes (`ip route ... proto 201`): BIRD
+/// uses 12 and FRR 186-196, so 201 keeps us apart from both.
+pub const DEFAULT_FIB_PROTOCOL: u8 = 201;
+const MAIN_TABLE: u32 = 254;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: String, source: std::io::Error },
+    /// A YAML or type error; serde_yaml puts the field path and line in `message`.
+    #[error("{file}: {message}{hint}")]
+    Parse {
+        file: String,
+        message: String,
+        hint: String,
+    },
+    #[error("{file}: {field}: {message}")]
+    Invalid {
+        file: String,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    pub as_number: u32,
+    #[serde(rename = "routerID")]
+    pub router_id: Ipv4Addr,
+    #[serde(default = "default_listen_port")]
+    pub listen_port: u16,
+    #[serde(default)]
+    pub listen_address: Option<IpAddr>,
+    /// Pod IP pools: only prefixes inside them are advertised or accepted.
+    #[serde(default)]
+    pub pools: Vec<IpNet>,
+    #[serde(default = "default_pod_prefix")]
+    pub pod_interface_prefix: String,
+    #[serde(default)]
+    pub node_to_node_mesh: Mesh,
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    #[serde(default)]
+    pub graceful_restart: GracefulRestartConfig,
+    #[serde(default)]
+    pub route_reflector: Option<RouteReflectorConfig>,
+    #[serde(default)]
+    pub fib: FibConfig,
+    #[serde(default = "default_api_socket")]
+    pub api_socket: PathBuf,
+    #[serde(default)]
+    pub metrics_address: Option<SocketAddr>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mesh {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub peers: Vec<IpAddr>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PeerConfig {
+    #[serde(rename = "peerIP")]
+    pub peer_ip: IpAddr,
+    pub as_number: u32,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Local address to connect from; the kernel picks one when absent.
+    #[serde(default)]
+    pub source_address: Option<IpAddr>,
+    #[serde(default = "default_hold_time")]
+    pub hold_time: u16,
+    #[serde(default)]
+    pub keepalive_time: Option<u16>,
+    #[serde(default = "default_connect_retry")]
+    pub connect_retry_time: u16,
+    #[serde(default)]
+    pub passive: bool,
+    #[serde(default)]
+    pub graceful_restart: Option<GracefulRestartConfig>,
+    #[serde(default)]
+    pub route_reflector_client: bool,
+    #[serde(default)]
+    pub next_hop_mode: NextHopMode,
+    #[serde(default)]
+    pub max_prefixes: Option<u32>,
+    #[serde(default)]
+    pub ttl_security: Option<u8>,
+    #[serde(default, rename = "numAllowedLocalASNumbers")]
+    pub num_allowed_local_as_numbers: u8,
+    /// Prefixes accepted from this peer beyond the pools, e.g. `0.0.0.0/0`.
+    #[serde(default)]
+    pub allowed_prefixes: Vec<IpNet>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum NextHopMode {
+    /// Next hop self towards eBGP peers and for our own routes, kept otherwise.
+    #[default]
+    Auto,
+    #[serde(rename = "Self")]
+    SelfAddress,
+    Keep,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GracefulRestartConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_restart_time")]
+    pub restart_time: u16,
+}
+
+impl Default for GracefulRestartConfig {
+    fn default() -> Self {
+        GracefulRestartConfig {
+            enabled: true,
+            restart_time: default_restart_time(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteReflectorConfig {
+    #[serde(rename = "clusterID")]
+    pub cluster_id: Ipv4Addr,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FibConfig {
+    #[serde(default = "default_fib_protocol")]
+    pub protocol: u8,
+    #[serde(default)]
+    pub table: Table,
+}
+
+impl Default for FibConfig {
+    fn default() -> Self {
+        FibConfig {
+            protocol: DEFAULT_FIB_PROTOCOL,
+            table: Table::default(),
+        }
+    }
+}
+
+/// A kernel routing table: `main` or a number, as `ip route ... table` takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Table(pub u32);
+
+impl Default for Table {
+    fn default() -> Self {
+        Table(MAIN_TABLE)
+    }
+}
+
+impl<'de> Deserialize<'de> for Table {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Id(u32),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Id(0) => Err(serde::de::Error::custom("table 0 is not a routing table")),
+            Raw::Id(id) => Ok(Table(id)),
+            Raw::Name(name) if name == "main" => Ok(Table(MAIN_TABLE)),
+            Raw::Name(name) => Err(serde::de::Error::custom(format!(
+                "unknown table `{name}`: use `main` or a table number"
+            ))),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_listen_port() -> u16 {
+    179
+}
+fn default_pod_prefix() -> String {
+    "cali".into()
+}
+fn default_api_socket() -> PathBuf {
+    PathBuf::from("/run/speaker/speaker.sock")
+}
+fn default_hold_time() -> u16 {
+    90
+}
+fn default_connect_retry() -> u16 {
+    5
+}
+fn default_restart_time() -> u16 {
+    120
+}
+fn default_fib_protocol() -> u8 {
+    DEFAULT_FIB_PROTOCOL
+}
+
+/// What kind of session a peer is, as `calicoctl node status` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerType {
+    Mesh,
+    Global,
+    RrClient,
+}
+
+impl PeerType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerType::Mesh => "node-to-node mesh",
+            PeerType::Global => "global",
+            PeerType::RrClient => "rr client",
+        }
+    }
+}
+
+/// One session to run, with every default filled in: what the session and the
+/// RIB need, whether it came from `peers` or from the node-to-node mesh.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbor {
+    pub address: IpAddr,
+    pub remote_as: u32,
+    pub peer_type: PeerType,
+    pub password: Option<String>,
+    pub source_address: Option<IpAddr>,
+    pub hold_time: u16,
+    pub keepalive_time: u16,
+    pub connect_retry: Duration,
+    pub passive: bool,
+    pub graceful_restart: GracefulRestartConfig,
+    pub rr_client: bool,
+    pub next_hop_mode: NextHopMode,
+    pub max_prefixes: Option<u32>,
+    pub ttl_security: Option<u8>,
+    pub allowed_local_as: u8,
+    pub allowed_prefixes: Vec<IpNet>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = file_label(path);
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Config::parse(&file, &text)
+    }
+
+    /// Parses and validates `text`; `file` is how errors name it.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = serde_yaml::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            let hint = unknown_field_hint(&message);
+            ConfigError::Parse {
+                file: file.to_string(),
+                message,
+                hint,
+            }
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            field,
+            message,
+        };
+        if self.as_number == 0 {
+            return Err(invalid("asNumber".into(), "0 is not an AS number".into()));
+        }
+        if self.router_id.is_unspecified() {
+            return Err(invalid("routerID".into(), "0.0.0.0 is not a router ID".into()));
+        }
+        if self.pod_interface_prefix.is_empty() {
+            return Err(invalid(
+                "podInterfacePrefix".into(),
+                "must not be empty: every interface would be a pod interface".into(),
+            ));
+        }
+        for (i, pool) in self.pools.iter().enumerate() {
+            if *pool != pool.trunc() {
+                return Err(invalid(
+                    format!("pools[{i}]"),
+                    format!("{pool} has host bits set; did you mean {}?", pool.trunc()),
+                ));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, addr) in self.node_to_node_mesh.peers.iter().enumerate() {
+            if !seen.insert(*addr) {
+                return Err(invalid(
+                    format!("nodeToNodeMesh.peers[{i}]"),
+                    format!("{addr} is listed twice"),
+                ));
+            }
+        }
+        for (i, peer) in self.peers.iter().enumerate() {
+            let field = |name: &str| format!("peers[{i}].{name}");
+            if !seen.insert(peer.peer_ip) {
+                return Err(invalid(
+                    field("peerIP"),
+                    format!("{} is configured twice (as a peer or a mesh peer)", peer.peer_ip),
+                ));
+            }
+            if peer.as_number == 0 {
+                return Err(invalid(field("asNumber"), "0 is not an AS number".into()));
+            }
+            if matches!(peer.hold_time, 1 | 2) {
+                return Err(invalid(
+                    field("holdTime"),
+                    format!("{} is not allowed (0 or at least 3)", peer.hold_time),
+                ));
+            }
+            if let Some(keepalive) = peer.keepalive_time {
+                if peer.hold_time == 0 && keepalive != 0 {
+                    return Err(invalid(
+                        field("keepaliveTime"),
+                        format!("{keepalive} with holdTime 0: keepalives are off when the hold time is 0"),
+                    ));
+                }
+                if peer.hold_time != 0 && (keepalive == 0 || keepalive >= peer.hold_time) {
+                    return Err(invalid(
+                        field("keepaliveTime"),
+                        format!(
+                            "{keepalive} must be at least 1 and less than holdTime ({})",
+                            peer.hold_time
+                        ),
+                    ));
+                }
+            }
+            if peer.connect_retry_time == 0 {
+                return Err(invalid(
+                    field("connectRetryTime"),
+                    "0 is not allowed (at least 1)".into(),
+                ));
+            }
+            if let Some(gr) = &peer.graceful_restart {
+                check_restart_time(gr).map_err(|m| invalid(field("gracefulRestart.restartTime"), m))?;
+            }
+            if let Some(src) = peer.source_address {
+                if src.is_ipv4() != peer.peer_ip.is_ipv4() {
+                    return Err(invalid(
+                        field("sourceAddress"),
+                        format!("{src} is not of the family of peerIP {}", peer.peer_ip),
+                    ));
+                }
+            }
+            if peer.ttl_security == Some(0) {
+                return Err(invalid(field("ttlSecurity"), "0 hops is not allowed (1 to 254)".into()));
+            }
+            if peer.route_reflector_client && (self.route_reflector.is_none() || peer.as_number != self.as_number) {
+                return Err(invalid(
+                    field("routeReflectorClient"),
+                    "needs routeReflector.clusterID and an iBGP peer (asNumber equal to ours)".into(),
+                ));
+            }
+        }
+        check_restart_time(&self.graceful_restart).map_err(|m| invalid("gracefulRestart.restartTime".into(), m))?;
+        if self.fib.protocol <= 4 || self.fib.protocol == 255 {
+            return Err(invalid(
+                "fib.protocol".into(),
+                format!(
+                    "{} is reserved by the kernel; use a number from 5 to 254",
+                    self.fib.protocol
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every session to run: mesh peers first, then explicit peers.
+    pub fn neighbors(&self) -> Vec<Neighbor> {
+        let mut out = Vec::new();
+        if self.node_to_node_mesh.enabled {
+            for addr in &self.node_to_node_mesh.peers {
+                out.push(Neighbor {
+                    address: *addr,
+                    remote_as: self.as_number,
+                    peer_type: PeerType::Mesh,
+                    password: self.node_to_node_mesh.password.clone(),
+                    source_address: None,
+                    hold_time: default_hold_time(),
+                    keepalive_time: default_hold_time() / 3,
+                    connect_retry: Duration::from_secs(u64::from(default_connect_retry())),
+                    passive: false,
+                    graceful_restart: self.graceful_restart,
+                    rr_client: false,
+                    next_hop_mode: NextHopMode::Auto,
+                    max_prefixes: None,
+                    ttl_security: None,
+                    allowed_local_as: 0,
+                    allowed_prefixes: Vec::new(),
+                });
+            }
+        }
+        for p in &self.peers {
+            out.push(Neighbor {
+                address: p.peer_ip,
+                remote_as: p.as_number,
+                peer_type: if p.route_reflector_client {
+                    PeerType::RrClient
+                } else {
+                    PeerType::Global
+                },
+                password: p.password.clone(),
+                source_address: p.source_address,
+                hold_time: p.hold_time,
+                keepalive_time: p.keepalive_time.unwrap_or(p.hold_time / 3),
+                connect_retry: Duration::from_secs(u64::from(p.connect_retry_time)),
+                passive: p.passive,
+                graceful_restart: p.graceful_restart.unwrap_or(self.graceful_restart),
+                rr_client: p.route_reflector_client,
+                next_hop_mode: p.next_hop_mode,
+                max_prefixes: p.max_prefixes,
+                ttl_security: p.ttl_security,
+                allowed_local_as: p.num_allowed_local_as_numbers,
+                allowed_prefixes: p.allowed_prefixes.clone(),
+            });
+        }
+        out
+    }
+}
+
+fn check_restart_time(gr: &GracefulRestartConfig) -> Result<(), String> {
+    // The capability carries 12 bits.
+    if gr.restart_time > 4095 {
+        return Err(format!("{} is more than 4095 seconds", gr.restart_time));
+    }
+    Ok(())
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the field that
+/// differs only in case, or a reminder of the naming convention.
+fn unknown_field_hint(message: &str) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else {
+        return String::new();
+    };
+    let unknown = rest.split('`').next().unwrap_or_default();
+    let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+    match expected.iter().find(|f| f.eq_ignore_ascii_case(unknown)) {
+        Some(f) => format!(" (did you mean `{f}`?)"),
+        None => " (field names are camelCase as in Calico's BGPConfiguration and BGPPeer)".into(),
+    }
+}
+
+fn file_label(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+asNumber: 64512
+routerID: 10.0.0.1
+pools: [10.244.0.0/16, "fd00:10:244::/56"]
+nodeToNodeMesh:
+  enabled: true
+  peers: [10.0.0.2, 10.0.0.3]
+peers:
+  - peerIP: 10.0.0.254
+    asNumber: 65000
+    holdTime: 9
+    gracefulRestart: {enabled: false}
+    nextHopMode: Self
+    allowedPrefixes: [0.0.0.0/0]
+  - peerIP: "fd00::254"
+    asNumber: 65000
+    holdTime: 0
+    passive: true
+fib: {protocol: 201, table: main}
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse("speaker.yaml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_config_with_defaults() {
+        let c = Config::parse("speaker.yaml", GOOD).unwrap();
+        assert_eq!(c.listen_port, 179);
+        assert_eq!(c.pod_interface_prefix, "cali");
+        assert_eq!(c.api_socket, PathBuf::from("/run/speaker/speaker.sock"));
+        assert_eq!(c.fib.table, Table(254));
+        assert!(c.graceful_restart.enabled);
+        let n = c.neighbors();
+        assert_eq!(n.len(), 4);
+        assert_eq!(n[0].peer_type, PeerType::Mesh);
+        assert_eq!(n[0].remote_as, 64512);
+        assert_eq!(n[2].keepalive_time, 3);
+        assert_eq!(n[2].next_hop_mode, NextHopMode::SelfAddress);
+        assert!(!n[2].graceful_restart.enabled);
+        assert_eq!(n[2].graceful_restart.restart_time, 120);
+        assert_eq!(n[3].keepalive_time, 0);
+        assert!(n[3].passive);
+        assert!(n[3].graceful_restart.enabled);
+    }
+
+    #[test]
+    fn hold_time_of_two_is_rejected_with_its_path() {
+        let text = GOOD.replace("holdTime: 0", "holdTime: 2");
+        assert_eq!(
+            err(&text),
+            "speaker.yaml: peers[1].holdTime: 2 is not allowed (0 or at least 3)"
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_path_and_line() {
+        let text = GOOD.replace("holdTime: 9", "holdtime: 9");
+        let e = err(&text);
+        assert!(e.starts_with("speaker.yaml: peers[0]: unknown field `holdtime`"), "{e}");
+        assert!(e.contains("line 11"), "{e}");
+        assert!(e.ends_with("(did you mean `holdTime`?)"), "{e}");
+        let e = err(&GOOD.replace("holdTime: 9", "holdTimer: 9"));
+        assert!(e.contains("camelCase"), "{e}");
+    }
+
+    #[test]
+    fn bad_values() {
+        assert!(
+            err(&GOOD.replace("10.244.0.0/16", "10.244.0.1/16")).contains("pools[0]: 10.244.0.1/16 has host bits set")
+        );
+        assert!(err(&GOOD.replace("table: main", "table: mian")).contains("unknown table `mian`"));
+        assert!(err(&GOOD.replace("protocol: 201", "protocol: 2")).contains("fib.protocol: 2 is reserved"));
+        assert!(err(&GOOD.replace("peerIP: \"fd00::254\"", "peerIP: 10.0.0.2"))
+            .contains("peers[1].peerIP: 10.0.0.2 is configured twice"));
+        assert!(
+            err(&GOOD.replace("holdTime: 9", "holdTime: 9\n    keepaliveTime: 9")).contains("peers[0].keepaliveTime")
+        );
+        assert!(err(&GOOD.replace("routerID: 10.0.0.1", "routerID: 10.0.0")).contains("routerID"));
+        assert!(err("asNumber: 1\n").contains("missing field `routerID`"));
+        assert!(
+            err(&GOOD.replace("passive: true", "passive: true\n    routeReflectorClient: true"))
+                .contains("peers[1].routeReflectorClient")
+        );
+    }
+}

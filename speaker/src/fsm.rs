@@ -1,0 +1,723 @@
+//! The RFC 4271 section 8 session state machine, as a pure type: events in,
+//! actions out. No sockets and no clocks here, so every transition is a unit
+//! test; the session task (`session.rs`) turns actions into I/O and timers.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::packet::{AfiSafi, Capability, CeaseSubcode, ErrorCode, Notification, Open, OpenSubcode, SessionCaps};
+
+/// RFC 4271 section 8.2.2: the hold timer while waiting for the peer's OPEN.
+pub const LARGE_HOLD_TIME: Duration = Duration::from_secs(240);
+/// Ceiling of the connect-retry backoff, so a peer that comes back is retried soon.
+const MAX_BACKOFF_FACTOR: u32 = 4;
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+impl State {
+    /// The RFC 4271 name, as BIRD and FRR print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Idle => "Idle",
+            State::Connect => "Connect",
+            State::Active => "Active",
+            State::OpenSent => "OpenSent",
+            State::OpenConfirm => "OpenConfirm",
+            State::Established => "Established",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Timer {
+    ConnectRetry,
+    Hold,
+    Keepalive,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    ManualStart,
+    /// Stop the session. With a NOTIFICATION it is sent first; `restart_after`
+    /// `None` keeps the peer down until the next ManualStart.
+    Stop {
+        notification: Option<Notification>,
+        restart_after: Option<Duration>,
+    },
+    ConnectRetryTimerExpires,
+    HoldTimerExpires,
+    KeepaliveTimerExpires,
+    /// A TCP connection is up, ours or accepted.
+    TcpConnected,
+    TcpFails,
+    OpenReceived(Open),
+    KeepaliveReceived,
+    UpdateReceived,
+    RouteRefreshReceived,
+    NotificationReceived(Notification),
+    /// The codec could not read a message: answer with this NOTIFICATION.
+    MessageError(Notification),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start an outgoing TCP connection.
+    Connect,
+    SendOpen(Open),
+    SendKeepalive,
+    SendNotification(Notification),
+    StartTimer(Timer, Duration),
+    StopTimer(Timer),
+    DropConnection,
+    SessionUp(Negotiated),
+    SessionDown(DownReason),
+}
+
+/// What the two OPENs settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    pub remote: Open,
+    pub hold_time: u16,
+    pub keepalive_time: u16,
+    pub caps: SessionCaps,
+    /// Families both sides announced.
+    pub families: Vec<AfiSafi>,
+    pub route_refresh: bool,
+}
+
+impl Negotiated {
+    /// The peer's graceful restart capability (RFC 4724), if it sent one.
+    pub fn peer_restart_time(&self) -> Option<Duration> {
+        self.remote
+            .graceful_restart()
+            .map(|gr| Duration::from_secs(u64::from(gr.restart_time)))
+    }
+}
+
+/// Why an Established session ended. Graceful restart keeps the peer's routes
+/// only for the ones that are not an explicit error (RFC 4724 / RFC 8538).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownReason {
+    TcpClosed,
+    HoldTimerExpired,
+    NotificationSent(Notification),
+    NotificationReceived(Notification),
+    /// A local stop: with a NOTIFICATION, or a silent close (graceful restart).
+    Stopped(Option<Notification>),
+}
+
+impl DownReason {
+    /// Whether a helper may keep the routes: the connection simply broke, or we
+    /// closed it silently. NOTIFICATIONs end GR unless RFC 8538's N bit says
+    /// otherwise; that refinement belongs to the full GR stage.
+    pub fn allows_graceful_restart(&self) -> bool {
+        matches!(
+            self,
+            DownReason::TcpClosed | DownReason::HoldTimerExpired | DownReason::Stopped(None)
+        )
+    }
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownReason::TcpClosed => f.write_str("connection closed by peer"),
+            DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
+            DownReason::NotificationSent(n) => write!(f, "sent NOTIFICATION: {n}"),
+            DownReason::NotificationReceived(n) => write!(f, "received NOTIFICATION: {n}"),
+            DownReason::Stopped(Some(n)) => write!(f, "stopped: {n}"),
+            DownReason::Stopped(None) => f.write_str("stopped"),
+        }
+    }
+}
+
+/// What does not change for the life of a peer.
+#[derive(Clone, Debug)]
+pub struct FsmConfig {
+    pub local_as: u32,
+    pub remote_as: u32,
+    pub router_id: Ipv4Addr,
+    pub hold_time: u16,
+    pub keepalive_time: u16,
+    pub connect_retry: Duration,
+    pub passive: bool,
+    /// Sent in our OPEN.
+    pub capabilities: Vec<Capability>,
+}
+
+#[derive(Debug)]
+pub struct Fsm {
+    config: FsmConfig,
+    state: State,
+    /// Consecutive failures since the last Established, for the backoff.
+    failures: u32,
+    /// Set by a Stop without restart: incoming connections are refused too.
+    admin_down: bool,
+    negotiated: Option<Negotiated>,
+    /// Why the last session or attempt failed, for the status `info`.
+    last_error: Option<String>,
+}
+
+impl Fsm {
+    pub fn new(config: FsmConfig) -> Self {
+        Fsm {
+            config,
+            state: State::Idle,
+            failures: 0,
+            admin_down: true,
+            negotiated: None,
+            last_error: None,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// Whether an accepted connection may be handed to this FSM now: only while
+    /// no connection of ours has got as far as an OPEN (collisions past that point
+    /// are resolved by [`resolve_collision`]).
+    pub fn accepts_incoming(&self) -> bool {
+        !self.admin_down && matches!(self.state, State::Idle | State::Connect | State::Active)
+    }
+
+    pub fn local_open(&self) -> Open {
+        Open::new(
+            self.config.local_as,
+            self.config.hold_time,
+            self.config.router_id,
+            self.config.capabilities.clone(),
+        )
+    }
+
+    /// The connect-retry delay after `failures` failures: doubled each time,
+    /// capped at a few times the configured value.
+    pub fn backoff(&self) -> Duration {
+        let base = self.config.connect_retry;
+        let factor = 1u32 << self.failures.min(2);
+        (base * factor.min(MAX_BACKOFF_FACTOR)).min(MAX_BACKOFF.max(base))
+    }
+
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        use Action as A;
+        use State as S;
+        let mut out = Vec::new();
+        match (self.state, event) {
+            (_, Event::ManualStart) if self.admin_down => {
+                self.admin_down = false;
+                self.start(&mut out);
+            }
+            (_, Event::ManualStart) => {}
+            (
+                _,
+                Event::Stop {
+                    notification,
+                    restart_after,
+                },
+            ) => {
+                if let Some(n) = &notification {
+                    if matches!(self.state, S::OpenSent | S::OpenConfirm | S::Established) {
+                        out.push(A::SendNotification(n.clone()));
+                    }
+                    self.last_error = Some(format!("stopped: {n}"));
+                }
+                self.teardown(&mut out, DownReason::Stopped(notification));
+                match restart_after {
+                    Some(delay) => out.push(A::StartTimer(Timer::ConnectRetry, delay)),
+                    None => self.admin_down = true,
+                }
+            }
+            (S::Idle, Event::ConnectRetryTimerExpires) if !self.admin_down => self.start(&mut out),
+            (S::Active, Event::ConnectRetryTimerExpires) => {
+                out.push(A::StartTimer(Timer::ConnectRetry, self.backoff()));
+                if !self.config.passive {
+                    self.state = S::Connect;
+                    out.push(A::Connect);
+                }
+            }
+            (S::Connect, Event::ConnectRetryTimerExpires) => {
+                // The attempt took too long: drop it and try again.
+                self.failures += 1;
+                out.push(A::DropConnection);
+                out.push(A::StartTimer(Timer::ConnectRetry, self.backoff()));
+                out.push(A::Connect);
+            }
+            (S::Idle | S::Connect | S::Active, Event::TcpConnected) if !self.admin_down => {
+                out.push(A::StopTimer(Timer::ConnectRetry));
+                out.push(A::SendOpen(self.local_open()));
+                out.push(A::StartTimer(Timer::Hold, LARGE_HOLD_TIME));
+                self.state = S::OpenSent;
+            }
+            (S::Connect, Event::TcpFails) => {
+                self.failures += 1;
+                out.push(A::DropConnection);
+                out.push(A::StartTimer(Timer::ConnectRetry, self.backoff()));
+                self.state = S::Active;
+            }
+            (S::OpenSent, Event::OpenReceived(open)) => match self.check_open(&open) {
+                Ok(negotiated) => {
+                    out.push(A::SendKeepalive);
+                    self.arm_session_timers(&negotiated, &mut out);
+                    self.negotiated = Some(negotiated);
+                    self.state = S::OpenConfirm;
+                }
+                Err(n) => self.fail_with(&mut out, n),
+            },
+            (S::OpenConfirm, Event::KeepaliveReceived) => {
+                let negotiated = self.negotiated.clone().expect("negotiated in OpenSent");
+                self.restart_hold(&mut out);
+                self.failures = 0;
+                self.last_error = None;
+                self.state = S::Established;
+                out.push(A::SessionUp(negotiated));
+            }
+            (S::Established, Event::KeepaliveReceived | Event::UpdateReceived | Event::RouteRefreshReceived) => {
+                self.restart_hold(&mut out);
+            }
+            (S::OpenConfirm | S::Established, Event::KeepaliveTimerExpires) => {
+                out.push(A::SendKeepalive);
+                if let Some(n) = &self.negotiated {
+                    if n.keepalive_time > 0 {
+                        out.push(A::StartTimer(
+                            Timer::Keepalive,
+                            Duration::from_secs(u64::from(n.keepalive_time)),
+                        ));
+                    }
+                }
+            }
+            (S::OpenSent | S::OpenConfirm | S::Established, Event::HoldTimerExpires) => {
+                self.last_error = Some("hold timer expired".into());
+                out.push(A::SendNotification(Notification::hold_timer_expired()));
+                self.failed(&mut out, DownReason::HoldTimerExpired);
+            }
+            (S::OpenSent | S::OpenConfirm | S::Established, Event::NotificationReceived(n)) => {
+                self.last_error = Some(format!("received NOTIFICATION: {n}"));
+                self.failed(&mut out, DownReason::NotificationReceived(n));
+            }
+            (S::OpenSent | S::OpenConfirm | S::Established, Event::MessageError(n)) => self.fail_with(&mut out, n),
+            (S::OpenSent | S::OpenConfirm | S::Established, Event::TcpFails) => {
+                self.last_error = Some("connection closed by peer".into());
+                self.failed(&mut out, DownReason::TcpClosed);
+            }
+            // RFC 4271 8.2.2: any other message in these states is an FSM error.
+            (
+                state @ (S::OpenSent | S::OpenConfirm),
+                Event::OpenReceived(_) | Event::KeepaliveReceived | Event::UpdateReceived | Event::RouteRefreshReceived,
+            )
+            | (state @ S::Established, Event::OpenReceived(_)) => {
+                let sub = match state {
+                    S::OpenSent => 1,
+                    S::OpenConfirm => 2,
+                    _ => 3,
+                };
+                self.fail_with(&mut out, Notification::new(ErrorCode::Fsm, sub, Vec::new()));
+            }
+            // Stale timers and events for a connection already gone.
+            _ => {}
+        }
+        out
+    }
+
+    fn start(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::StartTimer(Timer::ConnectRetry, self.backoff()));
+        if self.config.passive {
+            self.state = State::Active;
+        } else {
+            self.state = State::Connect;
+            out.push(Action::Connect);
+        }
+    }
+
+    fn check_open(&self, open: &Open) -> Result<Negotiated, Notification> {
+        let open_err = |sub: OpenSubcode| Notification::new(ErrorCode::Open, sub as u8, Vec::new());
+        if open.asn() != self.config.remote_as {
+            return Err(Notification::new(
+                ErrorCode::Open,
+                OpenSubcode::BadPeerAs as u8,
+                u16::try_from(open.asn())
+                    .unwrap_or(crate::packet::AS_TRANS as u16)
+                    .to_be_bytes()
+                    .to_vec(),
+            ));
+        }
+        // RFC 6286: an internal peer must not share our identifier.
+        if open.router_id.is_unspecified()
+            || (open.router_id == self.config.router_id && open.asn() == self.config.local_as)
+        {
+            return Err(open_err(OpenSubcode::BadBgpIdentifier));
+        }
+        if matches!(open.hold_time, 1 | 2) {
+            return Err(open_err(OpenSubcode::UnacceptableHoldTime));
+        }
+        let hold_time = self.config.hold_time.min(open.hold_time);
+        let keepalive_time = if hold_time == 0 {
+            0
+        } else {
+            self.config.keepalive_time.clamp(1, (hold_time / 3).max(1))
+        };
+        let local = self.local_open();
+        let remote_families: Vec<AfiSafi> = open.families().collect();
+        // RFC 4760: a peer that announces no family speaks IPv4 unicast only.
+        let remote_families = if remote_families.is_empty() {
+            vec![AfiSafi::IPV4_UNICAST]
+        } else {
+            remote_families
+        };
+        let families = local.families().filter(|f| remote_families.contains(f)).collect();
+        Ok(Negotiated {
+            caps: SessionCaps::negotiate(&local, open),
+            remote: open.clone(),
+            hold_time,
+            keepalive_time,
+            families,
+            route_refresh: open.route_refresh(),
+        })
+    }
+
+    fn arm_session_timers(&self, n: &Negotiated, out: &mut Vec<Action>) {
+        if n.hold_time == 0 {
+            out.push(Action::StopTimer(Timer::Hold));
+            out.push(Action::StopTimer(Timer::Keepalive));
+        } else {
+            out.push(Action::StartTimer(
+                Timer::Hold,
+                Duration::from_secs(u64::from(n.hold_time)),
+            ));
+            out.push(Action::StartTimer(
+                Timer::Keepalive,
+                Duration::from_secs(u64::from(n.keepalive_time)),
+            ));
+        }
+    }
+
+    fn restart_hold(&self, out: &mut Vec<Action>) {
+        if let Some(n) = &self.negotiated {
+            if n.hold_time > 0 {
+                out.push(Action::StartTimer(
+                    Timer::Hold,
+                    Duration::from_secs(u64::from(n.hold_time)),
+                ));
+            }
+        }
+    }
+
+    /// Sends `n`, closes, and schedules the next attempt.
+    fn fail_with(&mut self, out: &mut Vec<Action>, n: Notification) {
+        self.last_error = Some(format!("sent NOTIFICATION: {n}"));
+        out.push(Action::SendNotification(n.clone()));
+        self.failed(out, DownReason::NotificationSent(n));
+    }
+
+    fn failed(&mut self, out: &mut Vec<Action>, reason: DownReason) {
+        self.failures += 1;
+        self.teardown(out, reason);
+        out.push(Action::StartTimer(Timer::ConnectRetry, self.backoff()));
+    }
+
+    fn teardown(&mut self, out: &mut Vec<Action>, reason: DownReason) {
+        let was_up = self.state == State::Established;
+        if self.state != State::Idle {
+            out.push(Action::DropConnection);
+        }
+        for t in [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive] {
+            out.push(Action::StopTimer(t));
+        }
+        if was_up {
+            out.push(Action::SessionDown(reason));
+        }
+        self.negotiated = None;
+        self.state = State::Idle;
+    }
+}
+
+/// Which connection survives a collision (RFC 4271 section 6.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CollisionWinner {
+    /// The connection this speaker opened.
+    Outgoing,
+    /// The connection the peer opened.
+    Incoming,
+}
+
+/// The connection opened by the speaker with the higher BGP identifier is kept.
+pub fn resolve_collision(local_id: Ipv4Addr, remote_id: Ipv4Addr) -> CollisionWinner {
+    if u32::from(local_id) > u32::from(remote_id) {
+        CollisionWinner::Outgoing
+    } else {
+        CollisionWinner::Incoming
+    }
+}
+
+/// The NOTIFICATION that closes the losing connection of a collision.
+pub fn collision_notification() -> Notification {
+    Notification::cease(CeaseSubcode::ConnectionCollisionResolution)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::GracefulRestart;
+
+    fn config(passive: bool) -> FsmConfig {
+        FsmConfig {
+            local_as: 64512,
+            remote_as: 65000,
+            router_id: Ipv4Addr::new(10, 0, 0, 1),
+            hold_time: 9,
+            keepalive_time: 3,
+            connect_retry: Duration::from_secs(2),
+            passive,
+            capabilities: vec![
+                Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+                Capability::Multiprotocol(AfiSafi::IPV6_UNICAST),
+                Capability::RouteRefresh,
+                Capability::FourOctetAs(64512),
+            ],
+        }
+    }
+
+    fn peer_open(asn: u32, hold: u16) -> Open {
+        Open::new(
+            asn,
+            hold,
+            Ipv4Addr::new(10, 0, 0, 2),
+            vec![
+                Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+                Capability::FourOctetAs(asn),
+                Capability::GracefulRestart(GracefulRestart {
+                    restart_time: 120,
+                    ..Default::default()
+                }),
+            ],
+        )
+    }
+
+    fn established(fsm: &mut Fsm) -> Vec<Action> {
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected);
+        fsm.handle(Event::OpenReceived(peer_open(65000, 90)));
+        fsm.handle(Event::KeepaliveReceived)
+    }
+
+    #[test]
+    fn active_start_connects() {
+        let mut fsm = Fsm::new(config(false));
+        let a = fsm.handle(Event::ManualStart);
+        assert_eq!(fsm.state(), State::Connect);
+        assert!(a.contains(&Action::Connect));
+        assert!(a.contains(&Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(2))));
+    }
+
+    #[test]
+    fn passive_start_waits() {
+        let mut fsm = Fsm::new(config(true));
+        let a = fsm.handle(Event::ManualStart);
+        assert_eq!(fsm.state(), State::Active);
+        assert!(!a.contains(&Action::Connect));
+        assert!(!fsm.handle(Event::ConnectRetryTimerExpires).contains(&Action::Connect));
+    }
+
+    #[test]
+    fn full_handshake_negotiates_hold_and_families() {
+        let mut fsm = Fsm::new(config(false));
+        fsm.handle(Event::ManualStart);
+        let a = fsm.handle(Event::TcpConnected);
+        assert!(matches!(a[1], Action::SendOpen(_)));
+        assert_eq!(fsm.state(), State::OpenSent);
+        let a = fsm.handle(Event::OpenReceived(peer_open(65000, 90)));
+        assert_eq!(fsm.state(), State::OpenConfirm);
+        assert_eq!(a[0], Action::SendKeepalive);
+        assert!(a.contains(&Action::StartTimer(Timer::Hold, Duration::from_secs(9))));
+        assert!(a.contains(&Action::StartTimer(Timer::Keepalive, Duration::from_secs(3))));
+        let a = fsm.handle(Event::KeepaliveReceived);
+        assert_eq!(fsm.state(), State::Established);
+        let Some(Action::SessionUp(n)) = a.last() else {
+            panic!("{a:?}")
+        };
+        assert_eq!(n.hold_time, 9);
+        assert_eq!(n.families, vec![AfiSafi::IPV4_UNICAST]);
+        assert!(n.caps.four_octet_as);
+        assert_eq!(n.peer_restart_time(), Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn hold_time_zero_means_no_keepalives() {
+        let mut fsm = Fsm::new(config(false));
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected);
+        let a = fsm.handle(Event::OpenReceived(peer_open(65000, 0)));
+        assert!(a.contains(&Action::StopTimer(Timer::Keepalive)));
+        assert!(!a
+            .iter()
+            .any(|a| matches!(a, Action::StartTimer(Timer::Hold | Timer::Keepalive, _))));
+    }
+
+    #[test]
+    fn wrong_peer_as_is_rejected() {
+        let mut fsm = Fsm::new(config(false));
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected);
+        let a = fsm.handle(Event::OpenReceived(peer_open(65001, 90)));
+        let Action::SendNotification(n) = &a[0] else {
+            panic!("{a:?}")
+        };
+        assert_eq!((n.code, n.subcode), (2, OpenSubcode::BadPeerAs as u8));
+        assert_eq!(fsm.state(), State::Idle);
+        assert!(a.contains(&Action::DropConnection));
+        assert!(fsm.last_error().unwrap().contains("sent NOTIFICATION"));
+        // And it tries again later, by itself.
+        assert!(fsm.handle(Event::ConnectRetryTimerExpires).contains(&Action::Connect));
+    }
+
+    #[test]
+    fn unacceptable_hold_time() {
+        let mut fsm = Fsm::new(config(false));
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected);
+        let a = fsm.handle(Event::OpenReceived(peer_open(65000, 2)));
+        let Action::SendNotification(n) = &a[0] else {
+            panic!("{a:?}")
+        };
+        assert_eq!((n.code, n.subcode), (2, OpenSubcode::UnacceptableHoldTime as u8));
+    }
+
+    #[test]
+    fn same_router_id_on_ibgp_is_rejected() {
+        let mut c = config(false);
+        c.remote_as = 64512;
+        let mut fsm = Fsm::new(c);
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected);
+        let mut open = peer_open(64512, 90);
+        open.router_id = Ipv4Addr::new(10, 0, 0, 1);
+        let a = fsm.handle(Event::OpenReceived(open));
+        let Action::SendNotification(n) = &a[0] else {
+            panic!("{a:?}")
+        };
+        assert_eq!(n.subcode, OpenSubcode::BadBgpIdentifier as u8);
+    }
+
+    #[test]
+    fn hold_timer_expiry_notifies_and_goes_down() {
+        let mut fsm = Fsm::new(config(false));
+        established(&mut fsm);
+        let a = fsm.handle(Event::HoldTimerExpires);
+        assert_eq!(a[0], Action::SendNotification(Notification::hold_timer_expired()));
+        assert!(a.contains(&Action::SessionDown(DownReason::HoldTimerExpired)));
+        assert_eq!(fsm.state(), State::Idle);
+    }
+
+    #[test]
+    fn keepalive_timer_sends_and_rearms() {
+        let mut fsm = Fsm::new(config(false));
+        established(&mut fsm);
+        let a = fsm.handle(Event::KeepaliveTimerExpires);
+        assert_eq!(
+            a,
+            vec![
+                Action::SendKeepalive,
+                Action::StartTimer(Timer::Keepalive, Duration::from_secs(3))
+            ]
+        );
+        let a = fsm.handle(Event::UpdateReceived);
+        assert_eq!(a, vec![Action::StartTimer(Timer::Hold, Duration::from_secs(9))]);
+    }
+
+    #[test]
+    fn backoff_grows_capped_and_resets_when_established() {
+        let mut fsm = Fsm::new(config(false));
+        fsm.handle(Event::ManualStart);
+        let mut delays = Vec::new();
+        for _ in 0..5 {
+            for a in fsm.handle(Event::TcpFails) {
+                if let Action::StartTimer(Timer::ConnectRetry, d) = a {
+                    delays.push(d.as_secs());
+                }
+            }
+            fsm.handle(Event::ConnectRetryTimerExpires);
+        }
+        assert_eq!(delays, vec![4, 8, 8, 8, 8]);
+        fsm.handle(Event::TcpConnected);
+        fsm.handle(Event::OpenReceived(peer_open(65000, 90)));
+        fsm.handle(Event::KeepaliveReceived);
+        assert_eq!(fsm.backoff(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn notification_received_brings_session_down() {
+        let mut fsm = Fsm::new(config(false));
+        established(&mut fsm);
+        let n = Notification::cease(CeaseSubcode::AdministrativeShutdown);
+        let a = fsm.handle(Event::NotificationReceived(n.clone()));
+        assert!(a.contains(&Action::SessionDown(DownReason::NotificationReceived(n))));
+        assert!(!DownReason::NotificationReceived(Notification::hold_timer_expired()).allows_graceful_restart());
+        assert!(DownReason::TcpClosed.allows_graceful_restart());
+    }
+
+    #[test]
+    fn stop_without_restart_stays_down() {
+        let mut fsm = Fsm::new(config(false));
+        established(&mut fsm);
+        let n = Notification::cease(CeaseSubcode::MaxPrefixesReached);
+        let a = fsm.handle(Event::Stop {
+            notification: Some(n.clone()),
+            restart_after: None,
+        });
+        assert_eq!(a[0], Action::SendNotification(n));
+        assert!(!fsm.accepts_incoming());
+        assert!(fsm.handle(Event::ConnectRetryTimerExpires).is_empty());
+        // A silent stop (graceful restart) sends nothing.
+        let mut fsm = Fsm::new(config(false));
+        established(&mut fsm);
+        let a = fsm.handle(Event::Stop {
+            notification: None,
+            restart_after: None,
+        });
+        assert!(!a.iter().any(|a| matches!(a, Action::SendNotification(_))));
+        assert!(a.contains(&Action::SessionDown(DownReason::Stopped(None))));
+    }
+
+    #[test]
+    fn unexpected_message_in_open_sent_is_fsm_error() {
+        let mut fsm = Fsm::new(config(false));
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected);
+        let a = fsm.handle(Event::UpdateReceived);
+        let Action::SendNotification(n) = &a[0] else {
+            panic!("{a:?}")
+        };
+        assert_eq!((n.code, n.subcode), (ErrorCode::Fsm as u8, 1));
+    }
+
+    #[test]
+    fn collision_keeps_connection_of_higher_id() {
+        let low = Ipv4Addr::new(10, 0, 0, 1);
+        let high = Ipv4Addr::new(10, 0, 0, 2);
+        assert_eq!(resolve_collision(high, low), CollisionWinner::Outgoing);
+        assert_eq!(resolve_collision(low, high), CollisionWinner::Incoming);
+    }
+}

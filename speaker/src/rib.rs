@@ -1,0 +1,1005 @@
+//! The routing tables: Adj-RIB-In per peer with the import policy, the Loc-RIB
+//! with the RFC 4271 decision process and ECMP, and Adj-RIB-Out with the export
+//! rules (iBGP split horizon, route reflection, next hop, AS prepend). Pure logic:
+//! each operation returns the [`Changes`] the FIB and the sessions must apply.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::config::NextHopMode;
+use crate::packet::{AfiSafi, AsPath, Community, NextHop, Origin, PathAttributes};
+
+pub const DEFAULT_LOCAL_PREF: u32 = 100;
+
+/// Where a path came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// A block or borrowed IP of this node, seen in the kernel.
+    Local,
+    Peer(IpAddr),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Path {
+    pub source: Source,
+    /// Without NEXT_HOP and MP_* fields, shared by every prefix of one UPDATE.
+    pub attrs: Arc<PathAttributes>,
+    pub next_hop: Option<IpAddr>,
+    /// Kept for a peer in graceful restart until it re-sends it or gives up.
+    pub stale: bool,
+}
+
+/// What the RIB needs to know about a peer; `router_id`, `local_address` and
+/// `families` are learned when the session comes up.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub address: IpAddr,
+    pub remote_as: u32,
+    pub router_id: Ipv4Addr,
+    pub local_address: Option<IpAddr>,
+    pub rr_client: bool,
+    pub next_hop_mode: NextHopMode,
+    pub allowed_local_as: u8,
+    pub allowed_prefixes: Vec<IpNet>,
+    pub families: Vec<AfiSafi>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RibConfig {
+    pub local_as: u32,
+    pub router_id: Ipv4Addr,
+    /// Set when this speaker is a route reflector.
+    pub cluster_id: Option<Ipv4Addr>,
+    pub pools: Vec<IpNet>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FibChange {
+    /// Install or replace `prefix` with these next hops (more than one: ECMP).
+    Install {
+        prefix: IpNet,
+        next_hops: Vec<IpAddr>,
+    },
+    Remove {
+        prefix: IpNet,
+    },
+}
+
+// Announcements are the common case; boxing them would cost an allocation each
+// to shrink the rarer withdrawals.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutChange {
+    Announce {
+        prefix: IpNet,
+        attrs: PathAttributes,
+        next_hop: NextHop,
+    },
+    Withdraw {
+        prefix: IpNet,
+    },
+}
+
+/// What an operation changed, for the FIB and for each established peer.
+#[derive(Debug, Default, PartialEq)]
+pub struct Changes {
+    pub fib: Vec<FibChange>,
+    pub out: BTreeMap<IpAddr, Vec<OutChange>>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.fib.is_empty() && self.out.values().all(Vec::is_empty)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct AdjIn {
+    path: Path,
+    /// Why the import policy refused it; `None` when accepted.
+    rejected: Option<&'static str>,
+}
+
+/// The export the peer was last sent for a prefix.
+type OutRoute = (PathAttributes, NextHop);
+
+struct PeerState {
+    info: PeerInfo,
+    established: bool,
+    adj_in: HashMap<IpNet, AdjIn>,
+    adj_out: HashMap<IpNet, OutRoute>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Selected {
+    /// Best first; the ones that share the best's rank form the multipath set.
+    paths: Vec<Path>,
+    multipath: usize,
+}
+
+impl Selected {
+    fn best(&self) -> &Path {
+        &self.paths[0]
+    }
+
+    /// The FIB's view: learned next hops, none when the best is local.
+    fn fib_next_hops(&self) -> Option<Vec<IpAddr>> {
+        if self.best().source == Source::Local {
+            return None;
+        }
+        let mut hops: Vec<IpAddr> = self.paths[..self.multipath].iter().filter_map(|p| p.next_hop).collect();
+        hops.sort();
+        hops.dedup();
+        (!hops.is_empty()).then_some(hops)
+    }
+}
+
+/// A read-only view for the API.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RouteView {
+    pub prefix: IpNet,
+    pub local: bool,
+    pub paths: Vec<PathView>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PathView {
+    pub from: String,
+    pub next_hop: Option<IpAddr>,
+    pub as_path: String,
+    pub local_pref: u32,
+    pub best: bool,
+    pub multipath: bool,
+    pub stale: bool,
+    pub rejected: Option<&'static str>,
+}
+
+pub struct Rib {
+    config: RibConfig,
+    peers: BTreeMap<IpAddr, PeerState>,
+    local: BTreeSet<IpNet>,
+    loc: BTreeMap<IpNet, Selected>,
+}
+
+impl Rib {
+    pub fn new(config: RibConfig) -> Self {
+        Rib {
+            config,
+            peers: BTreeMap::new(),
+            local: BTreeSet::new(),
+            loc: BTreeMap::new(),
+        }
+    }
+
+    /// Registers a configured peer (down).
+    pub fn add_peer(&mut self, info: PeerInfo) {
+        self.peers.insert(
+            info.address,
+            PeerState {
+                info,
+                established: false,
+                adj_in: HashMap::new(),
+                adj_out: HashMap::new(),
+            },
+        );
+    }
+
+    pub fn local_routes(&self) -> impl Iterator<Item = &IpNet> {
+        self.local.iter()
+    }
+
+    /// Prefixes received from `peer` and how many of them were accepted.
+    pub fn counts(&self, peer: IpAddr) -> (usize, usize) {
+        self.peers.get(&peer).map_or((0, 0), |p| {
+            let accepted = p.adj_in.values().filter(|a| a.rejected.is_none()).count();
+            (p.adj_in.len(), accepted)
+        })
+    }
+
+    pub fn has_stale(&self, peer: IpAddr) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.adj_in.values().any(|a| a.path.stale))
+    }
+
+    /// The session came up: returns the full table to send it.
+    pub fn peer_up(&mut self, info: PeerInfo) -> Changes {
+        let address = info.address;
+        let state = self.peers.entry(address).or_insert_with(|| PeerState {
+            info: info.clone(),
+            established: false,
+            adj_in: HashMap::new(),
+            adj_out: HashMap::new(),
+        });
+        state.info = info;
+        state.established = true;
+        state.adj_out.clear();
+        let mut changes = Changes::default();
+        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
+        for prefix in prefixes {
+            self.export_one(address, prefix, &mut changes);
+        }
+        changes
+    }
+
+    /// The whole table again, for a ROUTE-REFRESH.
+    pub fn resend(&mut self, peer: IpAddr) -> Changes {
+        match self.peers.get(&peer) {
+            Some(state) if state.established => {
+                let info = state.info.clone();
+                self.peer_up(info)
+            }
+            _ => Changes::default(),
+        }
+    }
+
+    /// The session went down. With `keep_stale` (graceful restart) its paths stay,
+    /// marked stale, until [`Rib::flush_stale`]; otherwise they go at once.
+    pub fn peer_down(&mut self, peer: IpAddr, keep_stale: bool) -> Changes {
+        let mut changes = Changes::default();
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return changes;
+        };
+        state.established = false;
+        state.adj_out.clear();
+        let prefixes: Vec<IpNet> = state.adj_in.keys().copied().collect();
+        if keep_stale {
+            for a in state.adj_in.values_mut() {
+                a.path.stale = true;
+            }
+        } else {
+            state.adj_in.clear();
+        }
+        for prefix in prefixes {
+            self.recompute(prefix, &mut changes);
+        }
+        changes
+    }
+
+    /// Removes the paths of `peer` still stale: at its End-of-RIB for `family`, or
+    /// for every family (`None`) when its restart time ran out.
+    pub fn flush_stale(&mut self, peer: IpAddr, family: Option<AfiSafi>) -> Changes {
+        let mut changes = Changes::default();
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return changes;
+        };
+        let gone: Vec<IpNet> = state
+            .adj_in
+            .iter()
+            .filter(|(p, a)| a.path.stale && family.is_none_or(|f| AfiSafi::unicast_of(p) == f))
+            .map(|(p, _)| *p)
+            .collect();
+        for prefix in &gone {
+            state.adj_in.remove(prefix);
+        }
+        for prefix in gone {
+            self.recompute(prefix, &mut changes);
+        }
+        changes
+    }
+
+    /// Applies one UPDATE from `peer`: `attrs` for every announced prefix.
+    pub fn update(
+        &mut self,
+        peer: IpAddr,
+        attrs: &PathAttributes,
+        announced: &[(IpNet, NextHop)],
+        withdrawn: &[IpNet],
+    ) -> Changes {
+        let mut changes = Changes::default();
+        let Some(state) = self.peers.get(&peer) else {
+            return changes;
+        };
+        let ebgp = state.info.remote_as != self.config.local_as;
+        let mut touched = Vec::new();
+        for prefix in withdrawn {
+            if let Some(state) = self.peers.get_mut(&peer) {
+                if state.adj_in.remove(prefix).is_some() {
+                    touched.push(*prefix);
+                }
+            }
+        }
+        if !announced.is_empty() {
+            let mut stored = attrs.clone();
+            stored.next_hop = None;
+            stored.mp_reach = None;
+            stored.mp_unreach = None;
+            // RFC 4271 5.1.5: LOCAL_PREF from an external peer is ignored.
+            if ebgp {
+                stored.local_pref = None;
+            }
+            let stored = Arc::new(stored);
+            let attr_reject = self.attribute_reject(&self.peers[&peer].info, attrs);
+            for (prefix, next_hop) in announced {
+                let rejected = attr_reject.or_else(|| self.prefix_reject(&self.peers[&peer].info, prefix));
+                let path = Path {
+                    source: Source::Peer(peer),
+                    attrs: stored.clone(),
+                    next_hop: Some(next_hop_addr(next_hop)),
+                    stale: false,
+                };
+                let state = self.peers.get_mut(&peer).expect("checked above");
+                state.adj_in.insert(*prefix, AdjIn { path, rejected });
+                touched.push(*prefix);
+            }
+        }
+        for prefix in touched {
+            self.recompute(prefix, &mut changes);
+        }
+        changes
+    }
+
+    pub fn local_add(&mut self, prefix: IpNet) -> Changes {
+        let mut changes = Changes::default();
+        if self.local.insert(prefix) {
+            self.recompute(prefix, &mut changes);
+        }
+        changes
+    }
+
+    pub fn local_del(&mut self, prefix: IpNet) -> Changes {
+        let mut changes = Changes::default();
+        if self.local.remove(&prefix) {
+            self.recompute(prefix, &mut changes);
+        }
+        changes
+    }
+
+    /// Every prefix known, with its paths, for the API.
+    pub fn routes(&self) -> Vec<RouteView> {
+        let mut prefixes: BTreeSet<IpNet> = self.local.clone();
+        for p in self.peers.values() {
+            prefixes.extend(p.adj_in.keys());
+        }
+        prefixes
+            .into_iter()
+            .map(|prefix| {
+                let sel = self.loc.get(&prefix);
+                let mut paths = Vec::new();
+                let rank = |source: Source| {
+                    sel.and_then(|s| s.paths.iter().position(|p| p.source == source))
+                        .map(|i| (i == 0, i < sel.map_or(0, |s| s.multipath)))
+                        .unwrap_or((false, false))
+                };
+                if self.local.contains(&prefix) {
+                    let (best, multipath) = rank(Source::Local);
+                    paths.push(PathView {
+                        from: "local".into(),
+                        next_hop: None,
+                        as_path: String::new(),
+                        local_pref: DEFAULT_LOCAL_PREF,
+                        best,
+                        multipath,
+                        stale: false,
+                        rejected: None,
+                    });
+                }
+                for (addr, peer) in &self.peers {
+                    if let Some(a) = peer.adj_in.get(&prefix) {
+                        let (best, multipath) = rank(Source::Peer(*addr));
+                        paths.push(PathView {
+                            from: addr.to_string(),
+                            next_hop: a.path.next_hop,
+                            as_path: as_path_string(a.path.attrs.as_path.as_ref()),
+                            local_pref: a.path.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF),
+                            best,
+                            multipath,
+                            stale: a.path.stale,
+                            rejected: a.rejected,
+                        });
+                    }
+                }
+                RouteView {
+                    prefix,
+                    local: self.local.contains(&prefix),
+                    paths,
+                }
+            })
+            .collect()
+    }
+
+    /// The best learned routes as the FIB should hold them.
+    pub fn fib_routes(&self) -> Vec<(IpNet, Vec<IpAddr>)> {
+        self.loc
+            .iter()
+            .filter_map(|(p, s)| s.fib_next_hops().map(|h| (*p, h)))
+            .collect()
+    }
+
+    fn is_ibgp(&self, info: &PeerInfo) -> bool {
+        info.remote_as == self.config.local_as
+    }
+
+    /// Import checks that depend on the attributes only.
+    fn attribute_reject(&self, info: &PeerInfo, attrs: &PathAttributes) -> Option<&'static str> {
+        let own = attrs.as_path.as_ref().map_or(0, |p| {
+            p.segments
+                .iter()
+                .flat_map(|s| s.asns())
+                .filter(|a| **a == self.config.local_as)
+                .count()
+        });
+        if own > usize::from(info.allowed_local_as) {
+            return Some("AS path loop");
+        }
+        if self.config.cluster_id.is_some() && self.is_ibgp(info) {
+            if attrs.originator_id == Some(self.config.router_id) {
+                return Some("ORIGINATOR_ID is ours");
+            }
+            if let Some(id) = self.config.cluster_id {
+                if attrs.cluster_list.contains(&id) {
+                    return Some("CLUSTER_LIST loop");
+                }
+            }
+        }
+        None
+    }
+
+    fn prefix_reject(&self, info: &PeerInfo, prefix: &IpNet) -> Option<&'static str> {
+        let inside = |nets: &[IpNet]| nets.iter().any(|n| n.contains(prefix));
+        if inside(&self.config.pools) || inside(&info.allowed_prefixes) {
+            None
+        } else {
+            Some("outside the pools and allowedPrefixes")
+        }
+    }
+
+    /// Runs the decision process for `prefix` and records what changed.
+    fn recompute(&mut self, prefix: IpNet, changes: &mut Changes) {
+        let mut paths = Vec::new();
+        if self.local.contains(&prefix) {
+            paths.push(Path {
+                source: Source::Local,
+                attrs: Arc::new(PathAttributes {
+                    origin: Some(Origin::Igp),
+                    as_path: Some(AsPath::default()),
+                    ..PathAttributes::default()
+                }),
+                next_hop: None,
+                stale: false,
+            });
+        }
+        for peer in self.peers.values() {
+            if let Some(a) = peer.adj_in.get(&prefix) {
+                if a.rejected.is_none() {
+                    paths.push(a.path.clone());
+                }
+            }
+        }
+        paths.sort_by(|a, b| self.compare(a, b));
+        let new = (!paths.is_empty()).then(|| {
+            let multipath = if paths[0].source == Source::Local {
+                1
+            } else {
+                paths.iter().take_while(|p| self.multipath_equal(&paths[0], p)).count()
+            };
+            Selected { paths, multipath }
+        });
+        let old = self.loc.get(&prefix);
+        if old == new.as_ref() {
+            return;
+        }
+        let old_fib = old.and_then(Selected::fib_next_hops);
+        let new_fib = new.as_ref().and_then(Selected::fib_next_hops);
+        if old_fib != new_fib {
+            changes.fib.push(match new_fib {
+                Some(next_hops) => FibChange::Install { prefix, next_hops },
+                None => FibChange::Remove { prefix },
+            });
+        }
+        match new {
+            Some(sel) => self.loc.insert(prefix, sel),
+            None => self.loc.remove(&prefix),
+        };
+        let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.export_one(peer, prefix, changes);
+        }
+    }
+
+    /// Brings `peer`'s Adj-RIB-Out for `prefix` up to date.
+    fn export_one(&mut self, peer: IpAddr, prefix: IpNet, changes: &mut Changes) {
+        let Some(state) = self.peers.get(&peer) else {
+            return;
+        };
+        if !state.established {
+            return;
+        }
+        let want = self
+            .loc
+            .get(&prefix)
+            .and_then(|sel| self.export(&state.info, &prefix, sel.best()));
+        let state = self.peers.get_mut(&peer).expect("present");
+        let change = match want {
+            Some(route) => {
+                if state.adj_out.get(&prefix) == Some(&route) {
+                    return;
+                }
+                state.adj_out.insert(prefix, route.clone());
+                OutChange::Announce {
+                    prefix,
+                    attrs: route.0,
+                    next_hop: route.1,
+                }
+            }
+            None => {
+                if state.adj_out.remove(&prefix).is_none() {
+                    return;
+                }
+                OutChange::Withdraw { prefix }
+            }
+        };
+        changes.out.entry(peer).or_default().push(change);
+    }
+
+    /// What `to` should be sent for `prefix` when `best` is the best path.
+    fn export(&self, to: &PeerInfo, prefix: &IpNet, best: &Path) -> Option<OutRoute> {
+        if !to.families.contains(&AfiSafi::unicast_of(prefix)) {
+            return None;
+        }
+        let to_ibgp = self.is_ibgp(to);
+        let mut reflect_from = None;
+        if let Source::Peer(from) = best.source {
+            if from == to.address {
+                return None;
+            }
+            let from_info = &self.peers.get(&from)?.info;
+            if self.is_ibgp(from_info) && to_ibgp {
+                // RFC 4456: only a reflector passes iBGP routes on, and only
+                // between a client and anyone.
+                self.config.cluster_id?;
+                if !(from_info.rr_client || to.rr_client) {
+                    return None;
+                }
+                reflect_from = Some(from_info.router_id);
+            }
+        }
+        let communities = &best.attrs.communities;
+        if communities.contains(&Community::NO_ADVERTISE) || (!to_ibgp && communities.contains(&Community::NO_EXPORT)) {
+            return None;
+        }
+        let mut attrs = PathAttributes {
+            origin: Some(best.attrs.origin.unwrap_or(Origin::Igp)),
+            as_path: Some(best.attrs.as_path.clone().unwrap_or_default()),
+            communities: best.attrs.communities.clone(),
+            atomic_aggregate: best.attrs.atomic_aggregate,
+            aggregator: best.attrs.aggregator,
+            unknown: best.attrs.unknown.iter().filter_map(|a| a.for_propagation()).collect(),
+            ..PathAttributes::default()
+        };
+        if to_ibgp {
+            attrs.local_pref = Some(best.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
+            attrs.med = best.attrs.med;
+            if let (Some(originator), Some(cluster)) = (reflect_from, self.config.cluster_id) {
+                attrs.originator_id = Some(best.attrs.originator_id.unwrap_or(originator));
+                attrs.cluster_list = std::iter::once(cluster)
+                    .chain(best.attrs.cluster_list.iter().copied())
+                    .collect();
+            }
+        } else {
+            attrs
+                .as_path
+                .get_or_insert_with(AsPath::default)
+                .prepend(self.config.local_as);
+        }
+        let learned = best.next_hop.filter(|nh| nh.is_ipv4() == prefix_is_v4(prefix));
+        let self_nh = to.local_address.filter(|a| a.is_ipv4() == prefix_is_v4(prefix));
+        let next_hop = match (to.next_hop_mode, best.source) {
+            (_, Source::Local) | (NextHopMode::SelfAddress, _) => self_nh,
+            (NextHopMode::Keep, _) => learned.or(self_nh),
+            (NextHopMode::Auto, _) if !to_ibgp => self_nh,
+            (NextHopMode::Auto, _) => learned.or(self_nh),
+        }?;
+        Some((attrs, NextHop::from(next_hop)))
+    }
+
+    /// RFC 4271 9.1.2.2, `Less` meaning `a` is preferred. Local routes come first
+    /// whatever a peer says: a peer's copy of our block must never replace our
+    /// blackhole.
+    fn compare(&self, a: &Path, b: &Path) -> Ordering {
+        self.rank(a, b).then_with(|| self.tie_break(a, b))
+    }
+
+    /// Everything up to the router-ID tie-break: paths equal here share the FIB
+    /// route (ECMP, with AS path multipath-relax: lengths count, not contents).
+    fn rank(&self, a: &Path, b: &Path) -> Ordering {
+        let local = |p: &Path| p.source != Source::Local;
+        let pref = |p: &Path| std::cmp::Reverse(p.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF));
+        let len = |p: &Path| p.attrs.as_path.as_ref().map_or(0, AsPath::path_len);
+        let origin = |p: &Path| p.attrs.origin.unwrap_or(Origin::Incomplete);
+        local(a)
+            .cmp(&local(b))
+            .then_with(|| pref(a).cmp(&pref(b)))
+            .then_with(|| len(a).cmp(&len(b)))
+            .then_with(|| origin(a).cmp(&origin(b)))
+            .then_with(|| {
+                let neighbor = |p: &Path| p.attrs.as_path.as_ref().and_then(AsPath::first_asn);
+                if neighbor(a) == neighbor(b) {
+                    a.attrs.med.unwrap_or(0).cmp(&b.attrs.med.unwrap_or(0))
+                } else {
+                    Ordering::Equal
+                }
+            })
+            .then_with(|| self.is_ebgp_path(b).cmp(&self.is_ebgp_path(a)))
+    }
+
+    fn tie_break(&self, a: &Path, b: &Path) -> Ordering {
+        let router_id = |p: &Path| {
+            p.attrs.originator_id.or_else(|| match p.source {
+                Source::Peer(addr) => self.peers.get(&addr).map(|s| s.info.router_id),
+                Source::Local => Some(self.config.router_id),
+            })
+        };
+        router_id(a)
+            .cmp(&router_id(b))
+            .then_with(|| a.attrs.cluster_list.len().cmp(&b.attrs.cluster_list.len()))
+            .then_with(|| a.source.cmp(&b.source))
+    }
+
+    fn multipath_equal(&self, best: &Path, other: &Path) -> bool {
+        other.source != Source::Local && self.rank(best, other) == Ordering::Equal
+    }
+
+    fn is_ebgp_path(&self, p: &Path) -> bool {
+        match p.source {
+            Source::Local => false,
+            Source::Peer(addr) => self.peers.get(&addr).is_some_and(|s| !self.is_ibgp(&s.info)),
+        }
+    }
+}
+
+fn prefix_is_v4(prefix: &IpNet) -> bool {
+    matches!(prefix, IpNet::V4(_))
+}
+
+/// The address to forward to: the global one of an IPv6 pair.
+pub fn next_hop_addr(nh: &NextHop) -> IpAddr {
+    match nh {
+        NextHop::V4(a) => IpAddr::V4(*a),
+        NextHop::V6 { global, .. } => IpAddr::V6(*global),
+    }
+}
+
+fn as_path_string(path: Option<&AsPath>) -> String {
+    let Some(path) = path else { return String::new() };
+    path.segments
+        .iter()
+        .map(|s| {
+            let asns: Vec<String> = s.asns().iter().map(u32::to_string).collect();
+            match s {
+                crate::packet::AsSegment::Sequence(_) => asns.join(" "),
+                _ => format!("{{{}}}", asns.join(",")),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL_AS: u32 = 64512;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn rib(cluster: bool) -> Rib {
+        Rib::new(RibConfig {
+            local_as: LOCAL_AS,
+            router_id: "10.0.0.1".parse().unwrap(),
+            cluster_id: cluster.then(|| "10.0.0.1".parse().unwrap()),
+            pools: vec![net("10.244.0.0/16"), net("fd00:244::/48")],
+        })
+    }
+
+    fn peer(addr: &str, asn: u32, rid: &str) -> PeerInfo {
+        PeerInfo {
+            address: ip(addr),
+            remote_as: asn,
+            router_id: rid.parse().unwrap(),
+            local_address: Some(if addr.contains(':') {
+                ip("fd00::1")
+            } else {
+                ip("192.0.2.1")
+            }),
+            rr_client: false,
+            next_hop_mode: NextHopMode::Auto,
+            allowed_local_as: 0,
+            allowed_prefixes: vec![],
+            families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
+        }
+    }
+
+    fn attrs(path: &[u32]) -> PathAttributes {
+        PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::sequence(path.iter().copied())),
+            ..Default::default()
+        }
+    }
+
+    fn nh(s: &str) -> NextHop {
+        NextHop::from(ip(s))
+    }
+
+    fn up(rib: &mut Rib, info: PeerInfo) {
+        rib.add_peer(info.clone());
+        rib.peer_up(info);
+    }
+
+    #[test]
+    fn local_block_is_announced_with_next_hop_self_and_prepend() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
+        let c = rib.local_add(net("10.244.1.0/26"));
+        assert!(c.fib.is_empty(), "local routes are the kernel's already");
+        let OutChange::Announce { attrs, next_hop, .. } = &c.out[&ip("192.0.2.254")][0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!(*next_hop, nh("192.0.2.1"));
+        assert_eq!(attrs.as_path, Some(AsPath::sequence([LOCAL_AS])));
+        assert_eq!(attrs.local_pref, None);
+        let c = rib.local_del(net("10.244.1.0/26"));
+        assert_eq!(
+            c.out[&ip("192.0.2.254")],
+            vec![OutChange::Withdraw {
+                prefix: net("10.244.1.0/26")
+            }]
+        );
+    }
+
+    #[test]
+    fn learned_route_goes_to_fib_and_away_on_peer_down() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
+        let c = rib.update(
+            ip("192.0.2.254"),
+            &attrs(&[65000]),
+            &[(net("10.244.2.0/26"), nh("192.0.2.254"))],
+            &[],
+        );
+        assert_eq!(
+            c.fib,
+            vec![FibChange::Install {
+                prefix: net("10.244.2.0/26"),
+                next_hops: vec![ip("192.0.2.254")]
+            }]
+        );
+        assert!(c.out.is_empty(), "not sent back to where it came from");
+        assert_eq!(rib.counts(ip("192.0.2.254")), (1, 1));
+        let c = rib.peer_down(ip("192.0.2.254"), false);
+        assert_eq!(
+            c.fib,
+            vec![FibChange::Remove {
+                prefix: net("10.244.2.0/26")
+            }]
+        );
+    }
+
+    #[test]
+    fn import_policy_rejects_outside_pools_and_loops() {
+        let mut rib = rib(false);
+        let mut tor = peer("192.0.2.254", 65000, "10.0.0.254");
+        tor.allowed_prefixes = vec![net("0.0.0.0/0")];
+        up(&mut rib, tor);
+        up(&mut rib, peer("192.0.2.253", 65001, "10.0.0.253"));
+        let c = rib.update(
+            ip("192.0.2.253"),
+            &attrs(&[65001]),
+            &[(net("0.0.0.0/0"), nh("192.0.2.253"))],
+            &[],
+        );
+        assert!(c.fib.is_empty());
+        assert_eq!(rib.counts(ip("192.0.2.253")), (1, 0));
+        let c = rib.update(
+            ip("192.0.2.254"),
+            &attrs(&[65000]),
+            &[(net("0.0.0.0/0"), nh("192.0.2.254"))],
+            &[],
+        );
+        assert_eq!(c.fib.len(), 1, "allowedPrefixes admits the default route");
+        let c = rib.update(
+            ip("192.0.2.253"),
+            &attrs(&[65001, LOCAL_AS]),
+            &[(net("10.244.3.0/26"), nh("192.0.2.253"))],
+            &[],
+        );
+        assert!(c.fib.is_empty(), "own AS in path");
+        let mut allowed = peer("192.0.2.252", 65002, "10.0.0.252");
+        allowed.allowed_local_as = 1;
+        up(&mut rib, allowed);
+        let c = rib.update(
+            ip("192.0.2.252"),
+            &attrs(&[65002, LOCAL_AS]),
+            &[(net("10.244.3.0/26"), nh("192.0.2.252"))],
+            &[],
+        );
+        assert_eq!(c.fib.len(), 1);
+    }
+
+    #[test]
+    fn own_block_from_a_peer_never_replaces_the_blackhole() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
+        rib.local_add(net("10.244.1.0/26"));
+        let c = rib.update(
+            ip("192.0.2.254"),
+            &attrs(&[65000]),
+            &[(net("10.244.1.0/26"), nh("192.0.2.254"))],
+            &[],
+        );
+        assert!(c.is_empty(), "{c:?}");
+        // When the block goes, the peer's copy takes over.
+        let c = rib.local_del(net("10.244.1.0/26"));
+        assert_eq!(c.fib.len(), 1);
+    }
+
+    #[test]
+    fn decision_process_order() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("192.0.2.10", 65010, "10.0.0.10"));
+        up(&mut rib, peer("192.0.2.11", 65011, "10.0.0.11"));
+        up(&mut rib, peer("192.0.2.12", LOCAL_AS, "10.0.0.12"));
+        let p = net("10.244.5.0/26");
+        rib.update(ip("192.0.2.10"), &attrs(&[65010, 1]), &[(p, nh("192.0.2.10"))], &[]);
+        rib.update(ip("192.0.2.11"), &attrs(&[65011]), &[(p, nh("192.0.2.11"))], &[]);
+        assert_eq!(rib.fib_routes(), vec![(p, vec![ip("192.0.2.11")])], "shorter AS path");
+        let mut pref = attrs(&[1, 2, 3]);
+        pref.local_pref = Some(200);
+        rib.update(ip("192.0.2.12"), &pref, &[(p, nh("192.0.2.12"))], &[]);
+        assert_eq!(rib.fib_routes(), vec![(p, vec![ip("192.0.2.12")])], "local pref first");
+        let mut incomplete = attrs(&[65011]);
+        incomplete.origin = Some(Origin::Incomplete);
+        rib.update(ip("192.0.2.12"), &attrs(&[]), &[], &[p]);
+        rib.update(ip("192.0.2.11"), &incomplete, &[(p, nh("192.0.2.11"))], &[]);
+        rib.update(ip("192.0.2.10"), &attrs(&[65010]), &[(p, nh("192.0.2.10"))], &[]);
+        assert_eq!(rib.fib_routes(), vec![(p, vec![ip("192.0.2.10")])], "origin");
+    }
+
+    #[test]
+    fn equal_paths_make_one_multipath_route() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("192.0.2.10", 65010, "10.0.0.10"));
+        up(&mut rib, peer("192.0.2.11", 65011, "10.0.0.11"));
+        let p = net("10.244.5.0/26");
+        rib.update(ip("192.0.2.11"), &attrs(&[65011, 65100]), &[(p, nh("192.0.2.11"))], &[]);
+        let c = rib.update(ip("192.0.2.10"), &attrs(&[65010, 65100]), &[(p, nh("192.0.2.10"))], &[]);
+        assert_eq!(
+            c.fib,
+            vec![FibChange::Install {
+                prefix: p,
+                next_hops: vec![ip("192.0.2.10"), ip("192.0.2.11")]
+            }]
+        );
+        let c = rib.peer_down(ip("192.0.2.11"), false);
+        assert_eq!(
+            c.fib,
+            vec![FibChange::Install {
+                prefix: p,
+                next_hops: vec![ip("192.0.2.10")]
+            }]
+        );
+    }
+
+    #[test]
+    fn ibgp_routes_are_not_sent_to_ibgp_peers_without_reflection() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("10.0.0.2", LOCAL_AS, "10.0.0.2"));
+        up(&mut rib, peer("10.0.0.3", LOCAL_AS, "10.0.0.3"));
+        up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
+        let c = rib.update(
+            ip("10.0.0.2"),
+            &attrs(&[]),
+            &[(net("10.244.2.0/26"), nh("10.0.0.2"))],
+            &[],
+        );
+        assert!(!c.out.contains_key(&ip("10.0.0.3")));
+        let OutChange::Announce { attrs: a, next_hop, .. } = &c.out[&ip("192.0.2.254")][0] else {
+            panic!()
+        };
+        assert_eq!(*next_hop, nh("192.0.2.1"), "eBGP: next hop self");
+        assert_eq!(a.as_path, Some(AsPath::sequence([LOCAL_AS])));
+        // An eBGP route goes to iBGP peers with its next hop kept.
+        let c = rib.update(
+            ip("192.0.2.254"),
+            &attrs(&[65000]),
+            &[(net("10.244.9.0/26"), nh("192.0.2.254"))],
+            &[],
+        );
+        let OutChange::Announce { attrs: a, next_hop, .. } = &c.out[&ip("10.0.0.3")][0] else {
+            panic!()
+        };
+        assert_eq!(*next_hop, nh("192.0.2.254"));
+        assert_eq!(a.local_pref, Some(100));
+    }
+
+    #[test]
+    fn route_reflector_reflects_between_clients_and_checks_loops() {
+        let mut rib = rib(true);
+        let mut client = peer("10.0.0.2", LOCAL_AS, "10.0.0.2");
+        client.rr_client = true;
+        up(&mut rib, client);
+        up(&mut rib, peer("10.0.0.3", LOCAL_AS, "10.0.0.3"));
+        let c = rib.update(
+            ip("10.0.0.2"),
+            &attrs(&[]),
+            &[(net("10.244.2.0/26"), nh("10.0.0.2"))],
+            &[],
+        );
+        let OutChange::Announce { attrs: a, next_hop, .. } = &c.out[&ip("10.0.0.3")][0] else {
+            panic!()
+        };
+        assert_eq!(a.originator_id, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(a.cluster_list, vec!["10.0.0.1".parse::<Ipv4Addr>().unwrap()]);
+        assert_eq!(*next_hop, nh("10.0.0.2"));
+        // A route that already went through this cluster is refused.
+        let mut looped = attrs(&[]);
+        looped.cluster_list = vec!["10.0.0.1".parse().unwrap()];
+        let c = rib.update(ip("10.0.0.3"), &looped, &[(net("10.244.3.0/26"), nh("10.0.0.3"))], &[]);
+        assert!(c.is_empty());
+        assert_eq!(rib.counts(ip("10.0.0.3")), (1, 0));
+    }
+
+    #[test]
+    fn graceful_restart_keeps_stale_paths_until_flushed() {
+        let mut rib = rib(false);
+        let info = peer("192.0.2.254", 65000, "10.0.0.254");
+        up(&mut rib, info.clone());
+        let p = net("10.244.2.0/26");
+        rib.update(ip("192.0.2.254"), &attrs(&[65000]), &[(p, nh("192.0.2.254"))], &[]);
+        let c = rib.peer_down(ip("192.0.2.254"), true);
+        assert!(c.fib.is_empty());
+        assert!(rib.has_stale(ip("192.0.2.254")));
+        rib.peer_up(info);
+        let c = rib.flush_stale(ip("192.0.2.254"), Some(AfiSafi::IPV4_UNICAST));
+        assert_eq!(c.fib, vec![FibChange::Remove { prefix: p }]);
+    }
+
+    #[test]
+    fn next_hop_modes() {
+        let mut rib = rib(false);
+        let mut keep = peer("192.0.2.20", 65020, "10.0.0.20");
+        keep.next_hop_mode = NextHopMode::Keep;
+        up(&mut rib, keep);
+        let mut selfish = peer("10.0.0.3", LOCAL_AS, "10.0.0.3");
+        selfish.next_hop_mode = NextHopMode::SelfAddress;
+        up(&mut rib, selfish);
+        up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
+        let c = rib.update(
+            ip("192.0.2.254"),
+            &attrs(&[65000]),
+            &[(net("10.244.9.0/26"), nh("192.0.2.254"))],
+            &[],
+        );
+        let hop = |peer: &str| match &c.out[&ip(peer)][0] {
+            OutChange::Announce { next_hop, .. } => *next_hop,
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(hop("192.0.2.20"), nh("192.0.2.254"));
+        assert_eq!(hop("10.0.0.3"), nh("192.0.2.1"));
+    }
+
+    #[test]
+    fn ipv6_only_to_peers_with_the_family() {
+        let mut rib = rib(false);
+        let mut v4only = peer("192.0.2.254", 65000, "10.0.0.254");
+        v4only.families = vec![AfiSafi::IPV4_UNICAST];
+        up(&mut rib, v4only);
+        up(&mut rib, peer("fd00::254", 65000, "10.0.0.254"));
+        let c = rib.local_add(net("fd00:244:0:1::/64"));
+        assert_eq!(c.out.len(), 1);
+        let OutChange::Announce { next_hop, .. } = &c.out[&ip("fd00::254")][0] else {
+            panic!()
+        };
+        assert_eq!(*next_hop, nh("fd00::1"));
+    }
+}

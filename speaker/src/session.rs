@@ -1,0 +1,635 @@
+//! One task per peer: the TCP connection (ours or accepted), framing with the
+//! codec, the timers, and the FSM's actions turned into I/O. It reports to the
+//! daemon what the peer sent and when the session goes up or down; it never
+//! touches the RIB itself.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Buf, BytesMut};
+use ipnet::IpNet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::sleep_until;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::config::Neighbor;
+use crate::fsm::{
+    collision_notification, resolve_collision, Action, CollisionWinner, Event, Fsm, FsmConfig, Negotiated, State, Timer,
+};
+use crate::packet::{
+    AfiSafi, Capability, CeaseSubcode, DecodeError, GracefulRestart, GracefulRestartFamily, Message, Notification,
+    SessionCaps, Update,
+};
+use crate::shutdown::{Shutdown, StopMode};
+
+/// Commands from the daemon.
+#[derive(Debug)]
+pub enum SessionCmd {
+    /// UPDATEs for the session numbered `generation`; dropped if that session
+    /// is gone, since the next one gets a full table anyway.
+    Send { generation: u64, updates: Vec<Update> },
+    /// The daemon applied an UPDATE: how many of the peer's prefixes it accepted.
+    Accepted(usize),
+}
+
+/// What a session tells the daemon.
+#[derive(Debug)]
+pub enum PeerEvent {
+    Up {
+        peer: IpAddr,
+        generation: u64,
+        negotiated: Box<Negotiated>,
+        local_address: IpAddr,
+    },
+    Down {
+        peer: IpAddr,
+        /// Keep the peer's routes as stale (graceful restart helper).
+        graceful: bool,
+    },
+    Update {
+        peer: IpAddr,
+        update: Box<Update>,
+    },
+    EndOfRib {
+        peer: IpAddr,
+        family: AfiSafi,
+    },
+    RouteRefresh {
+        peer: IpAddr,
+    },
+}
+
+/// A peer's state as the API shows it.
+#[derive(Clone, Debug)]
+pub struct PeerStatus {
+    pub state: State,
+    pub since: SystemTime,
+    pub established_at: Option<Instant>,
+    pub prefixes_received: usize,
+    pub prefixes_accepted: usize,
+    pub info: String,
+}
+
+pub type SharedStatus = Arc<Mutex<PeerStatus>>;
+
+/// Our side of the session: fixed for the daemon's life.
+#[derive(Clone, Debug)]
+pub struct LocalSide {
+    pub asn: u32,
+    pub router_id: std::net::Ipv4Addr,
+    pub port: u16,
+    /// Set in the first OPEN after a restart that kept the FIB (RFC 4724 R bit).
+    pub restarting: bool,
+}
+
+/// The daemon's handles on a running session.
+pub struct SessionHandle {
+    pub neighbor: Neighbor,
+    pub cmd: mpsc::UnboundedSender<SessionCmd>,
+    pub incoming: mpsc::UnboundedSender<TcpStream>,
+    pub status: SharedStatus,
+    pub task: JoinHandle<()>,
+}
+
+/// Starts the task of one peer.
+pub fn spawn(
+    neighbor: Neighbor,
+    local: LocalSide,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    shutdown: Shutdown,
+) -> SessionHandle {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let status = Arc::new(Mutex::new(PeerStatus {
+        state: State::Idle,
+        since: SystemTime::now(),
+        established_at: None,
+        prefixes_received: 0,
+        prefixes_accepted: 0,
+        info: String::new(),
+    }));
+    let session = Session::new(neighbor.clone(), local, events, status.clone());
+    let span = info_span!("peer", addr = %neighbor.address, asn = neighbor.remote_as);
+    let task = tokio::spawn(session.run(cmd_rx, in_rx, shutdown).instrument(span));
+    SessionHandle {
+        neighbor,
+        cmd: cmd_tx,
+        incoming: in_tx,
+        status,
+        task,
+    }
+}
+
+/// Capabilities of our OPEN.
+pub fn capabilities(local: &LocalSide, neighbor: &Neighbor) -> Vec<Capability> {
+    let mut caps = vec![
+        Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+        Capability::Multiprotocol(AfiSafi::IPV6_UNICAST),
+        Capability::RouteRefresh,
+        Capability::FourOctetAs(local.asn),
+    ];
+    if neighbor.graceful_restart.enabled {
+        caps.push(Capability::GracefulRestart(GracefulRestart {
+            restarting: local.restarting,
+            notification: false,
+            restart_time: neighbor.graceful_restart.restart_time,
+            // We leave the FIB in place across a graceful stop: forwarding is kept.
+            families: [AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]
+                .into_iter()
+                .map(|afi_safi| GracefulRestartFamily {
+                    afi_safi,
+                    forwarding_preserved: true,
+                })
+                .collect(),
+        }));
+    }
+    caps
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+
+/// A live TCP connection: we read here, a writer task writes, so a peer that
+/// is slow to read never stops us from reading.
+struct Connection {
+    reader: OwnedReadHalf,
+    writer: mpsc::UnboundedSender<BytesMut>,
+    writer_task: JoinHandle<()>,
+    buf: BytesMut,
+    local: SocketAddr,
+    /// True when we opened it (for collision resolution).
+    outgoing: bool,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, outgoing: bool) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        let local = stream.local_addr()?;
+        let (reader, mut write_half) = stream.into_split();
+        let (writer, mut rx) = mpsc::unbounded_channel::<BytesMut>();
+        let writer_task = tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if let Err(e) = write_half.write_all(&bytes).await {
+                    debug!(error = %e, "write failed");
+                    return;
+                }
+            }
+            let _ = write_half.shutdown().await;
+        });
+        Ok(Connection {
+            reader,
+            writer,
+            writer_task,
+            buf: BytesMut::with_capacity(65536),
+            local,
+            outgoing,
+        })
+    }
+
+    fn send(&self, msg: &Message, caps: &SessionCaps) {
+        let mut out = BytesMut::new();
+        match msg.encode(caps, &mut out) {
+            Ok(()) => {
+                let _ = self.writer.send(out);
+            }
+            Err(e) => warn!(error = %e, "cannot encode message"),
+        }
+    }
+
+    /// Closes after what was queued is written, within a bound.
+    async fn close(self) {
+        drop(self.writer);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer_task).await;
+    }
+}
+
+struct Session {
+    neighbor: Neighbor,
+    fsm: Fsm,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    status: SharedStatus,
+    conn: Option<Connection>,
+    /// An accepted connection waiting for a collision to be resolved.
+    pending: Option<TcpStream>,
+    connecting: Option<ConnectFuture>,
+    timers: [Option<tokio::time::Instant>; 3],
+    generation: u64,
+    caps: SessionCaps,
+    received: HashSet<IpNet>,
+    port: u16,
+    /// Connections being closed: awaited on the way out, else closed in the background.
+    closing: Vec<Connection>,
+    /// The peer offered graceful restart in the current session; the FSM has
+    /// forgotten its OPEN by the time the session goes down.
+    peer_gr: bool,
+}
+
+fn timer_index(t: Timer) -> usize {
+    match t {
+        Timer::ConnectRetry => 0,
+        Timer::Hold => 1,
+        Timer::Keepalive => 2,
+    }
+}
+
+const TIMERS: [Timer; 3] = [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive];
+
+impl Session {
+    fn new(
+        neighbor: Neighbor,
+        local: LocalSide,
+        events: mpsc::UnboundedSender<PeerEvent>,
+        status: SharedStatus,
+    ) -> Self {
+        let fsm = Fsm::new(FsmConfig {
+            local_as: local.asn,
+            remote_as: neighbor.remote_as,
+            router_id: local.router_id,
+            hold_time: neighbor.hold_time,
+            keepalive_time: neighbor.keepalive_time,
+            connect_retry: neighbor.connect_retry,
+            passive: neighbor.passive,
+            capabilities: capabilities(&local, &neighbor),
+        });
+        Session {
+            port: local.port,
+            neighbor,
+            fsm,
+            events,
+            status,
+            conn: None,
+            pending: None,
+            connecting: None,
+            timers: [None; 3],
+            generation: 0,
+            caps: SessionCaps::default(),
+            received: HashSet::new(),
+            closing: Vec::new(),
+            peer_gr: false,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<SessionCmd>,
+        mut incoming: mpsc::UnboundedReceiver<TcpStream>,
+        mut shutdown: Shutdown,
+    ) {
+        if self.neighbor.password.is_some() {
+            warn!("TCP-MD5 passwords are not implemented yet: connecting without one");
+        }
+        self.event(Event::ManualStart);
+        loop {
+            for conn in self.closing.drain(..) {
+                tokio::spawn(conn.close());
+            }
+            let next_timer = self.timers.iter().flatten().min().copied();
+            let (has_connecting, has_conn) = (self.connecting.is_some(), self.conn.is_some());
+            let (connecting, conn) = (&mut self.connecting, &mut self.conn);
+            tokio::select! {
+                mode = shutdown.recv() => {
+                    let notification = match mode {
+                        StopMode::Graceful => None,
+                        StopMode::Hard => Some(Notification::shutdown(
+                            CeaseSubcode::AdministrativeShutdown,
+                            "speaker stopping",
+                        )),
+                    };
+                    self.event(Event::Stop { notification, restart_after: None });
+                    break;
+                }
+                Some(cmd) = cmds.recv() => self.command(cmd),
+                Some(stream) = incoming.recv() => self.incoming(stream),
+                result = async { connecting.as_mut().expect("guarded").await }, if has_connecting => {
+                    self.connecting = None;
+                    match result.and_then(|s| Connection::new(s, true)) {
+                        Ok(conn) => {
+                            debug!(local = %conn.local, "connected");
+                            self.conn = Some(conn);
+                            self.event(Event::TcpConnected);
+                        }
+                        Err(e) => {
+                            debug!(error = %e, "connect failed");
+                            self.set_info(format!("connect: {e}"));
+                            self.event(Event::TcpFails);
+                        }
+                    }
+                }
+                read = async {
+                    let c = conn.as_mut().expect("guarded");
+                    c.reader.read_buf(&mut c.buf).await
+                }, if has_conn => {
+                    match read {
+                        Ok(0) | Err(_) => self.event(Event::TcpFails),
+                        Ok(_) => self.read_messages(),
+                    }
+                }
+                _ = async { sleep_until(next_timer.expect("guarded")).await }, if next_timer.is_some() => {
+                    let now = tokio::time::Instant::now();
+                    for t in TIMERS {
+                        let i = timer_index(t);
+                        if self.timers[i].is_some_and(|d| d <= now) {
+                            self.timers[i] = None;
+                            self.event(match t {
+                                Timer::ConnectRetry => Event::ConnectRetryTimerExpires,
+                                Timer::Hold => Event::HoldTimerExpires,
+                                Timer::Keepalive => Event::KeepaliveTimerExpires,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for conn in self.closing.drain(..) {
+            conn.close().await;
+        }
+    }
+
+    fn command(&mut self, cmd: SessionCmd) {
+        match cmd {
+            SessionCmd::Send { generation, updates } => {
+                if generation != self.generation || self.fsm.state() != State::Established {
+                    return;
+                }
+                if let Some(conn) = &self.conn {
+                    for u in updates {
+                        conn.send(&Message::Update(u), &self.caps);
+                    }
+                }
+            }
+            SessionCmd::Accepted(n) => self.status.lock().expect("status").prefixes_accepted = n,
+        }
+    }
+
+    /// An accepted connection from this peer's address.
+    fn incoming(&mut self, stream: TcpStream) {
+        if self.fsm.accepts_incoming() {
+            // Ours never got as far as an OPEN: the peer's connection wins.
+            self.connecting = None;
+            if let Some(conn) = self.conn.take() {
+                self.closing.push(conn);
+            }
+            match Connection::new(stream, false) {
+                Ok(conn) => {
+                    debug!(local = %conn.local, "accepted");
+                    self.conn = Some(conn);
+                    self.event(Event::TcpConnected);
+                }
+                Err(e) => debug!(error = %e, "accepted connection unusable"),
+            }
+            return;
+        }
+        match self.fsm.state() {
+            State::OpenSent => {
+                // Resolved when the peer's OPEN tells us its identifier.
+                self.pending = Some(stream);
+            }
+            State::OpenConfirm => {
+                self.pending = Some(stream);
+                self.resolve_collision();
+            }
+            _ => {
+                debug!(state = %self.fsm.state(), "refusing a second connection");
+                reject(stream, collision_notification());
+            }
+        }
+    }
+
+    /// RFC 4271 6.8, once the current connection has an OPEN from the peer.
+    fn resolve_collision(&mut self) {
+        let Some(pending) = self.pending.take() else { return };
+        let (Some(neg), Some(conn)) = (self.fsm.negotiated(), &self.conn) else {
+            reject(pending, collision_notification());
+            return;
+        };
+        let winner = resolve_collision(self.fsm.local_open().router_id, neg.remote.router_id);
+        let current_wins = (winner == CollisionWinner::Outgoing) == conn.outgoing;
+        info!(?winner, "connection collision");
+        if current_wins {
+            reject(pending, collision_notification());
+        } else {
+            self.event(Event::Stop {
+                notification: Some(collision_notification()),
+                restart_after: Some(self.neighbor.connect_retry),
+            });
+            self.incoming(pending);
+        }
+    }
+
+    fn read_messages(&mut self) {
+        loop {
+            let Some(conn) = self.conn.as_mut() else { return };
+            let caps = self.fsm.negotiated().map(|n| n.caps).unwrap_or_default();
+            match Message::decode(&conn.buf, &caps) {
+                Ok((msg, len)) => {
+                    conn.buf.advance(len);
+                    self.message(msg);
+                }
+                Err(DecodeError::Incomplete { .. }) => return,
+                Err(e) => {
+                    warn!(error = %e, "bad message");
+                    let n = e.notification().expect("not incomplete");
+                    self.event(Event::MessageError(n));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn message(&mut self, msg: Message) {
+        match msg {
+            Message::Open(open) => {
+                debug!(asn = open.asn(), router_id = %open.router_id, hold = open.hold_time, "OPEN");
+                self.event(Event::OpenReceived(open));
+                if self.fsm.state() == State::OpenConfirm {
+                    self.resolve_collision();
+                }
+            }
+            Message::Keepalive => self.event(Event::KeepaliveReceived),
+            Message::Notification(n) => {
+                warn!(notification = %n, "NOTIFICATION received");
+                self.event(Event::NotificationReceived(n));
+            }
+            Message::RouteRefresh(_) => {
+                self.event(Event::RouteRefreshReceived);
+                if self.fsm.state() == State::Established {
+                    let _ = self.events.send(PeerEvent::RouteRefresh {
+                        peer: self.neighbor.address,
+                    });
+                }
+            }
+            Message::Update(update) => {
+                self.event(Event::UpdateReceived);
+                if self.fsm.state() == State::Established {
+                    self.update(update);
+                }
+            }
+        }
+    }
+
+    fn update(&mut self, update: Update) {
+        let peer = self.neighbor.address;
+        for e in &update.errors {
+            warn!(error = %e, action = ?e.action(), "malformed UPDATE (RFC 7606)");
+        }
+        if let Some(family) = update.end_of_rib_afi_safi() {
+            debug!(?family, "End-of-RIB received");
+            let _ = self.events.send(PeerEvent::EndOfRib { peer, family });
+            return;
+        }
+        for p in update.withdrawn_prefixes() {
+            self.received.remove(&p);
+        }
+        for (p, _) in update.announced_prefixes() {
+            self.received.insert(p);
+        }
+        let count = self.received.len();
+        self.status.lock().expect("status").prefixes_received = count;
+        if let Some(max) = self.neighbor.max_prefixes {
+            if count > max as usize {
+                let reason = format!("maximum prefixes reached: {count} received, limit {max}");
+                warn!("{reason}: stopping the session");
+                self.event(Event::Stop {
+                    notification: Some(Notification::cease(CeaseSubcode::MaxPrefixesReached)),
+                    restart_after: None,
+                });
+                self.set_info(reason);
+                return;
+            }
+        }
+        let _ = self.events.send(PeerEvent::Update {
+            peer,
+            update: Box::new(update),
+        });
+    }
+
+    /// Feeds the FSM and carries out what it asks.
+    fn event(&mut self, event: Event) {
+        let before = self.fsm.state();
+        let actions = self.fsm.handle(event);
+        for action in actions {
+            self.act(action);
+        }
+        let after = self.fsm.state();
+        if before != after {
+            debug!(from = %before, to = %after, "state");
+            let mut s = self.status.lock().expect("status");
+            s.state = after;
+            s.since = SystemTime::now();
+            if after == State::Established {
+                s.info = "Established".into();
+            } else if let Some(e) = self.fsm.last_error() {
+                s.info = e.to_string();
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Connect => self.connect(),
+            Action::SendOpen(open) => self.send(Message::Open(open)),
+            Action::SendKeepalive => self.send(Message::Keepalive),
+            Action::SendNotification(n) => {
+                info!(notification = %n, "sending NOTIFICATION");
+                self.send(Message::Notification(n));
+            }
+            Action::StartTimer(t, d) => self.timers[timer_index(t)] = Some(tokio::time::Instant::now() + d),
+            Action::StopTimer(t) => self.timers[timer_index(t)] = None,
+            Action::DropConnection => {
+                self.connecting = None;
+                self.pending = None;
+                if let Some(conn) = self.conn.take() {
+                    // Closed once the writer has flushed a final NOTIFICATION.
+                    self.closing.push(conn);
+                }
+                self.caps = SessionCaps::default();
+            }
+            Action::SessionUp(negotiated) => {
+                self.generation += 1;
+                self.caps = negotiated.caps;
+                self.received.clear();
+                self.peer_gr = negotiated.remote.graceful_restart().is_some();
+                let local_address = self
+                    .conn
+                    .as_ref()
+                    .map(|c| c.local.ip().to_canonical())
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                info!(
+                    hold = negotiated.hold_time,
+                    families = ?negotiated.families,
+                    graceful_restart = negotiated.remote.graceful_restart().is_some(),
+                    "session established"
+                );
+                {
+                    let mut s = self.status.lock().expect("status");
+                    s.established_at = Some(Instant::now());
+                    s.prefixes_received = 0;
+                    s.prefixes_accepted = 0;
+                }
+                let _ = self.events.send(PeerEvent::Up {
+                    peer: self.neighbor.address,
+                    generation: self.generation,
+                    negotiated: Box::new(negotiated),
+                    local_address,
+                });
+            }
+            Action::SessionDown(reason) => {
+                let graceful =
+                    reason.allows_graceful_restart() && self.neighbor.graceful_restart.enabled && self.peer_gr;
+                info!(%reason, graceful, "session down");
+                self.set_info(reason.to_string());
+                self.status.lock().expect("status").established_at = None;
+                let _ = self.events.send(PeerEvent::Down {
+                    peer: self.neighbor.address,
+                    graceful,
+                });
+            }
+        }
+    }
+
+    fn send(&mut self, msg: Message) {
+        if let Some(conn) = &self.conn {
+            let caps = self.fsm.negotiated().map(|n| n.caps).unwrap_or(self.caps);
+            conn.send(&msg, &caps);
+        }
+    }
+
+    fn set_info(&self, info: String) {
+        self.status.lock().expect("status").info = info;
+    }
+
+    fn connect(&mut self) {
+        let remote = SocketAddr::new(self.neighbor.address, self.port);
+        let source = self.neighbor.source_address;
+        self.connecting = Some(Box::pin(async move {
+            let socket = if remote.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            if let Some(src) = source {
+                socket.bind(SocketAddr::new(src, 0))?;
+            }
+            socket.connect(remote).await
+        }));
+    }
+}
+
+/// Closes a connection we do not want, telling the peer why.
+fn reject(stream: TcpStream, n: Notification) {
+    tokio::spawn(async move {
+        let mut stream = stream;
+        if let Ok(bytes) = Message::Notification(n).to_bytes(&SessionCaps::default()) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&bytes)).await;
+        }
+        let _ = stream.shutdown().await;
+    });
+}

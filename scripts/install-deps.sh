@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the lab and its tests need on a fresh Debian/Ubuntu machine, and nothing
-# that is already there: mmdebstrap (to build images with no registry), iproute2, a
-# Docker engine (started by hand where there is no systemd), and check-jsonschema in a
-# venv under .lab/ (to check topology files against containerlab's schema).
+# that is already there: mmdebstrap (to build images with no registry), iproute2, BIRD,
+# FRR and GoBGP (for the speaker's interop tests), a Docker engine (started by hand where
+# there is no systemd), and check-jsonschema in a venv under .lab/ (to check topology
+# files against containerlab's schema).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,22 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need[*]}"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Routing daemons on the host, for the speaker's interop tests (they run bird, FRR and
+# gobgpd in network namespaces). policy-rc.d keeps their packages from starting a
+# service on the host.
+daemons=()
+command -v bird >/dev/null || daemons+=(bird2)
+[ -x /usr/lib/frr/bgpd ] || daemons+=(frr)
+command -v gobgpd >/dev/null || daemons+=(gobgpd)
+if [ ${#daemons[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${daemons[*]} (no service started)"
+  $SUDO apt-get update -qq
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  $SUDO apt-get install -y -qq "${daemons[@]}" >/dev/null || { $SUDO rm -f /usr/sbin/policy-rc.d; exit 1; }
+  $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 # A Docker engine: use the running one; start one where none runs and nothing else

@@ -25,7 +25,7 @@ pub fn lab_bin() -> Result<PathBuf> {
         let build = || -> Result<PathBuf> {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let st = Command::new(cargo)
-                .args(["build", "--release", "--quiet", "-p", "lab"])
+                .args(["build", "--release", "--quiet", "-p", "lab", "-p", "speaker"])
                 .current_dir(root())
                 .status()?;
             ensure!(st.success(), "cargo build of lab failed");
@@ -162,7 +162,14 @@ pub fn host_state(lab: &str, network: &str) -> Result<HostState> {
             .map(|n| n.split('@').next().unwrap_or(n).to_string())
             .filter(|n| n.len() == 13 && n.starts_with("lb") && n[2..12].chars().all(|c| c.is_ascii_hexdigit()))
             .collect(),
-        netns: lines(sh("ip", &["netns", "list"])?),
+        // Namespaces the lab would make on the host carry its name; others (another
+        // test's) are not ours to judge.
+        netns: sh("ip", &["netns", "list"])?
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.contains(lab))
+            .map(String::from)
+            .collect(),
     })
 }
 

@@ -185,12 +185,18 @@ fn deploy(name: &str, sessions: usize) -> Result<()> {
         check_fibs(&path, &peers, Duration::from_secs(20))?;
         let converged_secs = t.elapsed().as_secs_f64();
         eprintln!("  {lab_name}: every block in every node's FIB {converged_secs:.1}s after up");
+        let (borrowed_add, borrowed_del) = borrowed_ip(&path)?;
+        eprintln!(
+            "  {lab_name}: borrowed /32 in every FIB after {borrowed_add:.2}s, gone {borrowed_del:.2}s after delete"
+        );
         e2e::write_report(
             &format!("{lab_name}.json"),
             &serde_json::json!({
                 "lab": lab_name,
                 "up_secs": up_secs,
                 "fib_converged_secs": converged_secs,
+                "borrowed_ip_everywhere_secs": borrowed_add,
+                "borrowed_ip_gone_everywhere_secs": borrowed_del,
                 "peers": peers,
             }),
         )
@@ -201,19 +207,74 @@ fn deploy(name: &str, sessions: usize) -> Result<()> {
     assert_clean(&lab_name, &network, &before)
 }
 
-/// Every node's kernel holds its own block as a blackhole and every other node's block
-/// with next hops that are its BGP peers or addresses of the block's owner.
-fn check_fibs(path: &str, peers: &[Value], deadline: Duration) -> Result<()> {
-    let nodes: Vec<Value> = serde_json::from_str(&lab_ok(&["inspect", "-t", path, "--json"])?)?;
+/// The nodes of a topology that own pod blocks, with their blocks.
+fn blocks(path: &str) -> Result<BTreeMap<String, String>> {
     let topo: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
     let mut blocks = BTreeMap::new();
     for (name, n) in topo["topology"]["nodes"].as_mapping().context("nodes")? {
         if n["labels"]["lab.role"].as_str() == Some("node") {
             let block = n["labels"]["lab.block"].as_str().context("a node without lab.block")?;
-            blocks.insert(name.as_str().unwrap().to_string(), block.to_string());
+            blocks.insert(name.as_str().context("node name")?.to_string(), block.to_string());
         }
     }
-    ensure!(!blocks.is_empty(), "no nodes with blocks");
+    ensure!(blocks.len() >= 2, "fewer than two nodes with blocks");
+    Ok(blocks)
+}
+
+/// Polls every node's FIB until `want(node, has_route)` holds for all, or the deadline.
+fn until_fibs(path: &str, nodes: &[&String], prefix: &str, want: bool, deadline: Duration) -> Result<f64> {
+    let start = Instant::now();
+    loop {
+        let mut wrong = Vec::new();
+        for node in nodes {
+            let routes: Vec<Value> =
+                serde_json::from_str(&lab_ok(&["exec", "-t", path, node, "--", "ip", "-j", "route"])?)?;
+            let has = routes.iter().any(|r| r["dst"] == prefix && r["type"] != "blackhole");
+            if has != want {
+                wrong.push(node.as_str());
+            }
+        }
+        if wrong.is_empty() {
+            return Ok(start.elapsed().as_secs_f64());
+        }
+        if start.elapsed() > deadline {
+            bail!(
+                "{prefix} {} in the FIB of {wrong:?} after {deadline:?}",
+                if want { "still missing" } else { "still" }
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// RT-03 and WD-01 in small: a pod on the first node with an IP from the last node's
+/// block (a borrowed IP) is routed to from every other node and pinged by every pod;
+/// deleted, its /32 leaves every FIB. Returns (seconds to everywhere, seconds to gone).
+fn borrowed_ip(path: &str) -> Result<(f64, f64)> {
+    let blocks = blocks(path)?;
+    let (first, last) = (blocks.keys().next().unwrap(), blocks.keys().last().unwrap());
+    let block: std::net::Ipv4Addr = blocks[last].split('/').next().unwrap().parse()?;
+    let ip = std::net::Ipv4Addr::from(u32::from(block) + 62).to_string();
+    let others: Vec<&String> = blocks.keys().filter(|n| *n != first).collect();
+    lab_ok(&["pod", "add", "-t", path, first, "--ip", &ip, "--name", "borrowed"])?;
+    let added = until_fibs(path, &others, &format!("{ip}/32"), true, Duration::from_secs(10))?;
+    let ping = lab(&["ping", "-t", path, "--wait", "10"])?;
+    ensure!(
+        ping.status.success(),
+        "ping matrix with the borrowed IP:\n{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    lab_ok(&["pod", "del", "-t", path, first, "borrowed"])?;
+    // Generous for a loaded CI machine; the measured time goes to the report.
+    let gone = until_fibs(path, &others, &format!("{ip}/32"), false, Duration::from_secs(3))?;
+    Ok((added, gone))
+}
+
+/// Every node's kernel holds its own block as a blackhole and every other node's block
+/// with next hops that are its BGP peers or addresses of the block's owner.
+fn check_fibs(path: &str, peers: &[Value], deadline: Duration) -> Result<()> {
+    let nodes: Vec<Value> = serde_json::from_str(&lab_ok(&["inspect", "-t", path, "--json"])?)?;
+    let blocks = blocks(path)?;
     let addrs = |node: &str| -> BTreeSet<String> {
         nodes
             .iter()

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod images;
 pub mod kinds;
 pub mod links;
+pub mod pods;
 pub mod probes;
 pub mod progress;
 pub mod report;

@@ -12,7 +12,7 @@ use lab::probes::{self, PeerTable};
 use lab::progress::Progress;
 use lab::runtime::{Runtime, LABEL_LAB, LABEL_NODE};
 use lab::topology::Topology;
-use lab::{deploy, graph, images, report};
+use lab::{deploy, graph, images, pods, report};
 
 /// Exit code when the command worked but what it checks does not hold (a session is
 /// not Established).
@@ -79,6 +79,21 @@ enum Verb {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
+    /// Pods, Calico style: add, delete, list.
+    Pod {
+        #[command(subcommand)]
+        verb: PodVerb,
+    },
+    /// Every pod pings every other pod; exit 0 only when all answer.
+    Ping {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        /// Seconds to retry failed pairs (routes of new pods may be on their way).
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// The topology as a Mermaid graph.
     Graph {
         #[arg(short = 't', long = "topo", value_name = "FILE")]
@@ -100,6 +115,36 @@ enum Verb {
         /// The workspace root (holding images/); found from the current folder by default.
         #[arg(long)]
         root: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PodVerb {
+    /// Create a pod in a node: `lab pod add -t FILE n1 --ip 10.244.0.5 [--name web]`.
+    /// An IP outside the node's block is a borrowed IP.
+    Add {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        node: String,
+        #[arg(long)]
+        ip: std::net::IpAddr,
+        /// Default: <node>-<ip with dashes>.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Delete a pod (its namespace, veth and host route).
+    Del {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        node: String,
+        name: String,
+    },
+    /// The pods of a lab, read from its nodes.
+    List {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -225,10 +270,37 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     missing.join("; ")
                 );
             }
+            let declared = pods::declared(&t)?;
+            let matrix = if declared.is_empty() {
+                None
+            } else {
+                let t0 = Instant::now();
+                for p in &declared {
+                    pods::add(&rt, &t, p).await?;
+                }
+                progress.done(&format!("{} pods created", declared.len()), t0);
+                let t0 = Instant::now();
+                let m = pods::ping_matrix(&rt, &t, declared, Duration::from_secs(10)).await?;
+                progress.done(&format!("ping matrix {}/{}", m.ok(), m.pairs()), t0);
+                Some(m)
+            };
             // Read again: prefix counts have moved since the sessions came up.
             let table = probes::peers(&rt, Some(&t.name)).await?;
             progress.done(&format!("lab {} up", t.name), start);
             print_peers(&table, json)?;
+            if let Some(m) = matrix {
+                if !json {
+                    print!("\n{}", report::ping_matrix(&m));
+                }
+                if !m.complete() {
+                    bail!(
+                        "lab {}: {} of {} pod pairs cannot ping each other",
+                        t.name,
+                        m.pairs() - m.ok(),
+                        m.pairs()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Verb::Down(target) => {
@@ -267,6 +339,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             eprint!("{}", out.stderr);
             Ok(ExitCode::from(u8::try_from(out.code).unwrap_or(1)))
         }
+        Verb::Pod { verb } => pod(verb).await,
+        Verb::Ping { topo, wait, json } => {
+            let t = load(&topo)?;
+            let rt = Runtime::connect().await?;
+            let list = pods::list(&rt, &t).await?;
+            if list.len() < 2 {
+                bail!(
+                    "lab {} has {} pods: nothing to ping (`lab pod add`, or lab.pods labels)",
+                    t.name,
+                    list.len()
+                );
+            }
+            let m = pods::ping_matrix(&rt, &t, list, Duration::from_secs(wait)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else {
+                print!("{}", report::ping_matrix(&m));
+            }
+            Ok(if m.complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_NOT_HOLDING)
+            })
+        }
         Verb::Images { force, only, root } => {
             let root = match root {
                 Some(r) => r,
@@ -291,6 +387,45 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn pod(verb: PodVerb) -> Result<ExitCode> {
+    match verb {
+        PodVerb::Add { topo, node, ip, name } => {
+            let t = load(&topo)?;
+            let rt = Runtime::connect().await?;
+            let name = name.unwrap_or_else(|| format!("{node}-{}", ip.to_string().replace(['.', ':'], "-")));
+            let p = pods::Pod {
+                iface: pods::iface_name(&name),
+                node,
+                name,
+                ip,
+            };
+            pods::add(&rt, &t, &p).await?;
+            println!("pod {} ({}) on {} via {}", p.name, p.ip, p.node, p.iface);
+        }
+        PodVerb::Del { topo, node, name } => {
+            let t = load(&topo)?;
+            let rt = Runtime::connect().await?;
+            pods::delete(&rt, &t, &node, &name).await?;
+            println!("pod {name} deleted from {node}");
+        }
+        PodVerb::List { topo, json } => {
+            let t = load(&topo)?;
+            let rt = Runtime::connect().await?;
+            let list = pods::list(&rt, &t).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|p| vec![p.node.clone(), p.name.clone(), p.ip.to_string(), p.iface.clone()])
+                    .collect();
+                print!("{}", report::table(&["NODE", "POD", "IP", "HOST IFACE"], &rows));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn outcome(o: &images::Outcome) -> &'static str {

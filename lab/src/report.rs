@@ -77,6 +77,40 @@ pub fn peer_table(t: &PeerTable) -> String {
     out
 }
 
+/// The ping matrix: a row per source pod, a column per destination.
+pub fn ping_matrix(m: &crate::pods::PingMatrix) -> String {
+    let names: Vec<&str> = m.pods.iter().map(|p| p.name.as_str()).collect();
+    let mut header = vec!["FROM \\ TO"];
+    header.extend(names.iter().copied());
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .map(|from| {
+            let mut row = vec![from.to_string()];
+            row.extend(
+                names
+                    .iter()
+                    .map(|to| match m.reached.get(*from).and_then(|r| r.get(*to)) {
+                        None => "-".to_string(),
+                        Some(true) => "ok".to_string(),
+                        Some(false) => "FAIL".to_string(),
+                    }),
+            );
+            row
+        })
+        .collect();
+    let pct = if m.pairs() == 0 {
+        100.0
+    } else {
+        100.0 * m.ok() as f64 / m.pairs() as f64
+    };
+    format!(
+        "{}ping matrix: {}/{} pairs ({pct:.0}%)\n",
+        table(&header, &rows),
+        m.ok(),
+        m.pairs()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

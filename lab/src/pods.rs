@@ -1,0 +1,335 @@
+//! Pods, Calico style, inside node containers: a network namespace with `eth0` holding
+//! the pod's IP as a /32, a link route to 169.254.1.1 and a default route through it;
+//! the node side of the veth (`cali…`) answers ARP by proxy, and the node has a /32
+//! route to the pod on it. That host route is what a node speaker sees of a pod: inside
+//! the node's block it is covered by the block, outside it is a borrowed IP.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::runtime::{Runtime, RuntimeError};
+use crate::topology::Topology;
+
+/// Name prefix of a pod's network namespace inside its node.
+const NETNS_PREFIX: &str = "pod-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("node {node}: pod {pod}: `{step}` failed: {output}")]
+    Failed {
+        node: String,
+        pod: String,
+        step: String,
+        output: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pod {
+    pub node: String,
+    pub name: String,
+    pub ip: IpAddr,
+    /// The node side of the pod's veth.
+    pub iface: String,
+}
+
+/// Calico names the node side `cali` + 11 hex digits of a hash of the endpoint.
+pub fn iface_name(pod: &str) -> String {
+    let h = Sha256::digest(pod.as_bytes());
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cali{}", &hex[..11])
+}
+
+fn check_name(name: &str) -> Result<(), PodError> {
+    let ok =
+        !name.is_empty() && name.len() <= 40 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(PodError::Invalid(format!(
+            "pod name {name:?}: use letters, digits, '-' and '.', at most 40 characters"
+        )))
+    }
+}
+
+/// The pods a topology declares with `lab.pods: N` on a node that has a `lab.block`:
+/// N pods named `<node>-pod<i>` on the first addresses of the block.
+pub fn declared(topo: &Topology) -> Result<Vec<Pod>, PodError> {
+    let mut pods = Vec::new();
+    for n in topo.nodes.values() {
+        let Some(count) = n.labels.get("lab.pods") else {
+            continue;
+        };
+        let count: usize = count.parse().map_err(|_| {
+            PodError::Invalid(format!(
+                "node {}: label lab.pods: {count:?} is not a number of pods",
+                n.name
+            ))
+        })?;
+        let block: IpNet = n
+            .labels
+            .get("lab.block")
+            .ok_or_else(|| {
+                PodError::Invalid(format!(
+                    "node {}: lab.pods needs a lab.block to take addresses from",
+                    n.name
+                ))
+            })?
+            .parse()
+            .map_err(|_| PodError::Invalid(format!("node {}: lab.block is not a CIDR", n.name)))?;
+        let hosts: Vec<IpAddr> = block.hosts().take(count).collect();
+        if hosts.len() < count {
+            return Err(PodError::Invalid(format!(
+                "node {}: block {block} has room for {} pods",
+                n.name,
+                hosts.len()
+            )));
+        }
+        for (i, ip) in hosts.into_iter().enumerate() {
+            let name = format!("{}-pod{}", n.name, i + 1);
+            pods.push(Pod {
+                node: n.name.clone(),
+                iface: iface_name(&name),
+                name,
+                ip,
+            });
+        }
+    }
+    Ok(pods)
+}
+
+/// Creates a pod in its node. Fails, and leaves nothing behind, if any step fails.
+pub async fn add(rt: &Runtime, topo: &Topology, pod: &Pod) -> Result<(), PodError> {
+    check_name(&pod.name)?;
+    if !topo.nodes.contains_key(&pod.node) {
+        return Err(PodError::Invalid(format!(
+            "no node {:?} in lab {}",
+            pod.node, topo.name
+        )));
+    }
+    let IpAddr::V4(ip) = pod.ip else {
+        return Err(PodError::Invalid(format!(
+            "pod {}: IPv6 pods are not supported yet",
+            pod.name
+        )));
+    };
+    // Positional parameters, never interpolation: names and addresses stay data.
+    let script = r#"
+set -e
+ns="$1"; ip="$2"; host="$3"
+trap 'ip netns del "$ns" 2>/dev/null; ip link del "$host" 2>/dev/null' ERR
+ip netns add "$ns"
+ip link add "$host" type veth peer name eth0 netns "$ns"
+ip -n "$ns" link set lo up
+ip -n "$ns" addr add "$ip/32" dev eth0
+ip -n "$ns" link set eth0 up
+ip -n "$ns" route add 169.254.1.1 dev eth0 scope link
+ip -n "$ns" route add default via 169.254.1.1 dev eth0 onlink
+echo 1 > "/proc/sys/net/ipv4/conf/$host/proxy_arp"
+echo 0 > "/proc/sys/net/ipv4/neigh/$host/proxy_delay"
+ip link set "$host" up
+ip route add "$ip/32" dev "$host" scope link
+"#;
+    let ns = format!("{NETNS_PREFIX}{}", pod.name);
+    let cmd: Vec<String> = vec![
+        "bash".into(),
+        "-c".into(),
+        script.into(),
+        "pod-add".into(),
+        ns,
+        ip.to_string(),
+        pod.iface.clone(),
+    ];
+    let out = rt.exec(&topo.container_name(&pod.node), &cmd).await?;
+    if !out.ok() {
+        return Err(PodError::Failed {
+            node: pod.node.clone(),
+            pod: pod.name.clone(),
+            step: "add".into(),
+            output: format!("{}{}", out.stdout, out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Deletes a pod: its namespace, veth and host route go together.
+pub async fn delete(rt: &Runtime, topo: &Topology, node: &str, name: &str) -> Result<(), PodError> {
+    check_name(name)?;
+    let script = r#"ns="$1"; host="$2"; ip link del "$host" && ip netns del "$ns""#;
+    let cmd: Vec<String> = vec![
+        "bash".into(),
+        "-c".into(),
+        script.into(),
+        "pod-del".into(),
+        format!("{NETNS_PREFIX}{name}"),
+        iface_name(name),
+    ];
+    let out = rt.exec(&topo.container_name(node), &cmd).await?;
+    if !out.ok() {
+        return Err(PodError::Failed {
+            node: node.into(),
+            pod: name.into(),
+            step: "delete".into(),
+            output: format!("{}{}", out.stdout, out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The pods that exist in the lab's running nodes, read from the nodes themselves.
+pub async fn list(rt: &Runtime, topo: &Topology) -> Result<Vec<Pod>, PodError> {
+    // One line per pod: "<netns> <address>".
+    let script = r#"for ns in $(ip netns list | awk '{print $1}'); do
+  case "$ns" in pod-*) echo "$ns $(ip -n "$ns" -o -4 addr show dev eth0 | awk '{print $4}')";; esac
+done"#;
+    let mut pods = Vec::new();
+    for node in topo.nodes.keys() {
+        let cmd: Vec<String> = vec!["bash".into(), "-c".into(), script.into()];
+        let Ok(out) = rt.exec(&topo.container_name(node), &cmd).await else {
+            continue;
+        };
+        for line in out.stdout.lines() {
+            let mut it = line.split_whitespace();
+            let (Some(ns), Some(addr)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let Some(name) = ns.strip_prefix(NETNS_PREFIX) else {
+                continue;
+            };
+            let Ok(ip) = addr.split('/').next().unwrap_or("").parse() else {
+                continue;
+            };
+            pods.push(Pod {
+                node: node.clone(),
+                name: name.to_string(),
+                ip,
+                iface: iface_name(name),
+            });
+        }
+    }
+    pods.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
+    Ok(pods)
+}
+
+/// Every pod pinging every other pod: (from, to) -> reached.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct PingMatrix {
+    pub pods: Vec<Pod>,
+    pub reached: BTreeMap<String, BTreeMap<String, bool>>,
+}
+
+impl PingMatrix {
+    pub fn pairs(&self) -> usize {
+        self.reached.values().map(|m| m.len()).sum()
+    }
+    pub fn ok(&self) -> usize {
+        self.reached.values().flat_map(|m| m.values()).filter(|v| **v).count()
+    }
+    pub fn complete(&self) -> bool {
+        self.ok() == self.pairs()
+    }
+}
+
+/// Pings between every pair of pods, one ICMP echo each, retrying failed pairs until
+/// `timeout` (routes of a pod just created may still be on their way).
+pub async fn ping_matrix(
+    rt: &Runtime,
+    topo: &Topology,
+    pods: Vec<Pod>,
+    timeout: std::time::Duration,
+) -> Result<PingMatrix, PodError> {
+    let start = std::time::Instant::now();
+    let mut m = PingMatrix {
+        pods: pods.clone(),
+        reached: BTreeMap::new(),
+    };
+    for p in &pods {
+        let row = m.reached.entry(p.name.clone()).or_default();
+        for q in pods.iter().filter(|q| q.name != p.name) {
+            row.insert(q.name.clone(), false);
+        }
+    }
+    loop {
+        let rounds = pods.iter().map(|src| {
+            let targets: Vec<&Pod> = pods
+                .iter()
+                .filter(|dst| dst.name != src.name && !m.reached[&src.name][&dst.name])
+                .collect();
+            async move {
+                if targets.is_empty() {
+                    return Ok::<_, PodError>((src.name.clone(), Vec::new()));
+                }
+                // Pings run in the pod's namespace, all at once; each line says which
+                // target answered.
+                let script = r#"ns="$1"; shift
+for ip in "$@"; do (ping -n -q -c 1 -W 1 -I eth0 "$ip" >/dev/null 2>&1 && echo "$ip") & done; wait"#;
+                let mut cmd: Vec<String> = vec![
+                    "ip".into(),
+                    "netns".into(),
+                    "exec".into(),
+                    format!("{NETNS_PREFIX}{}", src.name),
+                    "bash".into(),
+                    "-c".into(),
+                    script.into(),
+                    "ping".into(),
+                    "_".into(),
+                ];
+                cmd.extend(targets.iter().map(|t| t.ip.to_string()));
+                let out = rt.exec(&topo.container_name(&src.node), &cmd).await?;
+                let answered: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+                Ok((src.name.clone(), answered))
+            }
+        });
+        for r in futures::future::join_all(rounds).await {
+            let (src, answered) = r?;
+            for ip in answered {
+                if let Some(dst) = pods.iter().find(|p| p.ip.to_string() == ip) {
+                    m.reached.get_mut(&src).expect("row").insert(dst.name.clone(), true);
+                }
+            }
+        }
+        if m.complete() || start.elapsed() >= timeout {
+            return Ok(m);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iface_names_are_calico_like_and_short() {
+        let n = iface_name("n1-pod1");
+        assert!(n.starts_with("cali") && n.len() == 15, "{n}");
+        assert_eq!(n, iface_name("n1-pod1"));
+        assert_ne!(n, iface_name("n1-pod2"));
+    }
+
+    #[test]
+    fn declared_pods_take_the_first_addresses_of_the_block() {
+        let src = "name: t\ntopology:\n  nodes:\n    n1:\n      kind: linux\n      image: x\n      labels: {lab.block: 10.244.0.64/26, lab.pods: \"2\"}\n";
+        let t = Topology::parse(src, std::path::Path::new("/t.clab.yml")).unwrap();
+        let pods = declared(&t).unwrap();
+        assert_eq!(pods.len(), 2);
+        assert_eq!(pods[0].name, "n1-pod1");
+        assert_eq!(pods[0].ip.to_string(), "10.244.0.65");
+        assert_eq!(pods[1].ip.to_string(), "10.244.0.66");
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        assert!(check_name("a b").is_err());
+        assert!(check_name("$(x)").is_err());
+        assert!(check_name("web-1").is_ok());
+    }
+}

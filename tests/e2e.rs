@@ -229,7 +229,11 @@ fn until_fibs(path: &str, nodes: &[&String], prefix: &str, want: bool, deadline:
         for node in nodes {
             let routes: Vec<Value> =
                 serde_json::from_str(&lab_ok(&["exec", "-t", path, node, "--", "ip", "-j", "route"])?)?;
-            let has = routes.iter().any(|r| r["dst"] == prefix && r["type"] != "blackhole");
+            // `ip -j route` writes host routes without their /32 or /128.
+            let host = prefix.strip_suffix("/32").or_else(|| prefix.strip_suffix("/128"));
+            let has = routes
+                .iter()
+                .any(|r| (r["dst"] == prefix || host.is_some_and(|h| r["dst"] == h)) && r["type"] != "blackhole");
             if has != want {
                 wrong.push(node.as_str());
             }

@@ -121,12 +121,12 @@ pub async fn add(rt: &Runtime, topo: &Topology, pod: &Pod) -> Result<(), PodErro
             pod.name
         )));
     };
-    // Positional parameters, never interpolation: names and addresses stay data.
-    let script = r#"
+    let text = r#"
 set -e
 ns="$1"; ip="$2"; host="$3"
-trap 'ip netns del "$ns" 2>/dev/null; ip link del "$host" 2>/dev/null' ERR
+# A pod of that name stays as it is; what this script makes is undone if a step fails.
 ip netns add "$ns"
+trap 'ip netns del "$ns" 2>/dev/null; ip link del "$host" 2>/dev/null' ERR
 ip link add "$host" type veth peer name eth0 netns "$ns"
 ip -n "$ns" link set lo up
 ip -n "$ns" addr add "$ip/32" dev eth0
@@ -139,21 +139,36 @@ ip link set "$host" up
 ip route add "$ip/32" dev "$host" scope link
 "#;
     let ns = format!("{NETNS_PREFIX}{}", pod.name);
-    let cmd: Vec<String> = vec![
-        "bash".into(),
-        "-c".into(),
-        script.into(),
-        "pod-add".into(),
-        ns,
-        ip.to_string(),
-        pod.iface.clone(),
-    ];
-    let out = rt.exec(&topo.container_name(&pod.node), &cmd).await?;
+    script(
+        rt,
+        topo,
+        &pod.node,
+        &pod.name,
+        "add",
+        text,
+        &[&ns, &ip.to_string(), &pod.iface],
+    )
+    .await
+}
+
+/// Runs a bash script in a node with positional arguments, which stay data.
+async fn script(
+    rt: &Runtime,
+    topo: &Topology,
+    node: &str,
+    pod: &str,
+    step: &str,
+    text: &str,
+    args: &[&str],
+) -> Result<(), PodError> {
+    let mut cmd: Vec<String> = vec!["bash".into(), "-c".into(), text.into(), format!("pod-{step}")];
+    cmd.extend(args.iter().map(|a| a.to_string()));
+    let out = rt.exec(&topo.container_name(node), &cmd).await?;
     if !out.ok() {
         return Err(PodError::Failed {
-            node: pod.node.clone(),
-            pod: pod.name.clone(),
-            step: "add".into(),
+            node: node.into(),
+            pod: pod.into(),
+            step: step.into(),
             output: format!("{}{}", out.stdout, out.stderr).trim().to_string(),
         });
     }
@@ -163,25 +178,9 @@ ip route add "$ip/32" dev "$host" scope link
 /// Deletes a pod: its namespace, veth and host route go together.
 pub async fn delete(rt: &Runtime, topo: &Topology, node: &str, name: &str) -> Result<(), PodError> {
     check_name(name)?;
-    let script = r#"ns="$1"; host="$2"; ip link del "$host" && ip netns del "$ns""#;
-    let cmd: Vec<String> = vec![
-        "bash".into(),
-        "-c".into(),
-        script.into(),
-        "pod-del".into(),
-        format!("{NETNS_PREFIX}{name}"),
-        iface_name(name),
-    ];
-    let out = rt.exec(&topo.container_name(node), &cmd).await?;
-    if !out.ok() {
-        return Err(PodError::Failed {
-            node: node.into(),
-            pod: name.into(),
-            step: "delete".into(),
-            output: format!("{}{}", out.stdout, out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
+    let text = r#"ns="$1"; host="$2"; ip link del "$host" && ip netns del "$ns""#;
+    let ns = format!("{NETNS_PREFIX}{name}");
+    script(rt, topo, node, name, "delete", text, &[&ns, &iface_name(name)]).await
 }
 
 /// The pods that exist in the lab's running nodes, read from the nodes themselves.

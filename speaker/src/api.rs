@@ -1,6 +1,7 @@
 //! The local API: a Unix socket (mode 0600) taking one JSON request per line and
-//! answering one JSON line each. `{"cmd":"status"}` and `{"cmd":"routes"}`; the
-//! lab and `speaker status` read it. The client half is here too.
+//! answering one JSON line each: `{"cmd":"status"}`, `{"cmd":"routes"}`,
+//! `{"cmd":"drain"}` and `{"cmd":"undrain"}` (optional `"timeout"` in seconds).
+//! The lab and the CLI read it. The client half is here too.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -13,7 +14,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
-use crate::daemon::ApiRequest;
+use crate::daemon::{ApiRequest, DrainPlan};
+use crate::session::SyncResult;
 use crate::shutdown::Shutdown;
 
 /// Binds `path`, replacing a stale socket file a previous run left.
@@ -68,13 +70,65 @@ async fn answer(line: &str, daemon: &mpsc::Sender<ApiRequest>) -> Value {
     let req = match request.get("cmd").and_then(Value::as_str) {
         Some("status") => ApiRequest::Status(tx),
         Some("routes") => ApiRequest::Routes(tx),
-        Some(other) => return json!({ "error": format!("unknown cmd `{other}`: use status or routes") }),
+        Some(cmd @ ("drain" | "undrain")) => {
+            let timeout = request
+                .get("timeout")
+                .and_then(Value::as_f64)
+                .filter(|t| *t > 0.0 && *t < 3600.0)
+                .map(Duration::from_secs_f64);
+            let (plan_tx, plan_rx) = oneshot::channel();
+            let req = ApiRequest::Drain {
+                drain: cmd == "drain",
+                timeout,
+                reply: plan_tx,
+            };
+            if daemon.send(req).await.is_err() {
+                return json!({ "error": "daemon is stopping" });
+            }
+            return match plan_rx.await {
+                Ok(plan) => drain_report(plan).await,
+                Err(_) => json!({ "error": "daemon is stopping" }),
+            };
+        }
+        Some(other) => {
+            return json!({ "error": format!("unknown cmd `{other}`: use status, routes, drain or undrain") })
+        }
         None => return json!({ "error": "missing \"cmd\": use {\"cmd\":\"status\"} or {\"cmd\":\"routes\"}" }),
     };
     if daemon.send(req).await.is_err() {
         return json!({ "error": "daemon is stopping" });
     }
     rx.await.unwrap_or_else(|_| json!({ "error": "daemon is stopping" }))
+}
+
+/// Waits for every peer's confirmation (bounded) and says what each one has.
+async fn drain_report(plan: DrainPlan) -> Value {
+    let mut all_ok = true;
+    let mut peers = Vec::new();
+    for p in plan.peers {
+        let result = tokio::time::timeout(plan.timeout + Duration::from_secs(1), p.delivered).await;
+        let (ok, result) = match result {
+            Ok(Ok(SyncResult::Delivered)) => (true, "delivered: acknowledged by the peer".to_string()),
+            Ok(Ok(SyncResult::NotEstablished(state))) => (
+                true,
+                format!("not established ({state}): it gets the current table when it connects"),
+            ),
+            Ok(Ok(SyncResult::Pending { unacked })) => (
+                false,
+                format!("not confirmed: {unacked} bytes unacknowledged after {:?}", plan.timeout),
+            ),
+            Ok(Ok(SyncResult::Failed(e))) => (false, format!("not confirmed: {e}")),
+            Ok(Err(_)) => (false, "not confirmed: the session went away".to_string()),
+            Err(_) => (false, format!("not confirmed within {:?}", plan.timeout)),
+        };
+        all_ok &= ok;
+        peers.push(json!({ "address": p.address, "action": p.action, "result": result, "ok": ok }));
+    }
+    json!({
+        "drained": plan.mode.map(|m| m.as_str()),
+        "ok": all_ok,
+        "peers": peers,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,12 +145,17 @@ pub enum ClientError {
 
 /// Sends one request and reads the answer (for the CLI).
 pub fn request(path: &Path, cmd: &str) -> Result<Value, ClientError> {
+    request_json(path, &json!({ "cmd": cmd }), Duration::from_secs(5))
+}
+
+/// Sends `request` and waits up to `wait` for the answer.
+pub fn request_json(path: &Path, request: &Value, wait: Duration) -> Result<Value, ClientError> {
     let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|source| ClientError::Connect {
         path: path.display().to_string(),
         source,
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    writeln!(stream, "{}", json!({ "cmd": cmd }))?;
+    stream.set_read_timeout(Some(wait))?;
+    writeln!(stream, "{request}")?;
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line)?;
     let value: Value = serde_json::from_str(&line)?;

@@ -63,6 +63,48 @@ pub struct Config {
     pub api_socket: PathBuf,
     #[serde(default)]
     pub metrics_address: Option<SocketAddr>,
+    #[serde(default)]
+    pub drain: DrainConfig,
+}
+
+/// What `speaker drain` does to the node's advertisements.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrainConfig {
+    #[serde(default)]
+    pub mode: DrainMode,
+    /// How long the command waits for every peer to have received the change.
+    #[serde(default = "default_drain_timeout")]
+    pub timeout_seconds: u16,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        DrainConfig {
+            mode: DrainMode::default(),
+            timeout_seconds: default_drain_timeout(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum DrainMode {
+    /// Withdraw every route from every peer.
+    #[default]
+    Withdraw,
+    /// Keep the routes but mark them with GRACEFUL_SHUTDOWN (RFC 8326), and
+    /// LOCAL_PREF 0 towards iBGP peers, so the fabric moves traffic away first.
+    GracefulShutdown,
+}
+
+impl DrainMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainMode::Withdraw => "withdraw",
+            DrainMode::GracefulShutdown => "gracefulShutdown",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -215,6 +257,9 @@ fn default_connect_retry() -> u16 {
 fn default_restart_time() -> u16 {
     120
 }
+fn default_drain_timeout() -> u16 {
+    10
+}
 fn default_fib_protocol() -> u8 {
     DEFAULT_FIB_PROTOCOL
 }
@@ -311,6 +356,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(pw) = &self.node_to_node_mesh.password {
+            check_password(pw).map_err(|m| invalid("nodeToNodeMesh.password".into(), m))?;
+        }
         let mut seen = HashSet::new();
         for (i, addr) in self.node_to_node_mesh.peers.iter().enumerate() {
             if !seen.insert(*addr) {
@@ -371,6 +419,9 @@ impl Config {
                     ));
                 }
             }
+            if let Some(pw) = &peer.password {
+                check_password(pw).map_err(|m| invalid(field("password"), m))?;
+            }
             if peer.ttl_security == Some(0) {
                 return Err(invalid(field("ttlSecurity"), "0 hops is not allowed (1 to 254)".into()));
             }
@@ -380,6 +431,12 @@ impl Config {
                     "needs routeReflector.clusterID and an iBGP peer (asNumber equal to ours)".into(),
                 ));
             }
+        }
+        if self.drain.timeout_seconds == 0 {
+            return Err(invalid(
+                "drain.timeoutSeconds".into(),
+                "0 is not allowed (at least 1)".into(),
+            ));
         }
         check_restart_time(&self.graceful_restart).map_err(|m| invalid("gracefulRestart.restartTime".into(), m))?;
         if self.fib.protocol <= 4 || self.fib.protocol == 255 {
@@ -447,6 +504,20 @@ impl Config {
     }
 }
 
+fn check_password(pw: &str) -> Result<(), String> {
+    if pw.is_empty() {
+        return Err("empty: leave the field out for no TCP-MD5 signature".into());
+    }
+    if pw.len() > crate::transport::MAX_MD5_KEY {
+        return Err(format!(
+            "{} bytes; TCP-MD5 keys are at most {} bytes",
+            pw.len(),
+            crate::transport::MAX_MD5_KEY
+        ));
+    }
+    Ok(())
+}
+
 fn check_restart_time(gr: &GracefulRestartConfig) -> Result<(), String> {
     // The capability carries 12 bits.
     if gr.restart_time > 4095 {
@@ -496,6 +567,7 @@ peers:
     holdTime: 0
     passive: true
 fib: {protocol: 201, table: main}
+drain: {mode: gracefulShutdown}
 "#;
 
     fn err(text: &str) -> String {
@@ -510,6 +582,8 @@ fib: {protocol: 201, table: main}
         assert_eq!(c.api_socket, PathBuf::from("/run/speaker/speaker.sock"));
         assert_eq!(c.fib.table, Table(254));
         assert!(c.graceful_restart.enabled);
+        assert_eq!(c.drain.mode, DrainMode::GracefulShutdown);
+        assert_eq!(c.drain.timeout_seconds, 10);
         let n = c.neighbors();
         assert_eq!(n.len(), 4);
         assert_eq!(n[0].peer_type, PeerType::Mesh);

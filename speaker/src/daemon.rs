@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
@@ -14,14 +15,15 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, Neighbor};
+use crate::config::{Config, DrainMode, Neighbor};
 use crate::fib::{Fib, FibOp};
-use crate::kernel::{self, KernelChange, KernelError, WatchConfig};
-use crate::packet::{AfiSafi, NextHop, PathAttributes, SessionCaps, Update};
+use crate::kernel::{self, KernelBatch, KernelChange, KernelError, WatchConfig};
+use crate::metrics::{PeerSample, SharedMetrics};
+use crate::packet::{AfiSafi, CeaseSubcode, NextHop, Notification, PathAttributes, SessionCaps, Update};
 use crate::rib::{Changes, FibChange, OutChange, PeerInfo, Rib, RibConfig};
-use crate::session::{self, LocalSide, PeerEvent, SessionCmd, SessionHandle};
+use crate::session::{self, LocalSide, PeerEvent, SessionCmd, SessionHandle, SyncResult};
 use crate::shutdown::{Shutdown, StopMode};
-use crate::{api, listener};
+use crate::{api, listener, transport};
 
 /// With graceful restart off, how long stale routes of a previous run may wait
 /// for the peers' End-of-RIB before they are removed anyway.
@@ -35,6 +37,13 @@ pub enum DaemonError {
     Listen { port: u16, source: std::io::Error },
     #[error("API socket {path}: {source}")]
     Api { path: String, source: std::io::Error },
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("peer {peer}: cannot set its TCP-MD5 password on the listening socket: {source}")]
+    Md5 { peer: IpAddr, source: std::io::Error },
 }
 
 /// A question from the API, answered with JSON.
@@ -42,6 +51,31 @@ pub enum DaemonError {
 pub enum ApiRequest {
     Status(oneshot::Sender<Value>),
     Routes(oneshot::Sender<Value>),
+    /// The Prometheus page.
+    Metrics(oneshot::Sender<String>),
+    /// Drain (`drain: true`) or undrain the node; `timeout` overrides the
+    /// configured wait for the peers' acknowledgements.
+    Drain {
+        drain: bool,
+        timeout: Option<Duration>,
+        reply: oneshot::Sender<DrainPlan>,
+    },
+}
+
+/// What a drain or undrain changed, and how to learn when each peer has it.
+#[derive(Debug)]
+pub struct DrainPlan {
+    pub mode: Option<DrainMode>,
+    pub timeout: Duration,
+    pub peers: Vec<DrainPeer>,
+}
+
+#[derive(Debug)]
+pub struct DrainPeer {
+    pub address: IpAddr,
+    /// What was sent, e.g. "withdrew 3 prefixes".
+    pub action: String,
+    pub delivered: oneshot::Receiver<SyncResult>,
 }
 
 struct UpPeer {
@@ -53,6 +87,13 @@ struct UpPeer {
 
 struct Daemon {
     config: Config,
+    /// What a session started later (by a reload) needs.
+    local: LocalSide,
+    peer_tx: mpsc::UnboundedSender<PeerEvent>,
+    notify: broadcast::Sender<StopMode>,
+    listener_peers: listener::Peers,
+    listen_fd: std::os::fd::RawFd,
+    listen_v6: bool,
     rib: Rib,
     sessions: BTreeMap<IpAddr, SessionHandle>,
     up: HashMap<IpAddr, UpPeer>,
@@ -74,14 +115,24 @@ struct Daemon {
     pending_fib: Vec<FibOp>,
     pending_out: BTreeMap<IpAddr, Vec<OutChange>>,
     pending_eor: BTreeSet<IpAddr>,
+    metrics: SharedMetrics,
+    /// When the oldest kernel change not yet flushed was read.
+    kernel_event: Option<std::time::Instant>,
 }
 
-/// Runs the daemon until `stop` resolves.
-pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), DaemonError> {
+/// Runs the daemon until `stop` resolves. Each configuration from `reloads`
+/// (already validated) replaces the running one: peers whose settings did not
+/// change keep their sessions.
+pub async fn run(
+    config: Config,
+    stop: impl Future<Output = ()>,
+    mut reloads: mpsc::UnboundedReceiver<Config>,
+) -> Result<(), DaemonError> {
     let (notify, _) = broadcast::channel::<StopMode>(4);
     let shutdown = || Shutdown::new(notify.subscribe());
 
-    let fib = Fib::new(config.fib.protocol, config.fib.table.0)?;
+    let metrics = SharedMetrics::default();
+    let fib = Fib::new(config.fib.protocol, config.fib.table.0, metrics.clone())?;
     let own = fib.own_routes().await?;
     let gr = config.graceful_restart;
     let restarting = gr.enabled && !own.is_empty();
@@ -110,6 +161,18 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), D
             port: config.listen_port,
             source,
         })?;
+    let listen_fd = listener.as_raw_fd();
+    let listen_v6 = listener.local_addr().is_ok_and(|a| a.is_ipv6());
+    for n in config.neighbors() {
+        if let Some(pw) = &n.password {
+            transport::set_md5_key(listen_fd, listen_v6, n.address, Some(pw.as_bytes())).map_err(|source| {
+                DaemonError::Md5 {
+                    peer: n.address,
+                    source,
+                }
+            })?;
+        }
+    }
     let api_listener = api::bind(&config.api_socket).map_err(|source| DaemonError::Api {
         path: config.api_socket.display().to_string(),
         source,
@@ -138,18 +201,31 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), D
         router_id: config.router_id,
         port: config.listen_port,
         restarting,
+        metrics: metrics.clone(),
     };
     let (peer_tx, mut peer_rx) = mpsc::unbounded_channel();
     let mut sessions = BTreeMap::new();
-    let mut incoming = HashMap::new();
+    let incoming = listener::Peers::default();
     for n in config.neighbors() {
         rib.add_peer(peer_info(&n, None));
         let handle = session::spawn(n.clone(), local.clone(), peer_tx.clone(), shutdown());
-        incoming.insert(n.address, handle.incoming.clone());
+        incoming
+            .write()
+            .expect("listener peers")
+            .insert(n.address, handle.incoming.clone());
         sessions.insert(n.address, handle);
     }
-    let listener_task = tokio::spawn(listener::serve(listener, incoming, shutdown()));
+    let listener_task = tokio::spawn(listener::serve(listener, incoming.clone(), shutdown()));
     let (api_tx, mut api_rx) = mpsc::channel(16);
+    let metrics_task = match config.metrics_address {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Metrics { addr, source })?;
+            Some(tokio::spawn(crate::metrics::serve(l, api_tx.clone(), shutdown())))
+        }
+        None => None,
+    };
     let api_task = tokio::spawn(api::serve(api_listener, api_tx, shutdown()));
 
     let mut d = Daemon {
@@ -168,7 +244,19 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), D
         pending_fib: Vec::new(),
         pending_out: BTreeMap::new(),
         pending_eor: BTreeSet::new(),
+        metrics,
+        kernel_event: None,
         config,
+        // Sessions a reload adds were not restarted with us: no R bit.
+        local: LocalSide {
+            restarting: false,
+            ..local
+        },
+        peer_tx,
+        notify: notify.clone(),
+        listener_peers: incoming,
+        listen_fd,
+        listen_v6,
     };
     d.check_startup_stale();
     info!(asn = d.config.as_number, router_id = %d.config.router_id, peers = d.sessions.len(), "speaker started");
@@ -182,6 +270,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), D
             Some(batch) = kernel_rx.recv() => d.kernel(batch),
             Some(event) = peer_rx.recv() => d.peer_event(event),
             Some(req) = api_rx.recv() => d.api(req),
+            Some(new) = reloads.recv() => d.reload(new),
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => d.deadlines(),
         }
         // Kernel changes first: they are the time-critical path.
@@ -209,6 +298,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> Result<(), D
     }
     let _ = listener_task.await;
     let _ = api_task.await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     let _ = kernel_task.await;
     let Daemon {
         fib,
@@ -237,6 +329,7 @@ fn peer_info(n: &Neighbor, up: Option<(&crate::fsm::Negotiated, IpAddr)>) -> Pee
         remote_as: n.remote_as,
         router_id: up.map_or(std::net::Ipv4Addr::UNSPECIFIED, |(neg, _)| neg.remote.router_id),
         local_address: up.map(|(_, a)| a),
+        local_link_local: None,
         rr_client: n.rr_client,
         next_hop_mode: n.next_hop_mode,
         allowed_local_as: n.allowed_local_as,
@@ -246,8 +339,9 @@ fn peer_info(n: &Neighbor, up: Option<(&crate::fsm::Negotiated, IpAddr)>) -> Pee
 }
 
 impl Daemon {
-    fn kernel(&mut self, batch: Vec<KernelChange>) {
-        for change in batch {
+    fn kernel(&mut self, batch: KernelBatch) {
+        self.kernel_event.get_or_insert(batch.received);
+        for change in batch.changes {
             match change {
                 KernelChange::Local { prefix, present } => {
                     debug!(%prefix, present, "local route");
@@ -277,11 +371,13 @@ impl Daemon {
                 generation,
                 negotiated,
                 local_address,
+                link_local,
             } => {
                 let Some(session) = self.sessions.get(&peer) else {
                     return;
                 };
-                let info = peer_info(&session.neighbor, Some((&negotiated, local_address)));
+                let mut info = peer_info(&session.neighbor, Some((&negotiated, local_address)));
+                info.local_link_local = link_local;
                 self.up.insert(
                     peer,
                     UpPeer {
@@ -333,6 +429,103 @@ impl Daemon {
                 self.absorb(changes);
             }
         }
+    }
+
+    /// Applies a new configuration: removed peers are stopped with Cease/Peer
+    /// De-configured, changed ones reset, added ones started; the others are
+    /// left alone. Settings that need a restart are reported and kept.
+    fn reload(&mut self, new: Config) {
+        let old = &self.config;
+        let mut needs_restart = Vec::new();
+        let checks: [(&str, bool); 10] = [
+            ("asNumber", new.as_number != old.as_number),
+            ("routerID", new.router_id != old.router_id),
+            ("listenPort", new.listen_port != old.listen_port),
+            ("listenAddress", new.listen_address != old.listen_address),
+            ("pools", new.pools != old.pools),
+            (
+                "podInterfacePrefix",
+                new.pod_interface_prefix != old.pod_interface_prefix,
+            ),
+            ("routeReflector", new.route_reflector != old.route_reflector),
+            ("fib", new.fib != old.fib),
+            ("apiSocket", new.api_socket != old.api_socket),
+            ("metricsAddress", new.metrics_address != old.metrics_address),
+        ];
+        for (field, changed) in checks {
+            if changed {
+                needs_restart.push(field);
+            }
+        }
+        if !needs_restart.is_empty() {
+            warn!(fields = ?needs_restart, "reload: these settings take effect only after a restart; the running values stay");
+        }
+        let wanted: BTreeMap<IpAddr, Neighbor> = new.neighbors().into_iter().map(|n| (n.address, n)).collect();
+        let current: Vec<(IpAddr, Neighbor)> = self.sessions.iter().map(|(a, s)| (*a, s.neighbor.clone())).collect();
+        let (mut added, mut removed, mut changed) = (0, 0, 0);
+        for (addr, neighbor) in current {
+            match wanted.get(&addr) {
+                None => {
+                    removed += 1;
+                    self.stop_peer(addr, &neighbor, CeaseSubcode::PeerDeconfigured);
+                }
+                Some(n) if *n != neighbor => {
+                    changed += 1;
+                    self.stop_peer(addr, &neighbor, CeaseSubcode::OtherConfigurationChange);
+                }
+                Some(_) => {}
+            }
+        }
+        for n in wanted.into_values() {
+            if !self.sessions.contains_key(&n.address) {
+                added += 1;
+                self.start_peer(n);
+            }
+        }
+        self.config = Config {
+            peers: new.peers,
+            node_to_node_mesh: new.node_to_node_mesh,
+            graceful_restart: new.graceful_restart,
+            drain: new.drain,
+            ..self.config.clone()
+        };
+        info!(added, removed, changed, "configuration reloaded");
+        self.check_startup_stale();
+    }
+
+    fn stop_peer(&mut self, addr: IpAddr, neighbor: &Neighbor, why: CeaseSubcode) {
+        info!(peer = %addr, reason = ?why, "reload: stopping the session");
+        if let Some(s) = self.sessions.remove(&addr) {
+            let _ = s.cmd.send(SessionCmd::Stop(Notification::cease(why)));
+        }
+        self.listener_peers.write().expect("listener peers").remove(&addr);
+        if neighbor.password.is_some() {
+            let _ = transport::set_md5_key(self.listen_fd, self.listen_v6, addr, None);
+        }
+        self.up.remove(&addr);
+        self.pending_out.remove(&addr);
+        self.pending_eor.remove(&addr);
+        self.gr_deadlines.remove(&addr);
+        self.eor.remove(&addr);
+        let changes = self.rib.remove_peer(addr);
+        self.absorb(changes);
+    }
+
+    fn start_peer(&mut self, n: Neighbor) {
+        info!(peer = %n.address, "reload: starting a session");
+        if let Some(pw) = &n.password {
+            if let Err(e) = transport::set_md5_key(self.listen_fd, self.listen_v6, n.address, Some(pw.as_bytes())) {
+                warn!(peer = %n.address, error = %e, "cannot set the TCP-MD5 password on the listening socket");
+            }
+        }
+        self.rib.add_peer(peer_info(&n, None));
+        let shutdown = Shutdown::new(self.notify.subscribe());
+        let handle = session::spawn(n.clone(), self.local.clone(), self.peer_tx.clone(), shutdown);
+        self.listener_peers
+            .write()
+            .expect("listener peers")
+            .insert(n.address, handle.incoming.clone());
+        self.sessions.insert(n.address, handle);
     }
 
     fn report_accepted(&self, peer: IpAddr) {
@@ -454,6 +647,7 @@ impl Daemon {
         }
         let out = std::mem::take(&mut self.pending_out);
         let eor = std::mem::take(&mut self.pending_eor);
+        let kernel_event = self.kernel_event.take();
         let peers: BTreeSet<IpAddr> = out.keys().chain(eor.iter()).copied().collect();
         for peer in peers {
             let (Some(up), Some(session)) = (self.up.get(&peer), self.sessions.get(&peer)) else {
@@ -494,12 +688,13 @@ impl Daemon {
                 let _ = session.cmd.send(SessionCmd::Send {
                     generation: up.generation,
                     updates,
+                    kernel_event,
                 });
             }
         }
     }
 
-    fn api(&self, req: ApiRequest) {
+    fn api(&mut self, req: ApiRequest) {
         match req {
             ApiRequest::Status(reply) => {
                 let _ = reply.send(self.status());
@@ -507,7 +702,58 @@ impl Daemon {
             ApiRequest::Routes(reply) => {
                 let _ = reply.send(self.routes());
             }
+            ApiRequest::Metrics(reply) => {
+                let _ = reply.send(self.metrics_page());
+            }
+            ApiRequest::Drain { drain, timeout, reply } => {
+                let _ = reply.send(self.drain(drain, timeout));
+            }
         }
+    }
+
+    /// Applies a drain or undrain to every peer, sends it at once, and asks each
+    /// session to confirm delivery.
+    fn drain(&mut self, drain: bool, timeout: Option<Duration>) -> DrainPlan {
+        let mode = drain.then_some(self.config.drain.mode);
+        let changes = self.rib.set_drain(mode);
+        let mut sent: HashMap<IpAddr, (usize, usize)> = HashMap::new();
+        for (peer, out) in &changes.out {
+            let n = sent.entry(*peer).or_default();
+            for c in out {
+                match c {
+                    OutChange::Withdraw { .. } => n.0 += 1,
+                    OutChange::Announce { .. } => n.1 += 1,
+                }
+            }
+        }
+        info!(mode = mode.map_or("none", DrainMode::as_str), "drain state changed");
+        self.absorb(changes);
+        self.flush();
+        let timeout = timeout.unwrap_or(Duration::from_secs(u64::from(self.config.drain.timeout_seconds)));
+        let peers = self
+            .sessions
+            .iter()
+            .map(|(address, s)| {
+                let (tx, rx) = oneshot::channel();
+                let _ = s.cmd.send(SessionCmd::Sync { timeout, reply: tx });
+                let (withdrawn, announced) = sent.get(address).copied().unwrap_or_default();
+                let action = match (withdrawn, announced, mode) {
+                    (0, 0, _) => "nothing to change".to_string(),
+                    (w, 0, _) => format!("withdrew {w} prefixes"),
+                    (0, a, Some(DrainMode::GracefulShutdown)) => {
+                        format!("re-advertised {a} prefixes with GRACEFUL_SHUTDOWN")
+                    }
+                    (0, a, _) => format!("advertised {a} prefixes"),
+                    (w, a, _) => format!("withdrew {w} and advertised {a} prefixes"),
+                };
+                DrainPeer {
+                    address: *address,
+                    action,
+                    delivered: rx,
+                }
+            })
+            .collect();
+        DrainPlan { mode, timeout, peers }
     }
 
     fn status(&self) -> Value {
@@ -527,6 +773,7 @@ impl Daemon {
                     "uptime_secs": st.established_at.map_or(0, |t| t.elapsed().as_secs()),
                     "prefixes_received": st.prefixes_received,
                     "prefixes_accepted": st.prefixes_accepted,
+                    "transitions": st.transitions,
                     "info": st.info,
                 })
             })
@@ -534,8 +781,30 @@ impl Daemon {
         json!({
             "router_id": self.config.router_id,
             "as": self.config.as_number,
+            "drained": self.rib.drain().map(DrainMode::as_str),
             "peers": peers,
         })
+    }
+
+    fn metrics_page(&self) -> String {
+        let peers: Vec<PeerSample> = self
+            .sessions
+            .iter()
+            .map(|(addr, s)| {
+                let st = s.status.lock().expect("status");
+                PeerSample {
+                    address: addr.to_string(),
+                    state: st.state.as_str(),
+                    transitions: st.transitions,
+                    updates_in: st.updates_in,
+                    updates_out: st.updates_out,
+                    received: st.prefixes_received,
+                    accepted: st.prefixes_accepted,
+                    advertised: self.rib.advertised_count(*addr),
+                }
+            })
+            .collect();
+        crate::metrics::render(&peers, &self.metrics)
     }
 
     fn routes(&self) -> Value {

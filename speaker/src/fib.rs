@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::kernel::{self, KernelError, KernelRoute};
+use crate::metrics::SharedMetrics;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FibOp {
@@ -29,10 +31,11 @@ pub struct Fib {
     protocol: u8,
     table: u32,
     states: FibStates,
+    metrics: SharedMetrics,
 }
 
 impl Fib {
-    pub fn new(protocol: u8, table: u32) -> Result<Self, KernelError> {
+    pub fn new(protocol: u8, table: u32, metrics: SharedMetrics) -> Result<Self, KernelError> {
         let (conn, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(conn);
         Ok(Fib {
@@ -40,6 +43,7 @@ impl Fib {
             protocol,
             table,
             states: FibStates::default(),
+            metrics,
         })
     }
 
@@ -81,10 +85,12 @@ impl Fib {
                 };
                 match result {
                     Ok(()) => {
+                        self.metrics.fib_ok.fetch_add(1, Ordering::Relaxed);
                         debug!(%prefix, ?next_hops, "installed");
                         self.set_state(prefix, "installed");
                     }
                     Err(e) => {
+                        self.metrics.fib_failed.fetch_add(1, Ordering::Relaxed);
                         warn!(%prefix, ?next_hops, error = %e, "cannot install route");
                         self.set_state(prefix, format!("failed: {e}"));
                     }
@@ -95,7 +101,10 @@ impl Fib {
                 let msg = self.base(prefix);
                 // The protocol in the request makes the kernel delete only ours.
                 match self.handle.route().del(msg).execute().await {
-                    Ok(()) => debug!(%prefix, "removed"),
+                    Ok(()) => {
+                        self.metrics.fib_ok.fetch_add(1, Ordering::Relaxed);
+                        debug!(%prefix, "removed")
+                    }
                     Err(e) => debug!(%prefix, error = %e, "remove: not there"),
                 }
             }

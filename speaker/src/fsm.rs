@@ -124,14 +124,31 @@ pub enum DownReason {
 
 impl DownReason {
     /// Whether a helper may keep the routes: the connection simply broke, or we
-    /// closed it silently. NOTIFICATIONs end GR unless RFC 8538's N bit says
-    /// otherwise; that refinement belongs to the full GR stage.
-    pub fn allows_graceful_restart(&self) -> bool {
-        matches!(
-            self,
-            DownReason::TcpClosed | DownReason::HoldTimerExpired | DownReason::Stopped(None)
-        )
+    /// closed it silently. A NOTIFICATION ends graceful restart, unless both
+    /// sides set RFC 8538's N bit (`n_bit`) and it is not a Hard Reset.
+    pub fn allows_graceful_restart(&self, n_bit: bool) -> bool {
+        match self {
+            DownReason::TcpClosed | DownReason::HoldTimerExpired | DownReason::Stopped(None) => true,
+            DownReason::NotificationReceived(n) => n_bit && n.cease_subcode() != Some(CeaseSubcode::HardReset),
+            DownReason::NotificationSent(n) | DownReason::Stopped(Some(n)) => n_bit && !needs_hard_reset(n),
+        }
     }
+}
+
+/// RFC 8538 section 5: the NOTIFICATIONs that must end graceful restart, sent
+/// as a Hard Reset when the N bit was exchanged. Everything else (hold timer,
+/// malformed messages, FSM errors) keeps the routes on both sides.
+pub fn needs_hard_reset(n: &Notification) -> bool {
+    matches!(
+        n.cease_subcode(),
+        Some(
+            CeaseSubcode::MaxPrefixesReached
+                | CeaseSubcode::AdministrativeShutdown
+                | CeaseSubcode::PeerDeconfigured
+                | CeaseSubcode::AdministrativeReset
+                | CeaseSubcode::HardReset
+        )
+    )
 }
 
 impl fmt::Display for DownReason {
@@ -172,17 +189,24 @@ pub struct Fsm {
     negotiated: Option<Negotiated>,
     /// Why the last session or attempt failed, for the status `info`.
     last_error: Option<String>,
+    /// RFC 4724 R bit: set in our OPENs until the first session after our
+    /// restart is Established, never again for the daemon's life.
+    restarting: bool,
 }
 
 impl Fsm {
     pub fn new(config: FsmConfig) -> Self {
         Fsm {
-            config,
             state: State::Idle,
             failures: 0,
             admin_down: true,
             negotiated: None,
             last_error: None,
+            restarting: config
+                .capabilities
+                .iter()
+                .any(|c| matches!(c, Capability::GracefulRestart(gr) if gr.restarting)),
+            config,
         }
     }
 
@@ -206,11 +230,17 @@ impl Fsm {
     }
 
     pub fn local_open(&self) -> Open {
+        let mut capabilities = self.config.capabilities.clone();
+        for c in &mut capabilities {
+            if let Capability::GracefulRestart(gr) = c {
+                gr.restarting = self.restarting;
+            }
+        }
         Open::new(
             self.config.local_as,
             self.config.hold_time,
             self.config.router_id,
-            self.config.capabilities.clone(),
+            capabilities,
         )
     }
 
@@ -285,13 +315,31 @@ impl Fsm {
                     self.negotiated = Some(negotiated);
                     self.state = S::OpenConfirm;
                 }
-                Err(n) => self.fail_with(&mut out, n),
+                Err(n) => {
+                    let why = match n.subcode {
+                        s if s == OpenSubcode::BadPeerAs as u8 => format!(
+                            "the peer's OPEN says AS {}, asNumber configured for it is {}",
+                            open.asn(),
+                            self.config.remote_as
+                        ),
+                        s if s == OpenSubcode::BadBgpIdentifier as u8 => {
+                            format!("the peer's router ID {} is not acceptable", open.router_id)
+                        }
+                        s if s == OpenSubcode::UnacceptableHoldTime as u8 => {
+                            format!("the peer's hold time {} is not acceptable", open.hold_time)
+                        }
+                        _ => "the peer's OPEN is not acceptable".into(),
+                    };
+                    self.fail_with(&mut out, n.clone());
+                    self.last_error = Some(format!("OPEN refused: {why} (sent NOTIFICATION: {n})"));
+                }
             },
             (S::OpenConfirm, Event::KeepaliveReceived) => {
                 let negotiated = self.negotiated.clone().expect("negotiated in OpenSent");
                 self.restart_hold(&mut out);
                 self.failures = 0;
                 self.last_error = None;
+                self.restarting = false;
                 self.state = S::Established;
                 out.push(A::SessionUp(negotiated));
             }
@@ -320,7 +368,12 @@ impl Fsm {
             }
             (S::OpenSent | S::OpenConfirm | S::Established, Event::MessageError(n)) => self.fail_with(&mut out, n),
             (S::OpenSent | S::OpenConfirm | S::Established, Event::TcpFails) => {
-                self.last_error = Some("connection closed by peer".into());
+                // A collision's second connection closing must not hide why the
+                // first one was refused (wrong AS, say).
+                self.last_error = Some(match self.last_error.take() {
+                    Some(e) if e.starts_with("OPEN refused") => e,
+                    _ => "connection closed by peer".into(),
+                });
                 self.failed(&mut out, DownReason::TcpClosed);
             }
             // RFC 4271 8.2.2: any other message in these states is an FSM error.
@@ -516,6 +569,45 @@ mod tests {
         )
     }
 
+    #[test]
+    fn restart_bit_only_until_the_first_established_session() {
+        let mut c = config(false);
+        c.capabilities.push(Capability::GracefulRestart(GracefulRestart {
+            restarting: true,
+            restart_time: 120,
+            ..Default::default()
+        }));
+        let mut fsm = Fsm::new(c);
+        let r_bit = |fsm: &Fsm| fsm.local_open().graceful_restart().map(|g| g.restarting);
+        assert_eq!(r_bit(&fsm), Some(true));
+        // A failed attempt keeps it: the peer has not seen us restarted yet.
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected);
+        fsm.handle(Event::TcpFails);
+        assert_eq!(r_bit(&fsm), Some(true));
+        fsm.handle(Event::ConnectRetryTimerExpires);
+        fsm.handle(Event::TcpConnected);
+        fsm.handle(Event::OpenReceived(peer_open(65000, 90)));
+        fsm.handle(Event::KeepaliveReceived);
+        assert_eq!(fsm.state(), State::Established);
+        fsm.handle(Event::TcpFails);
+        assert_eq!(r_bit(&fsm), Some(false), "R bit in an OPEN after the restart was done");
+    }
+
+    #[test]
+    fn notification_keeps_routes_only_with_the_n_bit_and_no_hard_reset() {
+        let soft = Notification::hold_timer_expired();
+        let admin = Notification::cease(CeaseSubcode::AdministrativeReset);
+        let hard = Notification::hard_reset(&admin);
+        assert!(!DownReason::NotificationReceived(soft.clone()).allows_graceful_restart(false));
+        assert!(DownReason::NotificationReceived(soft.clone()).allows_graceful_restart(true));
+        assert!(DownReason::NotificationReceived(admin.clone()).allows_graceful_restart(true));
+        assert!(!DownReason::NotificationReceived(hard).allows_graceful_restart(true));
+        assert!(DownReason::NotificationSent(soft).allows_graceful_restart(true));
+        assert!(!DownReason::Stopped(Some(admin)).allows_graceful_restart(true));
+        assert!(DownReason::TcpClosed.allows_graceful_restart(false));
+    }
+
     fn established(fsm: &mut Fsm) -> Vec<Action> {
         fsm.handle(Event::ManualStart);
         fsm.handle(Event::TcpConnected);
@@ -674,8 +766,8 @@ mod tests {
         let n = Notification::cease(CeaseSubcode::AdministrativeShutdown);
         let a = fsm.handle(Event::NotificationReceived(n.clone()));
         assert!(a.contains(&Action::SessionDown(DownReason::NotificationReceived(n))));
-        assert!(!DownReason::NotificationReceived(Notification::hold_timer_expired()).allows_graceful_restart());
-        assert!(DownReason::TcpClosed.allows_graceful_restart());
+        assert!(!DownReason::NotificationReceived(Notification::hold_timer_expired()).allows_graceful_restart(false));
+        assert!(DownReason::TcpClosed.allows_graceful_restart(false));
     }
 
     #[test]

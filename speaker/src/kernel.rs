@@ -42,6 +42,15 @@ pub enum KernelChange {
     Foreign { prefix: IpNet, present: bool },
 }
 
+/// Changes read from one burst of netlink events.
+#[derive(Clone, Debug)]
+pub struct KernelBatch {
+    /// When the first event of the burst was read: the start of the
+    /// event-to-UPDATE latency.
+    pub received: std::time::Instant,
+    pub changes: Vec<KernelChange>,
+}
+
 /// What the watcher needs to classify routes.
 #[derive(Clone, Debug)]
 pub struct WatchConfig {
@@ -350,7 +359,7 @@ pub struct Dirty {
 /// changes as soon as the events already queued have been read.
 pub async fn watch(
     config: WatchConfig,
-    tx: mpsc::UnboundedSender<Vec<KernelChange>>,
+    tx: mpsc::UnboundedSender<KernelBatch>,
     mut shutdown: Shutdown,
 ) -> Result<(), KernelError> {
     let groups = [
@@ -369,7 +378,10 @@ pub async fn watch(
     let (links, routes) = dump(&handle).await?;
     let initial = view.resync(links, routes);
     info!(advertised = view.advertised().len(), "kernel routes read");
-    let _ = tx.send(initial);
+    let _ = tx.send(KernelBatch {
+        received: std::time::Instant::now(),
+        changes: initial,
+    });
 
     loop {
         let first = tokio::select! {
@@ -382,6 +394,7 @@ pub async fn watch(
                 }
             },
         };
+        let received = std::time::Instant::now();
         let mut dirty = Dirty::default();
         let mut overrun = handle_event(&mut view, first, &mut dirty);
         // Coalesce what is already queued, without waiting for more.
@@ -398,7 +411,7 @@ pub async fn watch(
         }
         if !changes.is_empty() {
             debug!(?changes, "kernel changes");
-            if tx.send(changes).is_err() {
+            if tx.send(KernelBatch { received, changes }).is_err() {
                 return Ok(());
             }
         }
@@ -472,6 +485,37 @@ pub async fn own_routes(handle: &Handle, protocol: u8, table: u32) -> Result<Vec
         .into_iter()
         .filter(|r| r.protocol == protocol && r.table == table)
         .collect())
+}
+
+/// Our link-local address to pair with `local` in an IPv6 next hop (RFC 2545):
+/// the one of the interface holding `local`, when `peer` is on that interface's
+/// link (inside one of its prefixes). Reads `/proc/net/if_inet6`.
+pub fn link_local_for(local: Ipv6Addr, peer: Ipv6Addr) -> Option<Ipv6Addr> {
+    let table = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
+    link_local_in(&table, local, peer)
+}
+
+/// [`link_local_for`] over the text of `/proc/net/if_inet6`.
+fn link_local_in(table: &str, local: Ipv6Addr, peer: Ipv6Addr) -> Option<Ipv6Addr> {
+    // address, ifindex, prefix length, scope, flags, name
+    let rows: Vec<(Ipv6Addr, u8, u8, &str)> = table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let addr = u128::from_str_radix(f.first()?, 16).ok()?;
+            let len = u8::from_str_radix(f.get(2)?, 16).ok()?;
+            let scope = u8::from_str_radix(f.get(3)?, 16).ok()?;
+            Some((Ipv6Addr::from(addr), len, scope, *f.get(5)?))
+        })
+        .collect();
+    let (_, len, _, ifname) = rows.iter().find(|(a, ..)| *a == local)?;
+    let on_link = ipnet::Ipv6Net::new(local, *len).ok()?.trunc().contains(&peer);
+    if !on_link {
+        return None;
+    }
+    rows.iter()
+        .find(|(a, _, scope, name)| name == ifname && *scope == 0x20 && a.segments()[0] & 0xffc0 == 0xfe80)
+        .map(|(a, ..)| *a)
 }
 
 /// SO_RCVBUFFORCE goes past `net.core.rmem_max` (we run as root); fall back to
@@ -584,6 +628,24 @@ mod tests {
         let mut d = Dirty::default();
         v.link_gone(5, &mut d);
         assert!(v.settle(d).contains(&local("10.244.2.7/32", false)));
+    }
+
+    #[test]
+    fn link_local_of_the_shared_link() {
+        let table = "fd000000000000000000000000000001 03 40 00 80     eth1\n\
+                     fe800000000000000000000000000011 03 40 20 80     eth1\n\
+                     fd010000000000000000000000000001 04 40 00 80     eth2\n";
+        let ll = link_local_in(table, "fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+        assert_eq!(ll, Some("fe80::11".parse().unwrap()));
+        // A peer behind a router: no link-local.
+        assert_eq!(
+            link_local_in(table, "fd00::1".parse().unwrap(), "fd99::2".parse().unwrap()),
+            None
+        );
+        assert_eq!(
+            link_local_in(table, "fd01::1".parse().unwrap(), "fd01::2".parse().unwrap()),
+            None
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -27,12 +28,11 @@ pub async fn bind(address: Option<IpAddr>, port: u16) -> io::Result<TcpListener>
     }
 }
 
+/// Where each peer's accepted connections go; the daemon edits it on reload.
+pub type Peers = Arc<RwLock<HashMap<IpAddr, mpsc::UnboundedSender<TcpStream>>>>;
+
 /// Accepts until shutdown.
-pub async fn serve(
-    listener: TcpListener,
-    peers: HashMap<IpAddr, mpsc::UnboundedSender<TcpStream>>,
-    mut shutdown: Shutdown,
-) {
+pub async fn serve(listener: TcpListener, peers: Peers, mut shutdown: Shutdown) {
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "listening for BGP");
     }
@@ -44,7 +44,8 @@ pub async fn serve(
         match accepted {
             Ok((stream, remote)) => {
                 let ip = remote.ip().to_canonical();
-                match peers.get(&ip) {
+                let tx = peers.read().expect("listener peers").get(&ip).cloned();
+                match tx {
                     Some(tx) => {
                         let _ = tx.send(stream);
                     }

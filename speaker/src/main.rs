@@ -1,8 +1,10 @@
-//! `speaker`: the command line. `run` is the daemon; `status`, `routes` ask a
-//! running one through its API socket; `check` validates a configuration.
+//! `speaker`: the command line. `run` is the daemon; `status`, `routes`, `drain`
+//! and `undrain` talk to a running one through its API socket; `check` validates
+//! a configuration.
 //!
 //! Exit codes: 0 success, 1 the daemon failed, 2 bad command line (clap),
-//! 3 invalid configuration, 4 the API socket could not be reached.
+//! 3 invalid configuration, 4 the API socket could not be reached, 5 a drain
+//! or undrain not confirmed by every established peer in time.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +18,7 @@ use speaker::{api, daemon};
 const EXIT_FAILURE: u8 = 1;
 const EXIT_CONFIG: u8 = 3;
 const EXIT_UNREACHABLE: u8 = 4;
+const EXIT_UNCONFIRMED: u8 = 5;
 const DEFAULT_SOCKET: &str = "/run/speaker/speaker.sock";
 
 #[derive(Parser)]
@@ -27,15 +30,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon in the foreground. SIGTERM stops it: with graceful restart
+    /// Run the daemon in the foreground.
+    ///
+    /// SIGTERM stops it: with graceful restart
     /// enabled sessions are closed silently and the FIB is kept; without, peers
-    /// get Cease/Administrative Shutdown and our routes leave the FIB.
+    /// get Cease/Administrative Shutdown and our routes leave the FIB. SIGHUP
+    /// re-reads FILE: added peers start, removed ones stop (Cease/Peer
+    /// De-configured), changed ones reset, the others keep their sessions; an
+    /// invalid file is logged and the running configuration stays.
     Run {
         /// The YAML configuration (Calico BGPConfiguration/BGPPeer field names).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
     /// Show the BGP sessions, like `calicoctl node status`.
+    ///
+    /// Per peer its state,
+    /// since when, and why it is not Established (wrong AS, connection refused,
+    /// NOTIFICATION received, ...); and whether the node is drained.
     Status {
         /// Print the API's JSON answer instead of a table.
         #[arg(long)]
@@ -46,8 +58,48 @@ enum Command {
     },
     /// Show local (advertised) and learned routes with their FIB state.
     Routes {
+        /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
+        /// The daemon's API socket.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Withdraw this node's routes from every peer before maintenance.
+    ///
+    /// Withdraws every route
+    /// it advertises from every peer (or, with `drain: {mode: gracefulShutdown}`
+    /// in the configuration, re-advertises them with the GRACEFUL_SHUTDOWN
+    /// community and LOCAL_PREF 0 towards iBGP peers). Waits until every
+    /// established peer has acknowledged the change on its TCP connection, prints
+    /// what each peer was sent, and exits 0 only when all of them have it (5 when
+    /// one did not confirm in time). The node stays drained, also for peers that
+    /// connect later, until `speaker undrain`; `speaker status` shows it.
+    Drain {
+        /// Undo a drain (same as `speaker undrain`).
+        #[arg(long)]
+        cancel: bool,
+        /// Seconds to wait for the peers (default: the configuration's drain.timeoutSeconds, 10).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// Print the API's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The daemon's API socket.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Advertise the node's routes again after `speaker drain`.
+    ///
+    /// Waits for the peers' acknowledgements like drain does.
+    Undrain {
+        /// Seconds to wait for the peers (default: the configuration's drain.timeoutSeconds, 10).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// Print the API's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The daemon's API socket.
         #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
@@ -61,8 +113,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => {
-            let config = match Config::load(&config) {
+        Command::Run { config: path } => {
+            let config = match Config::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("speaker: {e}");
@@ -70,7 +122,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logging();
-            match run(config) {
+            match run(config, path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -97,6 +149,56 @@ fn main() -> ExitCode {
         },
         Command::Status { json, socket } => query(&socket, "status", json, print_status),
         Command::Routes { json, socket } => query(&socket, "routes", json, print_routes),
+        Command::Drain {
+            cancel,
+            timeout,
+            json,
+            socket,
+        } => drain(&socket, !cancel, timeout, json),
+        Command::Undrain { timeout, json, socket } => drain(&socket, false, timeout, json),
+    }
+}
+
+fn drain(socket: &std::path::Path, drain: bool, timeout: Option<f64>, json: bool) -> ExitCode {
+    let cmd = if drain { "drain" } else { "undrain" };
+    let mut request = serde_json::json!({ "cmd": cmd });
+    if let Some(t) = timeout {
+        request["timeout"] = t.into();
+    }
+    // The daemon bounds its own wait; this only guards against a hung daemon.
+    let wait = std::time::Duration::from_secs_f64(timeout.unwrap_or(300.0).clamp(1.0, 3600.0) + 5.0);
+    match api::request_json(socket, &request, wait) {
+        Ok(value) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            } else {
+                let state = value["drained"]
+                    .as_str()
+                    .map_or("not drained".to_string(), |m| format!("drained ({m})"));
+                println!("node {state}");
+                let rows: Vec<Vec<String>> = value["peers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| vec![text(&p["address"]), text(&p["action"]), text(&p["result"])])
+                    .collect();
+                table(&["PEER ADDRESS", "SENT", "RESULT"], &rows);
+            }
+            if value["ok"] == Value::Bool(true) {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("speaker: {cmd}: not every established peer confirmed it");
+                ExitCode::from(EXIT_UNCONFIRMED)
+            }
+        }
+        Err(e @ api::ClientError::Connect { .. }) => {
+            eprintln!("speaker: {e}");
+            ExitCode::from(EXIT_UNREACHABLE)
+        }
+        Err(e) => {
+            eprintln!("speaker: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 
@@ -110,7 +212,7 @@ fn init_logging() {
         .init();
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,7 +229,23 @@ fn run(config: Config) -> anyhow::Result<()> {
                 _ = int.recv() => tracing::info!("SIGINT"),
             }
         };
-        daemon::run(config, stop).await.context("speaker daemon")
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match Config::load(&path) {
+                        Ok(c) => {
+                            tracing::info!(file = %path.display(), "SIGHUP: reloading");
+                            if reload_tx.send(c).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => tracing::error!("SIGHUP: {e}: keeping the running configuration"),
+                    }
+                }
+            });
+        }
+        daemon::run(config, stop, reload_rx).await.context("speaker daemon")
     })
 }
 
@@ -192,6 +310,9 @@ fn print_status(v: &Value) {
         text(&v["as"]),
         text(&v["router_id"])
     );
+    if let Some(mode) = v["drained"].as_str() {
+        println!("Node drained ({mode}): run `speaker undrain` to advertise its routes again");
+    }
     let rows: Vec<Vec<String>> = v["peers"]
         .as_array()
         .into_iter()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::config::NextHopMode;
+use crate::config::{DrainMode, NextHopMode};
 use crate::packet::{AfiSafi, AsPath, Community, NextHop, Origin, PathAttributes};
 
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
@@ -41,6 +41,8 @@ pub struct PeerInfo {
     pub remote_as: u32,
     pub router_id: Ipv4Addr,
     pub local_address: Option<IpAddr>,
+    /// Ours on the link shared with the peer: sent with our global IPv6 next hop.
+    pub local_link_local: Option<std::net::Ipv6Addr>,
     pub rr_client: bool,
     pub next_hop_mode: NextHopMode,
     pub allowed_local_as: u8,
@@ -163,6 +165,7 @@ pub struct Rib {
     peers: BTreeMap<IpAddr, PeerState>,
     local: BTreeSet<IpNet>,
     loc: BTreeMap<IpNet, Selected>,
+    drain: Option<DrainMode>,
 }
 
 impl Rib {
@@ -172,7 +175,30 @@ impl Rib {
             peers: BTreeMap::new(),
             local: BTreeSet::new(),
             loc: BTreeMap::new(),
+            drain: None,
         }
+    }
+
+    pub fn drain(&self) -> Option<DrainMode> {
+        self.drain
+    }
+
+    /// Drains the node (`Some`) or ends a drain (`None`): every established
+    /// peer's Adj-RIB-Out is brought in line with the new export rule.
+    pub fn set_drain(&mut self, drain: Option<DrainMode>) -> Changes {
+        let mut changes = Changes::default();
+        if self.drain == drain {
+            return changes;
+        }
+        self.drain = drain;
+        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
+        let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for prefix in prefixes {
+            for peer in &peers {
+                self.export_one(*peer, prefix, &mut changes);
+            }
+        }
+        changes
     }
 
     /// Registers a configured peer (down).
@@ -188,6 +214,18 @@ impl Rib {
         );
     }
 
+    /// Forgets a peer removed from the configuration, with everything it sent.
+    pub fn remove_peer(&mut self, peer: IpAddr) -> Changes {
+        let mut changes = Changes::default();
+        let Some(state) = self.peers.remove(&peer) else {
+            return changes;
+        };
+        for prefix in state.adj_in.into_keys() {
+            self.recompute(prefix, &mut changes);
+        }
+        changes
+    }
+
     pub fn local_routes(&self) -> impl Iterator<Item = &IpNet> {
         self.local.iter()
     }
@@ -198,6 +236,11 @@ impl Rib {
             let accepted = p.adj_in.values().filter(|a| a.rejected.is_none()).count();
             (p.adj_in.len(), accepted)
         })
+    }
+
+    /// Prefixes `peer` has been sent and not withdrawn.
+    pub fn advertised_count(&self, peer: IpAddr) -> usize {
+        self.peers.get(&peer).map_or(0, |p| p.adj_out.len())
     }
 
     pub fn has_stale(&self, peer: IpAddr) -> bool {
@@ -538,7 +581,7 @@ impl Rib {
 
     /// What `to` should be sent for `prefix` when `best` is the best path.
     fn export(&self, to: &PeerInfo, prefix: &IpNet, best: &Path) -> Option<OutRoute> {
-        if !to.families.contains(&AfiSafi::unicast_of(prefix)) {
+        if self.drain == Some(DrainMode::Withdraw) || !to.families.contains(&AfiSafi::unicast_of(prefix)) {
             return None;
         }
         let to_ibgp = self.is_ibgp(to);
@@ -586,6 +629,14 @@ impl Rib {
                 .get_or_insert_with(AsPath::default)
                 .prepend(self.config.local_as);
         }
+        if self.drain == Some(DrainMode::GracefulShutdown) {
+            if !attrs.communities.contains(&Community::GRACEFUL_SHUTDOWN) {
+                attrs.communities.push(Community::GRACEFUL_SHUTDOWN);
+            }
+            if to_ibgp {
+                attrs.local_pref = Some(0);
+            }
+        }
         let learned = best.next_hop.filter(|nh| nh.is_ipv4() == prefix_is_v4(prefix));
         let self_nh = to.local_address.filter(|a| a.is_ipv4() == prefix_is_v4(prefix));
         let next_hop = match (to.next_hop_mode, best.source) {
@@ -594,7 +645,14 @@ impl Rib {
             (NextHopMode::Auto, _) if !to_ibgp => self_nh,
             (NextHopMode::Auto, _) => learned.or(self_nh),
         }?;
-        Some((attrs, NextHop::from(next_hop)))
+        let next_hop = match (NextHop::from(next_hop), to.local_link_local) {
+            (NextHop::V6 { global, .. }, Some(ll)) if Some(next_hop) == self_nh => NextHop::V6 {
+                global,
+                link_local: Some(ll),
+            },
+            (nh, _) => nh,
+        };
+        Some((attrs, next_hop))
     }
 
     /// RFC 4271 9.1.2.2, `Less` meaning `a` is preferred. Local routes come first
@@ -711,6 +769,7 @@ mod tests {
             } else {
                 ip("192.0.2.1")
             }),
+            local_link_local: None,
             rr_client: false,
             next_hop_mode: NextHopMode::Auto,
             allowed_local_as: 0,
@@ -965,6 +1024,37 @@ mod tests {
     }
 
     #[test]
+    fn drain_withdraws_or_marks_graceful_shutdown() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
+        up(&mut rib, peer("10.0.0.2", LOCAL_AS, "10.0.0.2"));
+        let block = net("10.244.1.0/26");
+        rib.local_add(block);
+        let c = rib.set_drain(Some(DrainMode::Withdraw));
+        for p in ["192.0.2.254", "10.0.0.2"] {
+            assert_eq!(c.out[&ip(p)], vec![OutChange::Withdraw { prefix: block }]);
+        }
+        assert!(rib.set_drain(Some(DrainMode::Withdraw)).is_empty());
+        // A peer coming up while drained gets nothing.
+        assert!(rib.peer_up(peer("192.0.2.254", 65000, "10.0.0.254")).is_empty());
+        let c = rib.set_drain(Some(DrainMode::GracefulShutdown));
+        let OutChange::Announce { attrs: ebgp, .. } = &c.out[&ip("192.0.2.254")][0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!(ebgp.communities, vec![Community::GRACEFUL_SHUTDOWN]);
+        assert_eq!(ebgp.local_pref, None);
+        let OutChange::Announce { attrs: ibgp, .. } = &c.out[&ip("10.0.0.2")][0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!(ibgp.local_pref, Some(0));
+        let c = rib.set_drain(None);
+        let OutChange::Announce { attrs, .. } = &c.out[&ip("10.0.0.2")][0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!((attrs.local_pref, attrs.communities.len()), (Some(100), 0));
+    }
+
+    #[test]
     fn next_hop_modes() {
         let mut rib = rib(false);
         let mut keep = peer("192.0.2.20", 65020, "10.0.0.20");
@@ -1001,5 +1091,19 @@ mod tests {
             panic!()
         };
         assert_eq!(*next_hop, nh("fd00::1"));
+        // On a shared link the next hop carries our link-local address too.
+        let mut shared = peer("fd00::253", 65000, "10.0.0.253");
+        shared.local_link_local = Some("fe80::1".parse().unwrap());
+        let c = rib.peer_up(shared);
+        let OutChange::Announce { next_hop, .. } = &c.out[&ip("fd00::253")][0] else {
+            panic!()
+        };
+        assert_eq!(
+            *next_hop,
+            NextHop::V6 {
+                global: "fd00::1".parse().unwrap(),
+                link_local: Some("fe80::1".parse().unwrap())
+            }
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -16,29 +17,59 @@ use ipnet::IpNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Neighbor;
 use crate::fsm::{
-    collision_notification, resolve_collision, Action, CollisionWinner, Event, Fsm, FsmConfig, Negotiated, State, Timer,
+    collision_notification, needs_hard_reset, resolve_collision, Action, CollisionWinner, Event, Fsm, FsmConfig,
+    Negotiated, State, Timer,
 };
+use crate::metrics::SharedMetrics;
 use crate::packet::{
     AfiSafi, Capability, CeaseSubcode, DecodeError, GracefulRestart, GracefulRestartFamily, Message, Notification,
     SessionCaps, Update,
 };
 use crate::shutdown::{Shutdown, StopMode};
+use crate::transport;
 
 /// Commands from the daemon.
 #[derive(Debug)]
 pub enum SessionCmd {
     /// UPDATEs for the session numbered `generation`; dropped if that session
-    /// is gone, since the next one gets a full table anyway.
-    Send { generation: u64, updates: Vec<Update> },
+    /// is gone, since the next one gets a full table anyway. `kernel_event`:
+    /// when the kernel change they carry was read, for the latency histogram.
+    Send {
+        generation: u64,
+        updates: Vec<Update>,
+        kernel_event: Option<Instant>,
+    },
     /// The daemon applied an UPDATE: how many of the peer's prefixes it accepted.
     Accepted(usize),
+    /// Stop for good (the peer was removed or changed by a reload), telling the
+    /// peer why; the task ends.
+    Stop(Notification),
+    /// Answer once everything queued before this has been written and the peer
+    /// has acknowledged it (the socket's send queue is empty), or `timeout` passed.
+    Sync {
+        timeout: Duration,
+        reply: oneshot::Sender<SyncResult>,
+    },
+}
+
+/// How a [`SessionCmd::Sync`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncResult {
+    /// Written and acknowledged by the peer's TCP.
+    Delivered,
+    /// No session: the peer holds nothing from us that a session would carry.
+    NotEstablished(State),
+    /// Bytes still unacknowledged when the time ran out.
+    Pending { unacked: usize },
+    /// The connection broke before it could be confirmed.
+    Failed(String),
 }
 
 /// What a session tells the daemon.
@@ -49,6 +80,8 @@ pub enum PeerEvent {
         generation: u64,
         negotiated: Box<Negotiated>,
         local_address: IpAddr,
+        /// Our link-local address on the link shared with an IPv6 peer.
+        link_local: Option<std::net::Ipv6Addr>,
     },
     Down {
         peer: IpAddr,
@@ -77,6 +110,10 @@ pub struct PeerStatus {
     pub prefixes_received: usize,
     pub prefixes_accepted: usize,
     pub info: String,
+    /// FSM state changes since the daemon started.
+    pub transitions: u64,
+    pub updates_in: u64,
+    pub updates_out: u64,
 }
 
 pub type SharedStatus = Arc<Mutex<PeerStatus>>;
@@ -89,6 +126,7 @@ pub struct LocalSide {
     pub port: u16,
     /// Set in the first OPEN after a restart that kept the FIB (RFC 4724 R bit).
     pub restarting: bool,
+    pub metrics: SharedMetrics,
 }
 
 /// The daemon's handles on a running session.
@@ -116,6 +154,9 @@ pub fn spawn(
         prefixes_received: 0,
         prefixes_accepted: 0,
         info: String::new(),
+        transitions: 0,
+        updates_in: 0,
+        updates_out: 0,
     }));
     let session = Session::new(neighbor.clone(), local, events, status.clone());
     let span = info_span!("peer", addr = %neighbor.address, asn = neighbor.remote_as);
@@ -140,7 +181,8 @@ pub fn capabilities(local: &LocalSide, neighbor: &Neighbor) -> Vec<Capability> {
     if neighbor.graceful_restart.enabled {
         caps.push(Capability::GracefulRestart(GracefulRestart {
             restarting: local.restarting,
-            notification: false,
+            // RFC 8538: NOTIFICATIONs other than Hard Reset keep routes too.
+            notification: true,
             restart_time: neighbor.graceful_restart.restart_time,
             // We leave the FIB in place across a graceful stop: forwarding is kept.
             families: [AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]
@@ -157,11 +199,21 @@ pub fn capabilities(local: &LocalSide, neighbor: &Neighbor) -> Vec<Capability> {
 
 type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
+/// What the writer task is given.
+enum Outgoing {
+    /// With the kernel event they answer, observed once written.
+    Bytes(BytesMut, Option<(Instant, SharedMetrics)>),
+    Sync {
+        timeout: Duration,
+        reply: oneshot::Sender<SyncResult>,
+    },
+}
+
 /// A live TCP connection: we read here, a writer task writes, so a peer that
 /// is slow to read never stops us from reading.
 struct Connection {
     reader: OwnedReadHalf,
-    writer: mpsc::UnboundedSender<BytesMut>,
+    writer: mpsc::UnboundedSender<Outgoing>,
     writer_task: JoinHandle<()>,
     buf: BytesMut,
     local: SocketAddr,
@@ -174,12 +226,23 @@ impl Connection {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
         let (reader, mut write_half) = stream.into_split();
-        let (writer, mut rx) = mpsc::unbounded_channel::<BytesMut>();
+        let (writer, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let writer_task = tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if let Err(e) = write_half.write_all(&bytes).await {
-                    debug!(error = %e, "write failed");
-                    return;
+            while let Some(out) = rx.recv().await {
+                match out {
+                    Outgoing::Bytes(bytes, observe) => {
+                        if let Err(e) = write_half.write_all(&bytes).await {
+                            debug!(error = %e, "write failed");
+                            return;
+                        }
+                        if let Some((since, metrics)) = observe {
+                            metrics.event_to_update.observe(since.elapsed());
+                        }
+                    }
+                    Outgoing::Sync { timeout, reply } => {
+                        let fd = write_half.as_ref().as_raw_fd();
+                        let _ = reply.send(wait_send_queue_empty(fd, timeout).await);
+                    }
                 }
             }
             let _ = write_half.shutdown().await;
@@ -195,12 +258,19 @@ impl Connection {
     }
 
     fn send(&self, msg: &Message, caps: &SessionCaps) {
+        self.send_observed(std::slice::from_ref(msg), caps, None);
+    }
+
+    /// Encodes `msgs` into one write; `observe` times it from a kernel event.
+    fn send_observed(&self, msgs: &[Message], caps: &SessionCaps, observe: Option<(Instant, SharedMetrics)>) {
         let mut out = BytesMut::new();
-        match msg.encode(caps, &mut out) {
-            Ok(()) => {
-                let _ = self.writer.send(out);
+        for msg in msgs {
+            if let Err(e) = msg.encode(caps, &mut out) {
+                warn!(error = %e, "cannot encode message");
             }
-            Err(e) => warn!(error = %e, "cannot encode message"),
+        }
+        if !out.is_empty() {
+            let _ = self.writer.send(Outgoing::Bytes(out, observe));
         }
     }
 
@@ -230,6 +300,11 @@ struct Session {
     /// The peer offered graceful restart in the current session; the FSM has
     /// forgotten its OPEN by the time the session goes down.
     peer_gr: bool,
+    /// Both sides set the RFC 8538 N bit in the current session.
+    n_bit: bool,
+    /// The namespace's TCP-MD5 drop count when last looked at.
+    md5_seen: Option<u64>,
+    metrics: SharedMetrics,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -274,6 +349,9 @@ impl Session {
             received: HashSet::new(),
             closing: Vec::new(),
             peer_gr: false,
+            n_bit: false,
+            md5_seen: None,
+            metrics: local.metrics.clone(),
         }
     }
 
@@ -283,9 +361,7 @@ impl Session {
         mut incoming: mpsc::UnboundedReceiver<TcpStream>,
         mut shutdown: Shutdown,
     ) {
-        if self.neighbor.password.is_some() {
-            warn!("TCP-MD5 passwords are not implemented yet: connecting without one");
-        }
+        self.md5_seen = self.neighbor.password.as_ref().and_then(|_| transport::md5_failures());
         self.event(Event::ManualStart);
         loop {
             for conn in self.closing.drain(..) {
@@ -306,7 +382,14 @@ impl Session {
                     self.event(Event::Stop { notification, restart_after: None });
                     break;
                 }
-                Some(cmd) = cmds.recv() => self.command(cmd),
+                Some(cmd) = cmds.recv() => {
+                    if let SessionCmd::Stop(n) = cmd {
+                        info!(notification = %n, "stopping: removed or changed by a reload");
+                        self.event(Event::Stop { notification: Some(n), restart_after: None });
+                        break;
+                    }
+                    self.command(cmd);
+                }
                 Some(stream) = incoming.recv() => self.incoming(stream),
                 result = async { connecting.as_mut().expect("guarded").await }, if has_connecting => {
                     self.connecting = None;
@@ -318,7 +401,7 @@ impl Session {
                         }
                         Err(e) => {
                             debug!(error = %e, "connect failed");
-                            self.set_info(format!("connect: {e}"));
+                            self.connect_failed(format!("connect: {e}"));
                             self.event(Event::TcpFails);
                         }
                     }
@@ -338,6 +421,9 @@ impl Session {
                         let i = timer_index(t);
                         if self.timers[i].is_some_and(|d| d <= now) {
                             self.timers[i] = None;
+                            if t == Timer::ConnectRetry && self.fsm.state() == State::Connect {
+                                self.connect_failed("connect: no answer".into());
+                            }
                             self.event(match t {
                                 Timer::ConnectRetry => Event::ConnectRetryTimerExpires,
                                 Timer::Hold => Event::HoldTimerExpires,
@@ -355,22 +441,47 @@ impl Session {
 
     fn command(&mut self, cmd: SessionCmd) {
         match cmd {
-            SessionCmd::Send { generation, updates } => {
+            SessionCmd::Send {
+                generation,
+                updates,
+                kernel_event,
+            } => {
                 if generation != self.generation || self.fsm.state() != State::Established {
                     return;
                 }
                 if let Some(conn) = &self.conn {
-                    for u in updates {
-                        conn.send(&Message::Update(u), &self.caps);
-                    }
+                    self.status.lock().expect("status").updates_out += updates.len() as u64;
+                    let msgs: Vec<Message> = updates.into_iter().map(Message::Update).collect();
+                    let observe = kernel_event.map(|t| (t, self.metrics.clone()));
+                    conn.send_observed(&msgs, &self.caps, observe);
                 }
             }
             SessionCmd::Accepted(n) => self.status.lock().expect("status").prefixes_accepted = n,
+            SessionCmd::Stop(_) => unreachable!("handled by the run loop"),
+            SessionCmd::Sync { timeout, reply } => match (&self.conn, self.fsm.state()) {
+                (Some(conn), State::Established) => {
+                    if let Err(e) = conn.writer.send(Outgoing::Sync { timeout, reply }) {
+                        if let Outgoing::Sync { reply, .. } = e.0 {
+                            let _ = reply.send(SyncResult::Failed("connection closing".into()));
+                        }
+                    }
+                }
+                (_, state) => {
+                    let _ = reply.send(SyncResult::NotEstablished(state));
+                }
+            },
         }
     }
 
     /// An accepted connection from this peer's address.
     fn incoming(&mut self, stream: TcpStream) {
+        if let Some(hops) = self.neighbor.ttl_security {
+            let peer = stream.peer_addr().map(|a| a.ip()).unwrap_or(self.neighbor.address);
+            if let Err(e) = transport::set_ttl_security(stream.as_raw_fd(), peer, hops) {
+                warn!(error = %e, "cannot apply ttlSecurity to an accepted connection: refused");
+                return;
+            }
+        }
         if self.fsm.accepts_incoming() {
             // Ours never got as far as an OPEN: the peer's connection wins.
             self.connecting = None;
@@ -467,6 +578,7 @@ impl Session {
                 }
             }
             Message::Update(update) => {
+                self.status.lock().expect("status").updates_in += 1;
                 self.event(Event::UpdateReceived);
                 if self.fsm.state() == State::Established {
                     self.update(update);
@@ -523,6 +635,7 @@ impl Session {
             debug!(from = %before, to = %after, "state");
             let mut s = self.status.lock().expect("status");
             s.state = after;
+            s.transitions += 1;
             s.since = SystemTime::now();
             if after == State::Established {
                 s.info = "Established".into();
@@ -538,6 +651,13 @@ impl Session {
             Action::SendOpen(open) => self.send(Message::Open(open)),
             Action::SendKeepalive => self.send(Message::Keepalive),
             Action::SendNotification(n) => {
+                // RFC 8538: with the N bit exchanged, the ones that must end
+                // graceful restart go out wrapped in a Hard Reset.
+                let n = if self.n_bit && needs_hard_reset(&n) && n.cease_subcode() != Some(CeaseSubcode::HardReset) {
+                    Notification::hard_reset(&n)
+                } else {
+                    n
+                };
                 info!(notification = %n, "sending NOTIFICATION");
                 self.send(Message::Notification(n));
             }
@@ -556,7 +676,9 @@ impl Session {
                 self.generation += 1;
                 self.caps = negotiated.caps;
                 self.received.clear();
-                self.peer_gr = negotiated.remote.graceful_restart().is_some();
+                let peer_gr = negotiated.remote.graceful_restart();
+                self.peer_gr = peer_gr.is_some();
+                self.n_bit = self.neighbor.graceful_restart.enabled && peer_gr.is_some_and(|g| g.notification);
                 let local_address = self
                     .conn
                     .as_ref()
@@ -574,16 +696,22 @@ impl Session {
                     s.prefixes_received = 0;
                     s.prefixes_accepted = 0;
                 }
+                let link_local = match (local_address, self.neighbor.address) {
+                    (IpAddr::V6(local), IpAddr::V6(peer)) => crate::kernel::link_local_for(local, peer),
+                    _ => None,
+                };
                 let _ = self.events.send(PeerEvent::Up {
                     peer: self.neighbor.address,
                     generation: self.generation,
                     negotiated: Box::new(negotiated),
                     local_address,
+                    link_local,
                 });
             }
             Action::SessionDown(reason) => {
-                let graceful =
-                    reason.allows_graceful_restart() && self.neighbor.graceful_restart.enabled && self.peer_gr;
+                let graceful = reason.allows_graceful_restart(self.n_bit)
+                    && self.neighbor.graceful_restart.enabled
+                    && self.peer_gr;
                 info!(%reason, graceful, "session down");
                 self.set_info(reason.to_string());
                 self.status.lock().expect("status").established_at = None;
@@ -606,20 +734,76 @@ impl Session {
         self.status.lock().expect("status").info = info;
     }
 
+    /// Records why no connection came up; with a TCP-MD5 password, says so when
+    /// the kernel has been dropping segments for a bad signature meanwhile.
+    fn connect_failed(&mut self, mut info: String) {
+        if self.neighbor.password.is_some() {
+            if let Some(now) = transport::md5_failures() {
+                match self.md5_seen.filter(|b| now > *b) {
+                    Some(before) => {
+                        info = format!(
+                            "{info}; the kernel dropped {} segment(s) with a wrong or missing TCP-MD5 signature: check the password on both sides",
+                            now - before
+                        )
+                    }
+                    None if info.ends_with("no answer") => {
+                        info.push_str(" (TCP-MD5 password set: a peer with another password drops our SYNs silently)")
+                    }
+                    None => {}
+                }
+                self.md5_seen = Some(now);
+            }
+        }
+        self.set_info(info);
+    }
+
     fn connect(&mut self) {
         let remote = SocketAddr::new(self.neighbor.address, self.port);
         let source = self.neighbor.source_address;
+        let password = self.neighbor.password.clone();
+        let ttl_security = self.neighbor.ttl_security;
         self.connecting = Some(Box::pin(async move {
             let socket = if remote.is_ipv4() {
                 TcpSocket::new_v4()?
             } else {
                 TcpSocket::new_v6()?
             };
+            // Both before connect: the SYN must be signed and leave with TTL 255.
+            if let Some(pw) = &password {
+                transport::set_md5_key(socket.as_raw_fd(), remote.is_ipv6(), remote.ip(), Some(pw.as_bytes()))?;
+            }
+            if let Some(hops) = ttl_security {
+                transport::set_ttl_security(socket.as_raw_fd(), remote.ip(), hops)?;
+            }
             if let Some(src) = source {
                 socket.bind(SocketAddr::new(src, 0))?;
             }
             socket.connect(remote).await
         }));
+    }
+}
+
+/// Bytes written to `fd` that the peer has not acknowledged yet (SIOCOUTQ).
+fn unacked(fd: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ for sockets) writes one c_int through the pointer.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Polls the send queue until the peer has acknowledged everything, bounded.
+async fn wait_send_queue_empty(fd: RawFd, timeout: Duration) -> SyncResult {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match unacked(fd) {
+            Ok(0) => return SyncResult::Delivered,
+            Ok(n) if tokio::time::Instant::now() >= deadline => return SyncResult::Pending { unacked: n },
+            Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            Err(e) => return SyncResult::Failed(e.to_string()),
+        }
     }
 }
 

@@ -5,8 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{timing, Lab, PROTO};
-use serde_json::Value;
+use common::{timing, Frr, Lab, RouteWatch, PEER_AS, PROTO, SPEAKER_AS};
 
 const FRR_CONF: &str = r#"
 frr defaults datacenter
@@ -31,49 +30,11 @@ router bgp 65000
  exit-address-family
 "#;
 
-struct Frr {
-    name: String,
-}
-
-impl Frr {
-    fn vtysh(&self, lab: &Lab, args: &str) -> String {
-        lab.exec(&lab.b, &format!("vtysh -N {} {args}", self.name))
-    }
-
-    fn json(&self, lab: &Lab, cmd: &str) -> Value {
-        serde_json::from_str(&self.vtysh(lab, &format!("-c '{cmd}'"))).unwrap_or(Value::Null)
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(format!("/var/run/frr/{}", self.name));
-    }
-}
-
 #[test]
 fn session_establishes_and_routes_flow() {
     let mut lab = Lab::new("frr");
-    let frr = Frr {
-        name: format!("spk-frr-{}", std::process::id()),
-    };
-    let run_dir = format!("/var/run/frr/{}", frr.name);
-    std::fs::create_dir_all(&run_dir).unwrap();
-    common::run(&format!("chown frr:frr {run_dir} && chmod 755 {}", lab.dir.display())).unwrap();
-    let conf = lab.write("frr.conf", FRR_CONF).display().to_string();
+    let frr = Frr::start(&mut lab, "frr", FRR_CONF);
     let b = lab.b.clone();
-    lab.spawn("zebra", &b, &["/usr/lib/frr/zebra", "-N", &frr.name, "-f", &conf], &[]);
-    lab.wait(
-        "zebra's socket",
-        Duration::from_secs(5),
-        || {
-            std::path::Path::new(&format!("{run_dir}/zserv.api"))
-                .exists()
-                .then_some(())
-        },
-        || lab.log("zebra"),
-    );
-    lab.spawn("bgpd", &b, &["/usr/lib/frr/bgpd", "-N", &frr.name, "-f", &conf], &[]);
     let config = lab.speaker_config("");
     lab.start_speaker(&config);
     let summary = || frr.vtysh(&lab, "-c 'show bgp summary'");
@@ -128,7 +89,9 @@ fn session_establishes_and_routes_flow() {
     // Our block reaches FRR's kernel through zebra.
     common::run(&format!("ip -n {a} route add blackhole 10.244.2.0/26")).unwrap();
     common::run(&format!("ip -n {a} route add blackhole fd00:244:2::/64")).unwrap();
-    for (prefix, gw) in [("10.244.2.0/26", "10.0.0.1"), ("fd00:244:2::/64", "fd00::1")] {
+    // FRR forwards to the link-local half of our IPv6 next hop (RFC 2545).
+    let ll = lab.link_local(&a, "eth1");
+    for (prefix, gw) in [("10.244.2.0/26", "10.0.0.1"), ("fd00:244:2::/64", ll.as_str())] {
         let (r, t) = lab.wait(
             &format!("{prefix} in FRR's kernel"),
             Duration::from_secs(5),
@@ -169,4 +132,157 @@ fn session_establishes_and_routes_flow() {
         String::new,
     );
     timing("bgpd killed -> its routes gone from our FIB", t);
+}
+
+fn frr_gr_conf(networks: &[&str], hard_reset: bool) -> String {
+    let networks: String = networks.iter().map(|n| format!("  network {n}\n")).collect();
+    let hard = if hard_reset { "" } else { "no " };
+    format!(
+        "frr defaults datacenter\nhostname tor\nrouter bgp {PEER_AS}\n bgp router-id 10.0.0.2\n no bgp ebgp-requires-policy\n\
+         no bgp network import-check\n bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n\
+         bgp graceful-restart restart-time 30\n bgp graceful-restart notification\n {hard}bgp hard-administrative-reset\n\
+         timers bgp 3 9\n neighbor 10.0.0.1 remote-as {SPEAKER_AS}\n neighbor 10.0.0.1 timers connect 1\n\
+         address-family ipv4 unicast\n{networks} exit-address-family\n"
+    )
+}
+
+/// GR-04 (RFC 8538) and GR-01 against FRR: a soft NOTIFICATION keeps FRR's
+/// routes, a Hard Reset flushes them at once; bgpd killed and restarted with
+/// graceful restart: routes kept, the one it no longer has flushed at End-of-RIB.
+#[test]
+fn graceful_restart_and_notifications_with_frr() {
+    let mut lab = Lab::new("frr-gr");
+    let frr = Frr::start(
+        &mut lab,
+        "frr-gr",
+        &frr_gr_conf(&["10.244.60.0/26", "10.244.61.0/26"], false),
+    );
+    let config = lab.write(
+        "speaker.yaml",
+        &format!(
+            "asNumber: {SPEAKER_AS}\nrouterID: 10.0.0.1\npools: [10.244.0.0/16]\napiSocket: {}\n\
+             gracefulRestart: {{enabled: true, restartTime: 30}}\npeers:\n\
+             - peerIP: 10.0.0.2\n  asNumber: {PEER_AS}\n  holdTime: 9\n  connectRetryTime: 1\n",
+            lab.path("speaker.sock").display()
+        ),
+    );
+    lab.start_speaker(&config);
+    let a = lab.a.clone();
+    let in_fib = |lab: &Lab, p: &str| lab.route(&a, p, Some(PROTO)).is_some();
+    let summary_of = |lab: &Lab| frr.vtysh(lab, "-c 'show bgp neighbors 10.0.0.1'");
+    let up = |lab: &Lab| {
+        lab.wait(
+            "FRR Established with both routes in our FIB",
+            Duration::from_secs(10),
+            || (frr.peer_state(lab, "10.0.0.1") == "Established" && in_fib(lab, "10.244.60.0/26")).then_some(()),
+            || frr.vtysh(lab, "-c 'show bgp neighbors 10.0.0.1'"),
+        )
+    };
+    up(&lab);
+    let n = frr.json(&lab, "show bgp neighbors 10.0.0.1 json");
+    let gr = n["10.0.0.1"]["gracefulRestartInfo"].to_string();
+    assert!(gr.contains("\"nBit\":true"), "FRR did not see our N bit: {gr}");
+
+    // Soft NOTIFICATION (Cease/Administrative Reset, N bit exchanged): kept.
+    let watch = RouteWatch::start(&a, "10.244.60.0/26", Some(PROTO));
+    let before = lab.speaker_peer("10.0.0.2")["transitions"].as_u64().unwrap_or_default();
+    frr.vtysh(&lab, "-c 'clear bgp 10.0.0.1'");
+    lab.wait(
+        "the session reset and back",
+        Duration::from_secs(10),
+        || {
+            let p = lab.speaker_peer("10.0.0.2");
+            (p["state"] == "Established" && p["transitions"].as_u64() > Some(before)).then_some(())
+        },
+        || summary_of(&lab),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    watch.assert_never_missing(|| lab.log("speaker"));
+    assert!(
+        lab.log("speaker").contains("NOTIFICATION received"),
+        "{}",
+        lab.log("speaker")
+    );
+
+    // Hard Reset: flushed at once.
+    frr.vtysh(
+        &lab,
+        "-c 'configure terminal' -c 'router bgp 65000' -c 'bgp hard-administrative-reset'",
+    );
+    frr.vtysh(&lab, "-c 'clear bgp 10.0.0.1'");
+    let (_, t) = lab.wait(
+        "FRR's routes flushed at its Hard Reset",
+        Duration::from_secs(1),
+        || (!in_fib(&lab, "10.244.60.0/26")).then_some(()),
+        || lab.log("speaker"),
+    );
+    timing("Hard Reset -> routes flushed", t);
+    up(&lab);
+
+    // bgpd killed and restarted without 10.244.61.0/26: GR-01 as helper.
+    lab.wait(
+        "10.244.61.0/26 in our FIB",
+        Duration::from_secs(5),
+        || in_fib(&lab, "10.244.61.0/26").then_some(()),
+        || summary_of(&lab),
+    );
+    let watch = RouteWatch::start(&a, "10.244.60.0/26", Some(PROTO));
+    lab.kill("bgpd");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(in_fib(&lab, "10.244.61.0/26"), "routes not kept after bgpd died");
+    lab.write("frr.conf", &frr_gr_conf(&["10.244.60.0/26"], false));
+    frr.start_bgpd(&mut lab, "bgpd-2");
+    let start = std::time::Instant::now();
+    lab.wait(
+        "10.244.61.0/26 flushed at FRR's End-of-RIB",
+        Duration::from_secs(10),
+        || (!in_fib(&lab, "10.244.61.0/26")).then_some(()),
+        || summary_of(&lab),
+    );
+    timing("bgpd restart -> stale route flushed", start.elapsed());
+    assert_eq!(frr.peer_state(&lab, "10.0.0.1"), "Established");
+    watch.assert_never_missing(|| lab.log("speaker"));
+}
+
+/// SES-03 and GTSM against FRR: TCP-MD5 and `ttl-security hops 1` on FRR's side,
+/// `password` and `ttlSecurity: 1` on ours: the session establishes and routes flow.
+#[test]
+fn md5_and_ttl_security_establish_with_frr() {
+    let mut lab = Lab::new("frr-sec");
+    let conf = FRR_CONF
+        .replace(
+            " neighbor 10.0.0.1 timers connect 1\n",
+            " neighbor 10.0.0.1 timers connect 1\n neighbor 10.0.0.1 password s3cret\n neighbor 10.0.0.1 ttl-security hops 1\n",
+        )
+        .replace(
+            " neighbor fd00::1 timers connect 1\n",
+            " neighbor fd00::1 timers connect 1\n neighbor fd00::1 password s3cret\n neighbor fd00::1 ttl-security hops 1\n",
+        );
+    assert!(conf.contains("ttl-security"));
+    let frr = Frr::start(&mut lab, "frr-sec", &conf);
+    let config = lab.speaker_config("    password: s3cret\n    ttlSecurity: 1");
+    lab.start_speaker(&config);
+    lab.wait(
+        "FRR Established with MD5 and GTSM on both sessions",
+        Duration::from_secs(10),
+        || {
+            (frr.peer_state(&lab, "10.0.0.1") == "Established" && frr.peer_state(&lab, "fd00::1") == "Established")
+                .then_some(())
+        },
+        || frr.vtysh(&lab, "-c 'show bgp neighbors'"),
+    );
+    let a = lab.a.clone();
+    for prefix in ["10.244.60.0/26", "fd00:244:60::/64"] {
+        lab.wait(
+            &format!("{prefix} from FRR in our FIB"),
+            Duration::from_secs(5),
+            || lab.route(&a, prefix, Some(PROTO)),
+            || frr.vtysh(&lab, "-c 'show bgp summary'"),
+        );
+    }
+    let n = frr.vtysh(&lab, "-c 'show bgp neighbors 10.0.0.1'");
+    assert!(
+        n.contains("ttl-security") || n.contains("GTSM") || n.contains("hops"),
+        "{n}"
+    );
 }

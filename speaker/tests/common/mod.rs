@@ -115,6 +115,30 @@ impl Lab {
         }
     }
 
+    /// Sends `signal` (`HUP`, `TERM`, ...) to a process we started, by its PID.
+    pub fn signal(&self, name: &str, signal: &str) {
+        let (_, child) = self
+            .procs
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        must(&format!("kill -{signal} {}", child.id()));
+    }
+
+    /// Waits (bounded) for a process we started to exit by itself.
+    pub fn wait_exit(&mut self, name: &str, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let i = self.procs.iter().position(|(n, _)| n == name)?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.procs[i].1.try_wait() {
+                self.procs.remove(i);
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// SIGTERM to one process we started, then wait for it (bounded).
     pub fn terminate(&mut self, name: &str) -> Option<std::process::ExitStatus> {
         let i = self.procs.iter().position(|(n, _)| n == name)?;
@@ -143,6 +167,20 @@ impl Lab {
         run(&format!("ip netns exec {ns} {cmd}")).unwrap_or_else(|e| e)
     }
 
+    /// The IPv6 link-local address of `dev` in `ns`.
+    pub fn link_local(&self, ns: &str, dev: &str) -> String {
+        let out = must(&format!("ip -n {ns} -6 -j addr show dev {dev} scope link"));
+        let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        // `ip -j` prints an empty object for each filtered-out address.
+        v[0]["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|a| a["local"].as_str())
+            .unwrap_or_else(|| panic!("no link-local address on {dev} in {ns}: {out}"))
+            .to_string()
+    }
+
     /// Kernel routes of `ns` (`-4` or `-6`), optionally of one protocol.
     pub fn routes(&self, ns: &str, family: &str, proto: Option<&str>) -> Vec<Value> {
         let proto = proto.map(|p| format!(" proto {p}")).unwrap_or_default();
@@ -159,14 +197,58 @@ impl Lab {
             .find(|r| r["dst"] == prefix || r["dst"] == bare)
     }
 
+    /// Starts BIRD 2 in `b` with `conf`, its control socket in the test's directory.
+    pub fn start_bird(&mut self, conf: &str) {
+        self.start_bird_as("bird", conf, &[]);
+    }
+
+    /// Starts BIRD as process `name` (its log `<name>.log`) with extra arguments
+    /// (`-R`: recovering from a graceful restart).
+    pub fn start_bird_as(&mut self, name: &str, conf: &str, extra: &[&str]) {
+        let conf = self.write("bird.conf", conf).display().to_string();
+        let (sock, pid) = (self.path("bird.ctl"), self.path("bird.pid"));
+        let b = self.b.clone();
+        let (sock, pid) = (sock.display().to_string(), pid.display().to_string());
+        let mut args = vec!["bird", "-f", "-c", &conf, "-s", &sock, "-P", &pid];
+        args.extend_from_slice(extra);
+        self.spawn(name, &b, &args, &[]);
+    }
+
+    /// A `birdc` command against the BIRD of [`Lab::start_bird`]; its output or its error.
+    pub fn birdc(&self, cmd: &str) -> String {
+        let sock = self.path("bird.ctl");
+        self.exec(&self.b, &format!("birdc -s {} {cmd}", sock.display()))
+    }
+
+    /// Whether BIRD shows protocol `name` Established.
+    pub fn bird_established(&self, name: &str) -> bool {
+        self.birdc("show protocols")
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(name) && l.contains("Established"))
+    }
+
+    /// A request to the speaker's API through its CLI (`status`, `routes`, ...).
+    pub fn speaker_cli(&self, args: &str) -> Result<String, String> {
+        let bin = env!("CARGO_BIN_EXE_speaker");
+        let sock = self.path("speaker.sock");
+        run(&format!("{bin} {args} --socket {}", sock.display()))
+    }
+
+    /// A v4 and a v6 session to `b`, graceful restart off.
     pub fn speaker_config(&self, extra_peer_fields: &str) -> PathBuf {
+        self.speaker_config_with("gracefulRestart: {enabled: false}", extra_peer_fields)
+    }
+
+    /// A v4 and a v6 session to `b`; `globals` are top-level YAML lines,
+    /// `extra_peer_fields` indented lines added to both peers.
+    pub fn speaker_config_with(&self, globals: &str, extra_peer_fields: &str) -> PathBuf {
         let sock = self.path("speaker.sock");
         let text = format!(
             r#"asNumber: {SPEAKER_AS}
 routerID: 10.0.0.1
 pools: [10.244.0.0/16, "fd00:244::/32"]
-gracefulRestart: {{enabled: false}}
 apiSocket: {sock}
+{globals}
 peers:
   - peerIP: 10.0.0.2
     asNumber: {PEER_AS}
@@ -185,11 +267,16 @@ peers:
     }
 
     pub fn start_speaker(&mut self, config: &std::path::Path) {
+        self.start_speaker_as("speaker", config);
+    }
+
+    /// Starts the speaker as process `name`, its log in `<name>.log`.
+    pub fn start_speaker_as(&mut self, name: &str, config: &std::path::Path) {
         let bin = env!("CARGO_BIN_EXE_speaker");
         let ns = self.a.clone();
         let config = config.display().to_string();
         self.spawn(
-            "speaker",
+            name,
             &ns,
             &[bin, "run", "-c", &config],
             &[("RUST_LOG", "speaker=debug")],
@@ -198,11 +285,21 @@ peers:
 
     /// The speaker's own status, through its CLI.
     pub fn speaker_status(&self) -> Value {
-        let bin = env!("CARGO_BIN_EXE_speaker");
-        let sock = self.path("speaker.sock");
-        run(&format!("{bin} status --json --socket {}", sock.display()))
+        self.speaker_cli("status --json")
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// One peer's entry in the speaker's status (`Null` when absent).
+    pub fn speaker_peer(&self, addr: &str) -> Value {
+        let st = self.speaker_status();
+        st["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["address"] == addr)
+            .cloned()
             .unwrap_or(Value::Null)
     }
 
@@ -261,6 +358,130 @@ impl Drop for Lab {
 
 fn is_root() -> bool {
     run("id -u").map(|s| s.trim() == "0").unwrap_or(false)
+}
+
+/// FRR (zebra + bgpd) in `b`, in its own path space (`-N`), so several
+/// instances never collide. Its run directory goes with it.
+pub struct Frr {
+    pub name: String,
+    pub conf: String,
+}
+
+impl Frr {
+    /// Starts zebra, then bgpd, with `conf`; `tag` makes the instance name unique.
+    pub fn start(lab: &mut Lab, tag: &str, conf: &str) -> Frr {
+        let frr = Frr {
+            name: format!("spk-{tag}-{}", std::process::id()),
+            conf: lab.write("frr.conf", conf).display().to_string(),
+        };
+        let run_dir = format!("/var/run/frr/{}", frr.name);
+        fs::create_dir_all(&run_dir).unwrap();
+        must(&format!("chown frr:frr {run_dir} && chmod 755 {}", lab.dir.display()));
+        let b = lab.b.clone();
+        lab.spawn(
+            "zebra",
+            &b,
+            &["/usr/lib/frr/zebra", "-N", &frr.name, "-f", &frr.conf],
+            &[],
+        );
+        lab.wait(
+            "zebra's socket",
+            Duration::from_secs(5),
+            || {
+                std::path::Path::new(&format!("{run_dir}/zserv.api"))
+                    .exists()
+                    .then_some(())
+            },
+            || lab.log("zebra"),
+        );
+        frr.start_bgpd(lab, "bgpd");
+        frr
+    }
+
+    /// (Re)starts bgpd as process `name`.
+    pub fn start_bgpd(&self, lab: &mut Lab, name: &str) {
+        let b = lab.b.clone();
+        lab.spawn(
+            name,
+            &b,
+            &["/usr/lib/frr/bgpd", "-N", &self.name, "-f", &self.conf],
+            &[],
+        );
+    }
+
+    pub fn vtysh(&self, lab: &Lab, args: &str) -> String {
+        lab.exec(&lab.b, &format!("vtysh -N {} {args}", self.name))
+    }
+
+    pub fn json(&self, lab: &Lab, cmd: &str) -> Value {
+        serde_json::from_str(&self.vtysh(lab, &format!("-c '{cmd}'"))).unwrap_or(Value::Null)
+    }
+
+    /// The state FRR shows for neighbor `peer` (`Established`, `Active`, ...).
+    pub fn peer_state(&self, lab: &Lab, peer: &str) -> String {
+        let n = self.json(lab, &format!("show bgp neighbors {peer} json"));
+        n[peer]["bgpState"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(format!("/var/run/frr/{}", self.name));
+    }
+}
+
+/// Polls one kernel route every 20 ms in a thread and records every poll that
+/// did not find it: the proof that a route never flapped.
+pub struct RouteWatch {
+    what: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, Vec<Duration>)>,
+}
+
+impl RouteWatch {
+    pub fn start(ns: &str, prefix: &str, proto: Option<&str>) -> RouteWatch {
+        let family = if prefix.contains(':') { "-6" } else { "-4" };
+        let proto = proto.map(|p| format!(" proto {p}")).unwrap_or_default();
+        let cmd = format!("ip -n {ns} {family} -j route show exact {prefix}{proto}");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let (mut polls, mut missing) = (0, Vec::new());
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let present = run(&cmd)
+                    .ok()
+                    .and_then(|s| serde_json::from_str::<Vec<Value>>(&s).ok())
+                    .is_some_and(|v| !v.is_empty());
+                polls += 1;
+                if !present {
+                    missing.push(start.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (polls, missing)
+        });
+        RouteWatch {
+            what: format!("{prefix} in {ns}"),
+            stop,
+            thread,
+        }
+    }
+
+    /// Stops polling; panics with the times it was missing, if it ever was.
+    pub fn assert_never_missing(self, context: impl Fn() -> String) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (polls, missing) = self.thread.join().expect("watch thread");
+        assert!(
+            missing.is_empty(),
+            "{} was missing in {} of {polls} polls (first at {:?})\n{}",
+            self.what,
+            missing.len(),
+            missing.first(),
+            context()
+        );
+        eprintln!("watch: {} present in all {polls} polls", self.what);
+    }
 }
 
 /// Prints a timing line the test report keeps.

@@ -41,4 +41,5 @@ lint:
 
 # Benchmarks: timings are measured here, not asserted by tests.
 bench: deps
+	$(CARGO) bench -p speaker --bench event_to_update
 	$(CARGO) bench -p e2e --bench lab_up

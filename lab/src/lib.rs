@@ -5,6 +5,7 @@
 
 pub mod argv;
 pub mod caps;
+pub mod clock;
 pub mod deploy;
 pub mod graph;
 pub mod images;
@@ -16,3 +17,4 @@ pub mod progress;
 pub mod report;
 pub mod runtime;
 pub mod topology;
+pub mod watch;

@@ -12,7 +12,7 @@ use lab::probes::{self, PeerTable};
 use lab::progress::Progress;
 use lab::runtime::{Runtime, LABEL_LAB, LABEL_NODE};
 use lab::topology::Topology;
-use lab::{deploy, graph, images, pods, report};
+use lab::{deploy, graph, images, pods, report, watch};
 
 /// Exit code when the command worked but what it checks does not hold (a session is
 /// not Established).
@@ -131,6 +131,11 @@ enum PodVerb {
         /// Default: <node>-<ip with dashes>.
         #[arg(long)]
         name: Option<String>,
+        /// Time the pod's /32 reaching every node's kernel, from route events.
+        #[arg(long)]
+        timing: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Delete a pod (its namespace, veth and host route).
     Del {
@@ -138,6 +143,11 @@ enum PodVerb {
         topo: PathBuf,
         node: String,
         name: String,
+        /// Time the pod's /32 leaving every kernel that had it, from route events.
+        #[arg(long)]
+        timing: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// The pods of a lab, read from its nodes.
     List {
@@ -391,7 +401,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 async fn pod(verb: PodVerb) -> Result<ExitCode> {
     match verb {
-        PodVerb::Add { topo, node, ip, name } => {
+        PodVerb::Add {
+            topo,
+            node,
+            ip,
+            name,
+            timing,
+            json,
+        } => {
             let t = load(&topo)?;
             let rt = Runtime::connect().await?;
             let name = name.unwrap_or_else(|| format!("{node}-{}", ip.to_string().replace(['.', ':'], "-")));
@@ -401,14 +418,71 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
                 name,
                 ip,
             };
-            pods::add(&rt, &t, &p).await?;
-            println!("pod {} ({}) on {} via {}", p.name, p.ip, p.node, p.iface);
+            if !timing {
+                pods::add(&rt, &t, &p).await?;
+                println!("pod {} ({}) on {} via {}", p.name, p.ip, p.node, p.iface);
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Every node that programs a FIB from BGP may follow; reflectors do not.
+            let followers: Vec<String> = t
+                .nodes
+                .values()
+                .filter(|n| n.name != p.node && n.bgp().is_some() && n.role() != Some("rr"))
+                .map(|n| n.name.clone())
+                .collect();
+            let prefix = host_prefix(p.ip);
+            let change = async { pods::add(&rt, &t, &p).await.map_err(anyhow::Error::from) };
+            let c = watch::Change {
+                prefix: &prefix,
+                deleted: false,
+                origin: &p.node,
+                followers: &followers,
+                deadline: Duration::from_secs(10),
+            };
+            let prop = watch::time_change(&rt, &t, c, change).await?;
+            return print_propagation(&prop, json);
         }
-        PodVerb::Del { topo, node, name } => {
+        PodVerb::Del {
+            topo,
+            node,
+            name,
+            timing,
+            json,
+        } => {
             let t = load(&topo)?;
             let rt = Runtime::connect().await?;
-            pods::delete(&rt, &t, &node, &name).await?;
-            println!("pod {name} deleted from {node}");
+            if !timing {
+                pods::delete(&rt, &t, &node, &name).await?;
+                println!("pod {name} deleted from {node}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let pod = pods::list(&rt, &t)
+                .await?
+                .into_iter()
+                .find(|p| p.node == node && p.name == name)
+                .with_context(|| format!("no pod {name} on node {node}"))?;
+            let prefix = host_prefix(pod.ip);
+            // The nodes whose kernels route to the pod now: each must let go.
+            let mut followers = Vec::new();
+            for n in t.nodes.values().filter(|n| n.name != node && n.bgp().is_some()) {
+                let fib = probes::fib(&rt, &t.container_name(&n.name)).await?;
+                if fib
+                    .iter()
+                    .any(|r| host_prefix_of(&r.dst) == prefix && r.kind != "blackhole")
+                {
+                    followers.push(n.name.clone());
+                }
+            }
+            let change = async { pods::delete(&rt, &t, &node, &name).await.map_err(anyhow::Error::from) };
+            let c = watch::Change {
+                prefix: &prefix,
+                deleted: true,
+                origin: &node,
+                followers: &followers,
+                deadline: Duration::from_secs(10),
+            };
+            let prop = watch::time_change(&rt, &t, c, change).await?;
+            return print_propagation(&prop, json);
         }
         PodVerb::List { topo, json } => {
             let t = load(&topo)?;
@@ -426,6 +500,46 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A host route's prefix as route events and `ip -j route` name it.
+fn host_prefix(ip: std::net::IpAddr) -> String {
+    format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
+}
+
+/// `ip -j route` writes host routes without their length.
+fn host_prefix_of(dst: &str) -> String {
+    match dst.parse::<std::net::IpAddr>() {
+        Ok(ip) => host_prefix(ip),
+        Err(_) => dst.to_string(),
+    }
+}
+
+fn print_propagation(p: &watch::Propagation, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(p)?);
+    } else {
+        let what = if p.deleted { "removed" } else { "added" };
+        match p.origin_at {
+            None => println!("{} was not seen {what} on {}", p.prefix, p.origin),
+            Some(_) => {
+                let each: Vec<String> = p
+                    .after_ms
+                    .iter()
+                    .map(|(n, ms)| match ms {
+                        Some(ms) => format!("{n} +{ms:.1} ms"),
+                        None => format!("{n} not within 10 s"),
+                    })
+                    .collect();
+                println!("{} {what} on {}; followed by: {}", p.prefix, p.origin, each.join(", "));
+            }
+        }
+    }
+    Ok(if p.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOT_HOLDING)
+    })
 }
 
 fn outcome(o: &images::Outcome) -> &'static str {

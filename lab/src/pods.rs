@@ -178,7 +178,9 @@ async fn script(
 /// Deletes a pod: its namespace, veth and host route go together.
 pub async fn delete(rt: &Runtime, topo: &Topology, node: &str, name: &str) -> Result<(), PodError> {
     check_name(name)?;
-    let text = r#"ns="$1"; host="$2"; ip link del "$host" && ip netns del "$ns""#;
+    // Routes first, one by one, so every kernel (this one too) reports their removal;
+    // a deleted link takes its IPv4 routes away without a word.
+    let text = r#"ns="$1"; host="$2"; ip link show "$host" >/dev/null && ip route flush dev "$host" && ip link del "$host" && ip netns del "$ns""#;
     let ns = format!("{NETNS_PREFIX}{name}");
     script(rt, topo, node, name, "delete", text, &[&ns, &iface_name(name)]).await
 }

@@ -306,6 +306,52 @@ impl Runtime {
         Ok(out)
     }
 
+    /// Starts a long-running command in a container; its output arrives line by line
+    /// (standard output and error together) until it ends.
+    pub async fn exec_lines(
+        &self,
+        container: &str,
+        cmd: &[String],
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<String>, RuntimeError> {
+        use bollard::exec::StartExecResults;
+        let what = || format!("exec `{}` in {container}", cmd.join(" "));
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                ExecConfig {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_err(what()))?;
+        let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(docker_err(what()))?
+        else {
+            return Err(RuntimeError::Other(format!("{}: not attached", what())));
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut partial = String::new();
+            while let Some(Ok(chunk)) = output.next().await {
+                partial.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                while let Some(i) = partial.find('\n') {
+                    let line: String = partial.drain(..=i).collect();
+                    if tx.send(line.trim_end().to_string()).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     /// Containers this runner made, of one lab or of all.
     pub async fn containers(&self, lab: Option<&str>) -> Result<Vec<ContainerSummary>, RuntimeError> {
         let mut labels = vec![LABEL_RUNNER.to_string()];

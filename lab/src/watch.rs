@@ -1,0 +1,207 @@
+//! Route events in nodes, as their kernels report them: `ip -ts monitor route` runs in
+//! each node and its lines are read as they come. A route's propagation is timed from
+//! the event in the node where it changed to the event in each node that followed,
+//! not by polling, so the numbers are the fabric's and not the prober's.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+
+use crate::runtime::{Runtime, RuntimeError};
+use crate::topology::Topology;
+
+/// One line of `ip -ts monitor route`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteEvent {
+    /// Unix seconds.
+    pub at: f64,
+    pub deleted: bool,
+    /// The destination with its prefix length (`10.244.0.1/32`).
+    pub dst: String,
+}
+
+/// Route types `ip` prints before the destination.
+const TYPES: [&str; 8] = [
+    "unicast",
+    "local",
+    "broadcast",
+    "anycast",
+    "blackhole",
+    "unreachable",
+    "prohibit",
+    "multicast",
+];
+
+/// Parses `[2026-11-22T05:15:35.676329] Deleted 10.244.1.100 via 10.0.0.11 dev eth1 ...`.
+pub fn parse_event(line: &str) -> Option<RouteEvent> {
+    let rest = line.strip_prefix('[')?;
+    let (ts, rest) = rest.split_once("] ")?;
+    let at = crate::clock::parse_iso(ts)?;
+    let mut words = rest.split_whitespace().peekable();
+    let deleted = words.next_if_eq(&"Deleted").is_some();
+    words.next_if(|w| TYPES.contains(w));
+    let dst = words.next()?;
+    if dst == "default" || dst.starts_with("table") {
+        return None;
+    }
+    let dst = if dst.contains('/') {
+        dst.to_string()
+    } else if dst.contains(':') {
+        format!("{dst}/128")
+    } else {
+        format!("{dst}/32")
+    };
+    Some(RouteEvent { at, deleted, dst })
+}
+
+/// `ip -ts monitor route` running in one node.
+pub struct RouteWatch {
+    pub node: String,
+    container: String,
+    pid: u32,
+    lines: UnboundedReceiver<String>,
+}
+
+impl RouteWatch {
+    pub async fn start(rt: &Runtime, topo: &Topology, node: &str) -> Result<RouteWatch, RuntimeError> {
+        let container = topo.container_name(node);
+        // The shell says its PID, then becomes `ip`: that PID is how we stop it.
+        let cmd: Vec<String> = ["sh", "-c", "echo $$; exec ip -ts monitor route"]
+            .map(String::from)
+            .to_vec();
+        let mut lines = rt.exec_lines(&container, &cmd).await?;
+        let pid = tokio::time::timeout(Duration::from_secs(5), lines.recv())
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| RuntimeError::Other(format!("{container}: `ip monitor` did not start")))?;
+        Ok(RouteWatch {
+            node: node.to_string(),
+            container,
+            pid,
+            lines,
+        })
+    }
+
+    /// The time of the first event for `dst` (added, or deleted) before `until`.
+    pub async fn wait(&mut self, dst: &str, deleted: bool, until: Instant) -> Option<f64> {
+        loop {
+            let line = tokio::time::timeout_at(until, self.lines.recv()).await.ok()??;
+            if let Some(e) = parse_event(&line) {
+                if e.dst == dst && e.deleted == deleted {
+                    return Some(e.at);
+                }
+            }
+        }
+    }
+
+    pub async fn stop(self, rt: &Runtime) {
+        let cmd: Vec<String> = vec!["kill".into(), self.pid.to_string()];
+        let _ = rt.exec(&self.container, &cmd).await;
+    }
+}
+
+/// How a route change spread: when it happened in the origin node, and how many
+/// milliseconds later each other node's kernel followed (None: not by the deadline).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Propagation {
+    pub prefix: String,
+    pub deleted: bool,
+    pub origin: String,
+    /// Unix seconds of the change in the origin node.
+    pub origin_at: Option<f64>,
+    pub after_ms: BTreeMap<String, Option<f64>>,
+}
+
+impl Propagation {
+    pub fn complete(&self) -> bool {
+        self.origin_at.is_some() && self.after_ms.values().all(Option::is_some)
+    }
+    pub fn max_ms(&self) -> Option<f64> {
+        self.after_ms.values().flatten().copied().reduce(f64::max)
+    }
+}
+
+/// A route change to time: the prefix, whether it is added or deleted, the node where
+/// it happens, and the nodes expected to follow.
+pub struct Change<'a> {
+    pub prefix: &'a str,
+    pub deleted: bool,
+    pub origin: &'a str,
+    pub followers: &'a [String],
+    /// How long the followers get.
+    pub deadline: Duration,
+}
+
+/// Watches the change's prefix in its origin and followers, runs `act` (which makes the
+/// change), and times how it reached each follower's kernel.
+pub async fn time_change<F, E>(rt: &Runtime, topo: &Topology, c: Change<'_>, act: F) -> Result<Propagation, E>
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: From<RuntimeError>,
+{
+    let mut watches = Vec::new();
+    for node in std::iter::once(c.origin).chain(c.followers.iter().map(String::as_str)) {
+        watches.push(RouteWatch::start(rt, topo, node).await?);
+    }
+    // `ip` subscribes right after it starts; give it that moment.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let result = act.await;
+    let until = Instant::now() + c.deadline;
+    let mut times = Vec::new();
+    for w in &mut watches {
+        times.push(w.wait(c.prefix, c.deleted, until).await);
+    }
+    for w in watches {
+        w.stop(rt).await;
+    }
+    result?;
+    let origin_at = times[0];
+    let after_ms = c
+        .followers
+        .iter()
+        .zip(&times[1..])
+        // Microseconds are noise at this scale: tenths of a millisecond.
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                t.zip(origin_at)
+                    .map(|(t, o)| ((t - o) * 10_000.0).round().max(0.0) / 10.0),
+            )
+        })
+        .collect();
+    Ok(Propagation {
+        prefix: c.prefix.to_string(),
+        deleted: c.deleted,
+        origin: c.origin.to_string(),
+        origin_at,
+        after_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_parse() {
+        let e = parse_event(
+            "[2026-11-22T05:15:35.676329] Deleted 10.244.1.100 via 10.0.0.11 dev eth1 proto bird metric 32 ",
+        )
+        .unwrap();
+        assert!(e.deleted);
+        assert_eq!(e.dst, "10.244.1.100/32");
+        let e = parse_event("[2026-11-22T05:15:35.282725] blackhole 10.244.0.0/26 proto boot").unwrap();
+        assert!(!e.deleted);
+        assert_eq!(e.dst, "10.244.0.0/26");
+        let e = parse_event("[2026-11-22T05:15:35.267098] local fe80::8c8f:caff:fe31:5992 dev cali4e0 table local")
+            .unwrap();
+        assert_eq!(e.dst, "fe80::8c8f:caff:fe31:5992/128");
+        assert!(parse_event("[2026-11-22T05:15:35.2] default via 10.0.0.1 dev eth0").is_none());
+        assert!(parse_event("garbage").is_none());
+    }
+}

@@ -1,6 +1,8 @@
 //! The RFC 4271 section 8 session state machine, as a pure type: events in,
-//! actions out. No sockets and no clocks here, so every transition is a unit
-//! test; the session task (`session.rs`) turns actions into I/O and timers.
+//! actions out. It also owns connection collisions (section 6.8): up to two TCP
+//! connections to the peer, one we opened and one we accepted. No sockets and no
+//! clocks here, so every transition is a unit test; the session task
+//! (`session.rs`) turns actions into I/O and timers.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -44,6 +46,16 @@ impl fmt::Display for State {
     }
 }
 
+/// One of the two TCP connections a peer can have at once: RFC 4271 section 6.8
+/// keeps the one opened by the speaker with the higher BGP Identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Conn {
+    /// The connection this speaker opened.
+    Outgoing,
+    /// The connection the peer opened.
+    Incoming,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
     ConnectRetry,
@@ -64,27 +76,48 @@ pub enum Event {
     HoldTimerExpires,
     KeepaliveTimerExpires,
     /// A TCP connection is up, ours or accepted.
-    TcpConnected,
-    TcpFails,
-    OpenReceived(Open),
-    KeepaliveReceived,
-    UpdateReceived,
-    RouteRefreshReceived,
-    NotificationReceived(Notification),
+    TcpConnected(Conn),
+    /// Our connect failed, or the connection closed.
+    TcpFails(Conn),
+    OpenReceived(Conn, Open),
+    KeepaliveReceived(Conn),
+    UpdateReceived(Conn),
+    RouteRefreshReceived(Conn),
+    NotificationReceived(Conn, Notification),
     /// The codec could not read a message: answer with this NOTIFICATION.
-    MessageError(Notification),
+    MessageError(Conn, Notification),
+}
+
+impl Event {
+    /// The connection the event happened on, if any.
+    fn conn(&self) -> Option<Conn> {
+        match self {
+            Event::TcpConnected(c)
+            | Event::TcpFails(c)
+            | Event::OpenReceived(c, _)
+            | Event::KeepaliveReceived(c)
+            | Event::UpdateReceived(c)
+            | Event::RouteRefreshReceived(c)
+            | Event::NotificationReceived(c, _)
+            | Event::MessageError(c, _) => Some(*c),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Start an outgoing TCP connection.
     Connect,
-    SendOpen(Open),
+    SendOpen(Conn, Open),
+    /// On the session's connection ([`Fsm::conn`]).
     SendKeepalive,
-    SendNotification(Notification),
+    SendNotification(Conn, Notification),
     StartTimer(Timer, Duration),
     StopTimer(Timer),
-    DropConnection,
+    /// Close the connection once what was queued is written; for
+    /// [`Conn::Outgoing`], also give up a connect still in progress.
+    DropConnection(Conn),
     SessionUp(Negotiated),
     SessionDown(DownReason),
 }
@@ -182,6 +215,16 @@ pub struct FsmConfig {
 pub struct Fsm {
     config: FsmConfig,
     state: State,
+    /// The connection the state is about, from OpenSent on.
+    conn: Option<Conn>,
+    /// A colliding connection, only ever in OpenSent (our OPEN sent, nothing
+    /// received): the first OPEN on either connection tells the peer's
+    /// identifier and settles which one stays.
+    other: Option<Conn>,
+    /// An outgoing connect is in progress. It is never given up for an accepted
+    /// connection: the peer may already have accepted it and be sending its OPEN
+    /// there, and both sides must agree on which one they close.
+    connecting: bool,
     /// Consecutive failures since the last Established, for the backoff.
     failures: u32,
     /// Set by a Stop without restart: incoming connections are refused too.
@@ -198,6 +241,9 @@ impl Fsm {
     pub fn new(config: FsmConfig) -> Self {
         Fsm {
             state: State::Idle,
+            conn: None,
+            other: None,
+            connecting: false,
             failures: 0,
             admin_down: true,
             negotiated: None,
@@ -222,11 +268,9 @@ impl Fsm {
         self.last_error.as_deref()
     }
 
-    /// Whether an accepted connection may be handed to this FSM now: only while
-    /// no connection of ours has got as far as an OPEN (collisions past that point
-    /// are resolved by [`resolve_collision`]).
-    pub fn accepts_incoming(&self) -> bool {
-        !self.admin_down && matches!(self.state, State::Idle | State::Connect | State::Active)
+    /// The connection the session runs on, from OpenSent on.
+    pub fn conn(&self) -> Option<Conn> {
+        self.conn
     }
 
     pub fn local_open(&self) -> Open {
@@ -244,22 +288,33 @@ impl Fsm {
         )
     }
 
-    /// The connect-retry delay after `failures` failures: doubled each time,
-    /// capped at a few times the configured value.
+    /// The connect-retry delay after `failures` consecutive failures: the
+    /// configured value after the first (a peer that was not listening yet is
+    /// tried again within connectRetryTime), then doubled each time, capped at a
+    /// few times the configured value.
     pub fn backoff(&self) -> Duration {
         let base = self.config.connect_retry;
-        let factor = 1u32 << self.failures.min(2);
+        let factor = 1u32 << self.failures.saturating_sub(1).min(2);
         (base * factor.min(MAX_BACKOFF_FACTOR)).min(MAX_BACKOFF.max(base))
     }
 
     pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event.conn() {
+            Some(c) if self.conn.is_some_and(|current| current != c) => self.second(c, event, &mut out),
+            _ => self.session(event, &mut out),
+        }
+        out
+    }
+
+    /// Events on the session's connection, or on none.
+    fn session(&mut self, event: Event, out: &mut Vec<Action>) {
         use Action as A;
         use State as S;
-        let mut out = Vec::new();
         match (self.state, event) {
             (_, Event::ManualStart) if self.admin_down => {
                 self.admin_down = false;
-                self.start(&mut out);
+                self.start(out);
             }
             (_, Event::ManualStart) => {}
             (
@@ -271,47 +326,75 @@ impl Fsm {
             ) => {
                 if let Some(n) = &notification {
                     if matches!(self.state, S::OpenSent | S::OpenConfirm | S::Established) {
-                        out.push(A::SendNotification(n.clone()));
+                        for c in self.conn.into_iter().chain(self.other) {
+                            out.push(A::SendNotification(c, n.clone()));
+                        }
                     }
                     self.last_error = Some(format!("stopped: {n}"));
                 }
-                self.teardown(&mut out, DownReason::Stopped(notification));
+                self.teardown(out, DownReason::Stopped(notification));
                 match restart_after {
                     Some(delay) => out.push(A::StartTimer(Timer::ConnectRetry, delay)),
                     None => self.admin_down = true,
                 }
             }
-            (S::Idle, Event::ConnectRetryTimerExpires) if !self.admin_down => self.start(&mut out),
+            (S::Idle, Event::ConnectRetryTimerExpires) if !self.admin_down => self.start(out),
             (S::Active, Event::ConnectRetryTimerExpires) => {
                 out.push(A::StartTimer(Timer::ConnectRetry, self.backoff()));
                 if !self.config.passive {
                     self.state = S::Connect;
-                    out.push(A::Connect);
+                    if !self.connecting {
+                        self.connect(out);
+                    }
                 }
             }
             (S::Connect, Event::ConnectRetryTimerExpires) => {
                 // The attempt took too long: drop it and try again.
                 self.failures += 1;
-                out.push(A::DropConnection);
+                out.push(A::DropConnection(Conn::Outgoing));
                 out.push(A::StartTimer(Timer::ConnectRetry, self.backoff()));
-                out.push(A::Connect);
+                self.connect(out);
             }
-            (S::Idle | S::Connect | S::Active, Event::TcpConnected) if !self.admin_down => {
+            // An accepted connection in Connect leaves our connect running: if the
+            // peer accepts it too, the collision is settled at the first OPEN.
+            (S::Idle | S::Connect | S::Active, Event::TcpConnected(c)) if !self.admin_down => {
+                if c == Conn::Outgoing {
+                    self.connecting = false;
+                }
                 out.push(A::StopTimer(Timer::ConnectRetry));
-                out.push(A::SendOpen(self.local_open()));
+                out.push(A::SendOpen(c, self.local_open()));
                 out.push(A::StartTimer(Timer::Hold, LARGE_HOLD_TIME));
+                self.conn = Some(c);
                 self.state = S::OpenSent;
             }
-            (S::Connect, Event::TcpFails) => {
+            (_, Event::TcpConnected(c)) => {
+                // Administratively down: refused.
+                if c == Conn::Outgoing {
+                    self.connecting = false;
+                }
+                out.push(A::DropConnection(c));
+            }
+            (S::Connect, Event::TcpFails(Conn::Outgoing)) => {
+                self.connecting = false;
                 self.failures += 1;
-                out.push(A::DropConnection);
+                out.push(A::DropConnection(Conn::Outgoing));
                 out.push(A::StartTimer(Timer::ConnectRetry, self.backoff()));
                 self.state = S::Active;
             }
-            (S::OpenSent, Event::OpenReceived(open)) => match self.check_open(&open) {
+            (S::OpenSent, Event::OpenReceived(c, open)) => match self.check_open(&open) {
                 Ok(negotiated) => {
+                    if let Some(other) = self.other.take() {
+                        // RFC 4271 6.8: now that we know the peer's identifier,
+                        // both sides close the same one of the two.
+                        if resolve_collision(self.config.router_id, open.router_id) != c {
+                            self.close_colliding(c, out);
+                            self.conn = Some(other);
+                            return;
+                        }
+                        self.close_colliding(other, out);
+                    }
                     out.push(A::SendKeepalive);
-                    self.arm_session_timers(&negotiated, &mut out);
+                    self.arm_session_timers(&negotiated, out);
                     self.negotiated = Some(negotiated);
                     self.state = S::OpenConfirm;
                 }
@@ -330,21 +413,24 @@ impl Fsm {
                         }
                         _ => "the peer's OPEN is not acceptable".into(),
                     };
-                    self.fail_with(&mut out, n.clone());
+                    self.fail_with(out, n.clone());
                     self.last_error = Some(format!("OPEN refused: {why} (sent NOTIFICATION: {n})"));
                 }
             },
-            (S::OpenConfirm, Event::KeepaliveReceived) => {
+            (S::OpenConfirm, Event::KeepaliveReceived(_)) => {
                 let negotiated = self.negotiated.clone().expect("negotiated in OpenSent");
-                self.restart_hold(&mut out);
+                self.restart_hold(out);
                 self.failures = 0;
                 self.last_error = None;
                 self.restarting = false;
                 self.state = S::Established;
                 out.push(A::SessionUp(negotiated));
             }
-            (S::Established, Event::KeepaliveReceived | Event::UpdateReceived | Event::RouteRefreshReceived) => {
-                self.restart_hold(&mut out);
+            (
+                S::Established,
+                Event::KeepaliveReceived(_) | Event::UpdateReceived(_) | Event::RouteRefreshReceived(_),
+            ) => {
+                self.restart_hold(out);
             }
             (S::OpenConfirm | S::Established, Event::KeepaliveTimerExpires) => {
                 out.push(A::SendKeepalive);
@@ -359,40 +445,137 @@ impl Fsm {
             }
             (S::OpenSent | S::OpenConfirm | S::Established, Event::HoldTimerExpires) => {
                 self.last_error = Some("hold timer expired".into());
-                out.push(A::SendNotification(Notification::hold_timer_expired()));
-                self.failed(&mut out, DownReason::HoldTimerExpired);
+                if let Some(other) = self.other.take() {
+                    out.push(A::SendNotification(other, Notification::hold_timer_expired()));
+                    out.push(A::DropConnection(other));
+                }
+                if let Some(c) = self.conn {
+                    out.push(A::SendNotification(c, Notification::hold_timer_expired()));
+                }
+                self.failed(out, DownReason::HoldTimerExpired);
             }
-            (S::OpenSent | S::OpenConfirm | S::Established, Event::NotificationReceived(n)) => {
+            (S::OpenSent | S::OpenConfirm, Event::NotificationReceived(_, n))
+                if self.other.is_none() && n.cease_subcode() == Some(CeaseSubcode::ConnectionCollisionResolution) =>
+            {
+                self.lost_collision(out);
+            }
+            (S::OpenSent | S::OpenConfirm | S::Established, Event::NotificationReceived(_, n)) => {
                 self.last_error = Some(format!("received NOTIFICATION: {n}"));
-                self.failed(&mut out, DownReason::NotificationReceived(n));
+                self.failed(out, DownReason::NotificationReceived(n));
             }
-            (S::OpenSent | S::OpenConfirm | S::Established, Event::MessageError(n)) => self.fail_with(&mut out, n),
-            (S::OpenSent | S::OpenConfirm | S::Established, Event::TcpFails) => {
+            (S::OpenSent | S::OpenConfirm | S::Established, Event::MessageError(_, n)) => self.fail_with(out, n),
+            (S::OpenSent | S::OpenConfirm | S::Established, Event::TcpFails(_)) => {
                 // A collision's second connection closing must not hide why the
                 // first one was refused (wrong AS, say).
                 self.last_error = Some(match self.last_error.take() {
                     Some(e) if e.starts_with("OPEN refused") => e,
                     _ => "connection closed by peer".into(),
                 });
-                self.failed(&mut out, DownReason::TcpClosed);
+                self.failed(out, DownReason::TcpClosed);
             }
             // RFC 4271 8.2.2: any other message in these states is an FSM error.
             (
                 state @ (S::OpenSent | S::OpenConfirm),
-                Event::OpenReceived(_) | Event::KeepaliveReceived | Event::UpdateReceived | Event::RouteRefreshReceived,
+                Event::OpenReceived(..)
+                | Event::KeepaliveReceived(_)
+                | Event::UpdateReceived(_)
+                | Event::RouteRefreshReceived(_),
             )
-            | (state @ S::Established, Event::OpenReceived(_)) => {
-                let sub = match state {
-                    S::OpenSent => 1,
-                    S::OpenConfirm => 2,
-                    _ => 3,
-                };
-                self.fail_with(&mut out, Notification::new(ErrorCode::Fsm, sub, Vec::new()));
+            | (state @ S::Established, Event::OpenReceived(..)) => {
+                self.fail_with(out, fsm_error(state));
+            }
+            (_, Event::TcpFails(c)) => {
+                if c == Conn::Outgoing {
+                    self.connecting = false;
+                }
+                out.push(A::DropConnection(c));
             }
             // Stale timers and events for a connection already gone.
             _ => {}
         }
-        out
+    }
+
+    /// Events on a connection other than the session's: a collision (RFC 4271
+    /// section 6.8). While neither has an OPEN from the peer, both go on, our
+    /// OPEN sent on each, since the peer may be waiting for it on either; once
+    /// one has, we know the peer's identifier and close the loser at once.
+    fn second(&mut self, c: Conn, event: Event, out: &mut Vec<Action>) {
+        use Action as A;
+        use State as S;
+        let current = self.conn.expect("called with a session connection");
+        let is_other = self.other == Some(c);
+        match (self.state, event) {
+            (state, Event::TcpConnected(_)) => {
+                if c == Conn::Outgoing {
+                    self.connecting = false;
+                }
+                match (state, &self.negotiated) {
+                    (S::OpenSent, _) if self.other.is_none() => {
+                        self.other = Some(c);
+                        out.push(A::SendOpen(c, self.local_open()));
+                    }
+                    (S::OpenConfirm, Some(n)) if resolve_collision(self.config.router_id, n.remote.router_id) == c => {
+                        // The new connection stays: start over on it.
+                        self.close_colliding(current, out);
+                        self.negotiated = None;
+                        self.conn = Some(c);
+                        out.push(A::StopTimer(Timer::Keepalive));
+                        out.push(A::SendOpen(c, self.local_open()));
+                        out.push(A::StartTimer(Timer::Hold, LARGE_HOLD_TIME));
+                        self.state = S::OpenSent;
+                    }
+                    // The loser in OpenConfirm, always in Established (6.8).
+                    _ => self.close_colliding(c, out),
+                }
+            }
+            // Settled as if the OPEN had come on the session's connection.
+            (S::OpenSent, event @ Event::OpenReceived(..)) if is_other => {
+                self.other = Some(current);
+                self.conn = Some(c);
+                self.session(event, out);
+            }
+            (_, Event::TcpFails(_) | Event::NotificationReceived(..)) if is_other => {
+                self.other = None;
+                out.push(A::DropConnection(c));
+            }
+            (state, event) if is_other => {
+                self.other = None;
+                let n = match event {
+                    Event::MessageError(_, n) => n,
+                    _ => fsm_error(state),
+                };
+                out.push(A::SendNotification(c, n));
+                out.push(A::DropConnection(c));
+            }
+            (_, Event::TcpFails(_)) => {
+                if c == Conn::Outgoing {
+                    self.connecting = false;
+                }
+                out.push(A::DropConnection(c));
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes the losing connection of a collision.
+    fn close_colliding(&mut self, c: Conn, out: &mut Vec<Action>) {
+        out.push(Action::SendNotification(c, collision_notification()));
+        out.push(Action::DropConnection(c));
+    }
+
+    /// The peer closed our only connection to keep the other one, which we have
+    /// not seen yet (still queued at our listener, or our connect not done):
+    /// wait for it, without counting a failure.
+    fn lost_collision(&mut self, out: &mut Vec<Action>) {
+        self.last_error = Some("connection collision: the peer kept the other connection".into());
+        if let Some(c) = self.conn.take() {
+            out.push(Action::DropConnection(c));
+        }
+        out.push(Action::StopTimer(Timer::Hold));
+        out.push(Action::StopTimer(Timer::Keepalive));
+        out.push(Action::StartTimer(Timer::ConnectRetry, self.config.connect_retry));
+        self.negotiated = None;
+        self.state = if self.connecting { State::Connect } else { State::Active };
     }
 
     fn start(&mut self, out: &mut Vec<Action>) {
@@ -401,8 +584,13 @@ impl Fsm {
             self.state = State::Active;
         } else {
             self.state = State::Connect;
-            out.push(Action::Connect);
+            self.connect(out);
         }
+    }
+
+    fn connect(&mut self, out: &mut Vec<Action>) {
+        self.connecting = true;
+        out.push(Action::Connect);
     }
 
     fn check_open(&self, open: &Open) -> Result<Negotiated, Notification> {
@@ -481,11 +669,21 @@ impl Fsm {
     /// Sends `n`, closes, and schedules the next attempt.
     fn fail_with(&mut self, out: &mut Vec<Action>, n: Notification) {
         self.last_error = Some(format!("sent NOTIFICATION: {n}"));
-        out.push(Action::SendNotification(n.clone()));
+        if let Some(c) = self.conn {
+            out.push(Action::SendNotification(c, n.clone()));
+        }
         self.failed(out, DownReason::NotificationSent(n));
     }
 
+    /// The session's connection failed: a colliding one in OpenSent carries on
+    /// alone, or the session goes down.
     fn failed(&mut self, out: &mut Vec<Action>, reason: DownReason) {
+        if let Some(other) = self.other.take() {
+            if let Some(lost) = self.conn.replace(other) {
+                out.push(Action::DropConnection(lost));
+            }
+            return;
+        }
         self.failures += 1;
         self.teardown(out, reason);
         out.push(Action::StartTimer(Timer::ConnectRetry, self.backoff()));
@@ -493,8 +691,11 @@ impl Fsm {
 
     fn teardown(&mut self, out: &mut Vec<Action>, reason: DownReason) {
         let was_up = self.state == State::Established;
-        if self.state != State::Idle {
-            out.push(Action::DropConnection);
+        for c in self.conn.take().into_iter().chain(self.other.take()) {
+            out.push(Action::DropConnection(c));
+        }
+        if std::mem::take(&mut self.connecting) {
+            out.push(Action::DropConnection(Conn::Outgoing));
         }
         for t in [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive] {
             out.push(Action::StopTimer(t));
@@ -507,22 +708,25 @@ impl Fsm {
     }
 }
 
-/// Which connection survives a collision (RFC 4271 section 6.8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CollisionWinner {
-    /// The connection this speaker opened.
-    Outgoing,
-    /// The connection the peer opened.
-    Incoming,
+/// Which connection survives a collision (RFC 4271 section 6.8): the one
+/// opened by the speaker with the higher BGP identifier, so both sides keep the
+/// same one.
+pub fn resolve_collision(local_id: Ipv4Addr, remote_id: Ipv4Addr) -> Conn {
+    if u32::from(local_id) > u32::from(remote_id) {
+        Conn::Outgoing
+    } else {
+        Conn::Incoming
+    }
 }
 
-/// The connection opened by the speaker with the higher BGP identifier is kept.
-pub fn resolve_collision(local_id: Ipv4Addr, remote_id: Ipv4Addr) -> CollisionWinner {
-    if u32::from(local_id) > u32::from(remote_id) {
-        CollisionWinner::Outgoing
-    } else {
-        CollisionWinner::Incoming
-    }
+/// RFC 4271 8.2.2: an unexpected message in `state`.
+fn fsm_error(state: State) -> Notification {
+    let sub = match state {
+        State::OpenSent => 1,
+        State::OpenConfirm => 2,
+        _ => 3,
+    };
+    Notification::new(ErrorCode::Fsm, sub, Vec::new())
 }
 
 /// The NOTIFICATION that closes the losing connection of a collision.
@@ -582,15 +786,15 @@ mod tests {
         assert_eq!(r_bit(&fsm), Some(true));
         // A failed attempt keeps it: the peer has not seen us restarted yet.
         fsm.handle(Event::ManualStart);
-        fsm.handle(Event::TcpConnected);
-        fsm.handle(Event::TcpFails);
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        fsm.handle(Event::TcpFails(Conn::Outgoing));
         assert_eq!(r_bit(&fsm), Some(true));
         fsm.handle(Event::ConnectRetryTimerExpires);
-        fsm.handle(Event::TcpConnected);
-        fsm.handle(Event::OpenReceived(peer_open(65000, 90)));
-        fsm.handle(Event::KeepaliveReceived);
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(65000, 90)));
+        fsm.handle(Event::KeepaliveReceived(Conn::Outgoing));
         assert_eq!(fsm.state(), State::Established);
-        fsm.handle(Event::TcpFails);
+        fsm.handle(Event::TcpFails(Conn::Outgoing));
         assert_eq!(r_bit(&fsm), Some(false), "R bit in an OPEN after the restart was done");
     }
 
@@ -610,9 +814,9 @@ mod tests {
 
     fn established(fsm: &mut Fsm) -> Vec<Action> {
         fsm.handle(Event::ManualStart);
-        fsm.handle(Event::TcpConnected);
-        fsm.handle(Event::OpenReceived(peer_open(65000, 90)));
-        fsm.handle(Event::KeepaliveReceived)
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(65000, 90)));
+        fsm.handle(Event::KeepaliveReceived(Conn::Outgoing))
     }
 
     #[test]
@@ -637,15 +841,15 @@ mod tests {
     fn full_handshake_negotiates_hold_and_families() {
         let mut fsm = Fsm::new(config(false));
         fsm.handle(Event::ManualStart);
-        let a = fsm.handle(Event::TcpConnected);
-        assert!(matches!(a[1], Action::SendOpen(_)));
+        let a = fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        assert!(matches!(a[1], Action::SendOpen(..)));
         assert_eq!(fsm.state(), State::OpenSent);
-        let a = fsm.handle(Event::OpenReceived(peer_open(65000, 90)));
+        let a = fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(65000, 90)));
         assert_eq!(fsm.state(), State::OpenConfirm);
         assert_eq!(a[0], Action::SendKeepalive);
         assert!(a.contains(&Action::StartTimer(Timer::Hold, Duration::from_secs(9))));
         assert!(a.contains(&Action::StartTimer(Timer::Keepalive, Duration::from_secs(3))));
-        let a = fsm.handle(Event::KeepaliveReceived);
+        let a = fsm.handle(Event::KeepaliveReceived(Conn::Outgoing));
         assert_eq!(fsm.state(), State::Established);
         let Some(Action::SessionUp(n)) = a.last() else {
             panic!("{a:?}")
@@ -660,8 +864,8 @@ mod tests {
     fn hold_time_zero_means_no_keepalives() {
         let mut fsm = Fsm::new(config(false));
         fsm.handle(Event::ManualStart);
-        fsm.handle(Event::TcpConnected);
-        let a = fsm.handle(Event::OpenReceived(peer_open(65000, 0)));
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        let a = fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(65000, 0)));
         assert!(a.contains(&Action::StopTimer(Timer::Keepalive)));
         assert!(!a
             .iter()
@@ -672,14 +876,14 @@ mod tests {
     fn wrong_peer_as_is_rejected() {
         let mut fsm = Fsm::new(config(false));
         fsm.handle(Event::ManualStart);
-        fsm.handle(Event::TcpConnected);
-        let a = fsm.handle(Event::OpenReceived(peer_open(65001, 90)));
-        let Action::SendNotification(n) = &a[0] else {
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        let a = fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(65001, 90)));
+        let Action::SendNotification(_, n) = &a[0] else {
             panic!("{a:?}")
         };
         assert_eq!((n.code, n.subcode), (2, OpenSubcode::BadPeerAs as u8));
         assert_eq!(fsm.state(), State::Idle);
-        assert!(a.contains(&Action::DropConnection));
+        assert!(a.contains(&Action::DropConnection(Conn::Outgoing)));
         assert!(fsm.last_error().unwrap().contains("sent NOTIFICATION"));
         // And it tries again later, by itself.
         assert!(fsm.handle(Event::ConnectRetryTimerExpires).contains(&Action::Connect));
@@ -689,9 +893,9 @@ mod tests {
     fn unacceptable_hold_time() {
         let mut fsm = Fsm::new(config(false));
         fsm.handle(Event::ManualStart);
-        fsm.handle(Event::TcpConnected);
-        let a = fsm.handle(Event::OpenReceived(peer_open(65000, 2)));
-        let Action::SendNotification(n) = &a[0] else {
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        let a = fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(65000, 2)));
+        let Action::SendNotification(_, n) = &a[0] else {
             panic!("{a:?}")
         };
         assert_eq!((n.code, n.subcode), (2, OpenSubcode::UnacceptableHoldTime as u8));
@@ -703,11 +907,11 @@ mod tests {
         c.remote_as = 64512;
         let mut fsm = Fsm::new(c);
         fsm.handle(Event::ManualStart);
-        fsm.handle(Event::TcpConnected);
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
         let mut open = peer_open(64512, 90);
         open.router_id = Ipv4Addr::new(10, 0, 0, 1);
-        let a = fsm.handle(Event::OpenReceived(open));
-        let Action::SendNotification(n) = &a[0] else {
+        let a = fsm.handle(Event::OpenReceived(Conn::Outgoing, open));
+        let Action::SendNotification(_, n) = &a[0] else {
             panic!("{a:?}")
         };
         assert_eq!(n.subcode, OpenSubcode::BadBgpIdentifier as u8);
@@ -718,7 +922,10 @@ mod tests {
         let mut fsm = Fsm::new(config(false));
         established(&mut fsm);
         let a = fsm.handle(Event::HoldTimerExpires);
-        assert_eq!(a[0], Action::SendNotification(Notification::hold_timer_expired()));
+        assert_eq!(
+            a[0],
+            Action::SendNotification(Conn::Outgoing, Notification::hold_timer_expired())
+        );
         assert!(a.contains(&Action::SessionDown(DownReason::HoldTimerExpired)));
         assert_eq!(fsm.state(), State::Idle);
     }
@@ -735,7 +942,7 @@ mod tests {
                 Action::StartTimer(Timer::Keepalive, Duration::from_secs(3))
             ]
         );
-        let a = fsm.handle(Event::UpdateReceived);
+        let a = fsm.handle(Event::UpdateReceived(Conn::Outgoing));
         assert_eq!(a, vec![Action::StartTimer(Timer::Hold, Duration::from_secs(9))]);
     }
 
@@ -745,17 +952,17 @@ mod tests {
         fsm.handle(Event::ManualStart);
         let mut delays = Vec::new();
         for _ in 0..5 {
-            for a in fsm.handle(Event::TcpFails) {
+            for a in fsm.handle(Event::TcpFails(Conn::Outgoing)) {
                 if let Action::StartTimer(Timer::ConnectRetry, d) = a {
                     delays.push(d.as_secs());
                 }
             }
             fsm.handle(Event::ConnectRetryTimerExpires);
         }
-        assert_eq!(delays, vec![4, 8, 8, 8, 8]);
-        fsm.handle(Event::TcpConnected);
-        fsm.handle(Event::OpenReceived(peer_open(65000, 90)));
-        fsm.handle(Event::KeepaliveReceived);
+        assert_eq!(delays, vec![2, 4, 8, 8, 8], "the first retry after connectRetryTime");
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(65000, 90)));
+        fsm.handle(Event::KeepaliveReceived(Conn::Outgoing));
         assert_eq!(fsm.backoff(), Duration::from_secs(2));
     }
 
@@ -764,7 +971,7 @@ mod tests {
         let mut fsm = Fsm::new(config(false));
         established(&mut fsm);
         let n = Notification::cease(CeaseSubcode::AdministrativeShutdown);
-        let a = fsm.handle(Event::NotificationReceived(n.clone()));
+        let a = fsm.handle(Event::NotificationReceived(Conn::Outgoing, n.clone()));
         assert!(a.contains(&Action::SessionDown(DownReason::NotificationReceived(n))));
         assert!(!DownReason::NotificationReceived(Notification::hold_timer_expired()).allows_graceful_restart(false));
         assert!(DownReason::TcpClosed.allows_graceful_restart(false));
@@ -779,8 +986,12 @@ mod tests {
             notification: Some(n.clone()),
             restart_after: None,
         });
-        assert_eq!(a[0], Action::SendNotification(n));
-        assert!(!fsm.accepts_incoming());
+        assert_eq!(a[0], Action::SendNotification(Conn::Outgoing, n));
+        assert_eq!(
+            fsm.handle(Event::TcpConnected(Conn::Incoming)),
+            vec![Action::DropConnection(Conn::Incoming)],
+            "an accepted connection is refused"
+        );
         assert!(fsm.handle(Event::ConnectRetryTimerExpires).is_empty());
         // A silent stop (graceful restart) sends nothing.
         let mut fsm = Fsm::new(config(false));
@@ -789,7 +1000,7 @@ mod tests {
             notification: None,
             restart_after: None,
         });
-        assert!(!a.iter().any(|a| matches!(a, Action::SendNotification(_))));
+        assert!(!a.iter().any(|a| matches!(a, Action::SendNotification(..))));
         assert!(a.contains(&Action::SessionDown(DownReason::Stopped(None))));
     }
 
@@ -797,19 +1008,227 @@ mod tests {
     fn unexpected_message_in_open_sent_is_fsm_error() {
         let mut fsm = Fsm::new(config(false));
         fsm.handle(Event::ManualStart);
-        fsm.handle(Event::TcpConnected);
-        let a = fsm.handle(Event::UpdateReceived);
-        let Action::SendNotification(n) = &a[0] else {
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        let a = fsm.handle(Event::UpdateReceived(Conn::Outgoing));
+        let Action::SendNotification(_, n) = &a[0] else {
             panic!("{a:?}")
         };
         assert_eq!((n.code, n.subcode), (ErrorCode::Fsm as u8, 1));
+    }
+
+    const LOWER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const HIGHER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+
+    /// An iBGP FSM with `router_id`, facing a peer whose identifier is 10.0.0.2.
+    fn ibgp(router_id: Ipv4Addr) -> Fsm {
+        let mut c = config(false);
+        c.remote_as = 64512;
+        c.router_id = router_id;
+        Fsm::new(c)
+    }
+
+    /// Started, our connection up and the peer's accepted: both in OpenSent.
+    fn colliding(router_id: Ipv4Addr) -> Fsm {
+        let mut fsm = ibgp(router_id);
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        let a = fsm.handle(Event::TcpConnected(Conn::Incoming));
+        assert_eq!(
+            a,
+            vec![Action::SendOpen(Conn::Incoming, fsm.local_open())],
+            "our OPEN goes out on the second connection too: the peer waits for it there"
+        );
+        assert_eq!((fsm.state(), fsm.conn()), (State::OpenSent, Some(Conn::Outgoing)));
+        fsm
+    }
+
+    fn closes(c: Conn) -> [Action; 2] {
+        [
+            Action::SendNotification(c, collision_notification()),
+            Action::DropConnection(c),
+        ]
+    }
+
+    fn other(c: Conn) -> Conn {
+        match c {
+            Conn::Outgoing => Conn::Incoming,
+            Conn::Incoming => Conn::Outgoing,
+        }
+    }
+
+    #[test]
+    fn collision_in_open_sent_keeps_the_connection_of_the_higher_id() {
+        // Lower identifier: the peer's connection stays; higher: ours. Whichever
+        // connection the first OPEN comes on.
+        for (router_id, winner) in [(LOWER, Conn::Incoming), (HIGHER, Conn::Outgoing)] {
+            for open_on in [Conn::Outgoing, Conn::Incoming] {
+                let case = format!("local {router_id}, OPEN on {open_on:?}");
+                let mut fsm = colliding(router_id);
+                let a = fsm.handle(Event::OpenReceived(open_on, peer_open(64512, 90)));
+                let loser = other(winner);
+                assert!(a.starts_with(&closes(loser)), "{case}: {a:?}");
+                assert_eq!(fsm.conn(), Some(winner), "{case}");
+                if open_on == winner {
+                    assert!(a.contains(&Action::SendKeepalive), "{case}: {a:?}");
+                    assert_eq!(fsm.state(), State::OpenConfirm, "{case}");
+                } else {
+                    // The OPEN came on the loser: the winner still waits for one.
+                    assert_eq!(a.len(), 2, "{case}: {a:?}");
+                    assert_eq!(fsm.state(), State::OpenSent, "{case}");
+                    fsm.handle(Event::OpenReceived(winner, peer_open(64512, 90)));
+                }
+                // The loser's own end of the story, late: ignored.
+                assert_eq!(fsm.handle(Event::TcpFails(loser)), vec![Action::DropConnection(loser)]);
+                let a = fsm.handle(Event::KeepaliveReceived(winner));
+                assert!(matches!(a.last(), Some(Action::SessionUp(_))), "{case}: {a:?}");
+                assert_eq!(fsm.backoff(), Duration::from_secs(2), "{case}: no failure counted");
+            }
+        }
+    }
+
+    #[test]
+    fn collision_in_open_confirm_is_settled_when_the_second_connection_comes() {
+        for (router_id, winner) in [(LOWER, Conn::Incoming), (HIGHER, Conn::Outgoing)] {
+            for first in [Conn::Outgoing, Conn::Incoming] {
+                let case = format!("local {router_id}, {first:?} first");
+                let mut fsm = ibgp(router_id);
+                fsm.handle(Event::ManualStart);
+                fsm.handle(Event::TcpConnected(first));
+                fsm.handle(Event::OpenReceived(first, peer_open(64512, 90)));
+                assert_eq!(fsm.state(), State::OpenConfirm);
+                let second = other(first);
+                let a = fsm.handle(Event::TcpConnected(second));
+                if winner == second {
+                    // Start over on the new connection, the old one closed.
+                    assert!(a.starts_with(&closes(first)), "{case}: {a:?}");
+                    assert!(a.contains(&Action::SendOpen(second, fsm.local_open())), "{case}: {a:?}");
+                    assert!(
+                        a.contains(&Action::StartTimer(Timer::Hold, LARGE_HOLD_TIME)),
+                        "{case}: {a:?}"
+                    );
+                    assert_eq!((fsm.state(), fsm.conn()), (State::OpenSent, Some(second)), "{case}");
+                    assert!(fsm.negotiated().is_none());
+                    fsm.handle(Event::OpenReceived(second, peer_open(64512, 90)));
+                } else {
+                    assert_eq!(a, closes(second), "{case}");
+                    assert_eq!((fsm.state(), fsm.conn()), (State::OpenConfirm, Some(first)), "{case}");
+                }
+                let a = fsm.handle(Event::KeepaliveReceived(winner));
+                assert!(matches!(a.last(), Some(Action::SessionUp(_))), "{case}: {a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn second_connection_when_established_is_closed() {
+        for router_id in [LOWER, HIGHER] {
+            let mut fsm = ibgp(router_id);
+            fsm.handle(Event::ManualStart);
+            fsm.handle(Event::TcpConnected(Conn::Outgoing));
+            fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(64512, 90)));
+            fsm.handle(Event::KeepaliveReceived(Conn::Outgoing));
+            let a = fsm.handle(Event::TcpConnected(Conn::Incoming));
+            assert_eq!(a, closes(Conn::Incoming), "local {router_id}");
+            assert_eq!((fsm.state(), fsm.conn()), (State::Established, Some(Conn::Outgoing)));
+        }
+    }
+
+    #[test]
+    fn accepted_connection_in_connect_keeps_our_connect_running() {
+        let mut fsm = ibgp(LOWER);
+        fsm.handle(Event::ManualStart);
+        let a = fsm.handle(Event::TcpConnected(Conn::Incoming));
+        assert!(
+            !a.contains(&Action::DropConnection(Conn::Outgoing)),
+            "the peer may have accepted our connection already: {a:?}"
+        );
+        assert_eq!((fsm.state(), fsm.conn()), (State::OpenSent, Some(Conn::Incoming)));
+        // Our connect completes: a second connection with our OPEN on it.
+        let a = fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        assert_eq!(a, vec![Action::SendOpen(Conn::Outgoing, fsm.local_open())]);
+        // Or it fails: nothing changes for the session.
+        let mut fsm = ibgp(LOWER);
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected(Conn::Incoming));
+        assert_eq!(
+            fsm.handle(Event::TcpFails(Conn::Outgoing)),
+            vec![Action::DropConnection(Conn::Outgoing)]
+        );
+        assert_eq!(fsm.state(), State::OpenSent);
+    }
+
+    #[test]
+    fn either_colliding_connection_failing_leaves_the_other() {
+        for failing in [Conn::Outgoing, Conn::Incoming] {
+            for event in [
+                Event::TcpFails(failing),
+                Event::NotificationReceived(failing, collision_notification()),
+            ] {
+                let mut fsm = colliding(LOWER);
+                let a = fsm.handle(event.clone());
+                assert_eq!(a, vec![Action::DropConnection(failing)], "{event:?}");
+                assert_eq!((fsm.state(), fsm.conn()), (State::OpenSent, Some(other(failing))));
+            }
+        }
+        // An unexpected message on the second connection closes that one only.
+        let mut fsm = colliding(LOWER);
+        let a = fsm.handle(Event::KeepaliveReceived(Conn::Incoming));
+        assert_eq!(
+            a,
+            vec![
+                Action::SendNotification(Conn::Incoming, Notification::new(ErrorCode::Fsm, 1, Vec::new())),
+                Action::DropConnection(Conn::Incoming)
+            ]
+        );
+        assert_eq!((fsm.state(), fsm.conn()), (State::OpenSent, Some(Conn::Outgoing)));
+        // The hold timer ends both.
+        let mut fsm = colliding(LOWER);
+        let a = fsm.handle(Event::HoldTimerExpires);
+        assert!(
+            a.contains(&Action::DropConnection(Conn::Outgoing)) && a.contains(&Action::DropConnection(Conn::Incoming))
+        );
+        assert_eq!(fsm.state(), State::Idle);
+    }
+
+    #[test]
+    fn cease_collision_on_our_only_connection_waits_for_the_other() {
+        // The peer settled the collision before we saw its connection (still
+        // queued at our listener, or our connect not done yet).
+        for (first, state) in [(Conn::Outgoing, State::Active), (Conn::Incoming, State::Connect)] {
+            for open_received in [false, true] {
+                let mut fsm = ibgp(HIGHER);
+                fsm.handle(Event::ManualStart);
+                fsm.handle(Event::TcpConnected(first));
+                if open_received {
+                    fsm.handle(Event::OpenReceived(first, peer_open(64512, 90)));
+                }
+                let a = fsm.handle(Event::NotificationReceived(first, collision_notification()));
+                let case = format!("{first:?}, OPEN received: {open_received}: {a:?}");
+                assert!(a.contains(&Action::DropConnection(first)), "{case}");
+                assert!(
+                    !a.contains(&Action::DropConnection(other(first))),
+                    "a connect in progress is kept: {case}"
+                );
+                assert!(
+                    a.contains(&Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(2))),
+                    "{case}"
+                );
+                assert!(!a.iter().any(|a| matches!(a, Action::SessionDown(_))), "{case}");
+                assert_eq!(fsm.state(), state, "{case}");
+                assert_eq!(fsm.backoff(), Duration::from_secs(2), "no failure counted: {case}");
+                // The connection the peer kept arrives.
+                let a = fsm.handle(Event::TcpConnected(other(first)));
+                assert!(a.contains(&Action::SendOpen(other(first), fsm.local_open())), "{case}");
+                assert_eq!(fsm.state(), State::OpenSent);
+            }
+        }
     }
 
     #[test]
     fn collision_keeps_connection_of_higher_id() {
         let low = Ipv4Addr::new(10, 0, 0, 1);
         let high = Ipv4Addr::new(10, 0, 0, 2);
-        assert_eq!(resolve_collision(high, low), CollisionWinner::Outgoing);
-        assert_eq!(resolve_collision(low, high), CollisionWinner::Incoming);
+        assert_eq!(resolve_collision(high, low), Conn::Outgoing);
+        assert_eq!(resolve_collision(low, high), Conn::Incoming);
     }
 }

@@ -24,8 +24,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Neighbor;
 use crate::fsm::{
-    collision_notification, needs_hard_reset, resolve_collision, Action, CollisionWinner, Event, Fsm, FsmConfig,
-    Negotiated, State, Timer,
+    collision_notification, needs_hard_reset, Action, Conn, Event, Fsm, FsmConfig, Negotiated, State, Timer,
 };
 use crate::metrics::SharedMetrics;
 use crate::packet::{
@@ -217,12 +216,10 @@ struct Connection {
     writer_task: JoinHandle<()>,
     buf: BytesMut,
     local: SocketAddr,
-    /// True when we opened it (for collision resolution).
-    outgoing: bool,
 }
 
 impl Connection {
-    fn new(stream: TcpStream, outgoing: bool) -> io::Result<Self> {
+    fn new(stream: TcpStream) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
         let (reader, mut write_half) = stream.into_split();
@@ -253,7 +250,6 @@ impl Connection {
             writer_task,
             buf: BytesMut::with_capacity(65536),
             local,
-            outgoing,
         })
     }
 
@@ -286,9 +282,9 @@ struct Session {
     fsm: Fsm,
     events: mpsc::UnboundedSender<PeerEvent>,
     status: SharedStatus,
-    conn: Option<Connection>,
-    /// An accepted connection waiting for a collision to be resolved.
-    pending: Option<TcpStream>,
+    /// Ours and the accepted one, by [`conn_index`]: two at once while a
+    /// collision is being settled; the FSM says which one the session is on.
+    conns: [Option<Connection>; 2],
     connecting: Option<ConnectFuture>,
     timers: [Option<tokio::time::Instant>; 3],
     generation: u64,
@@ -317,6 +313,19 @@ fn timer_index(t: Timer) -> usize {
 
 const TIMERS: [Timer; 3] = [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive];
 
+fn conn_index(c: Conn) -> usize {
+    match c {
+        Conn::Outgoing => 0,
+        Conn::Incoming => 1,
+    }
+}
+
+/// Reads more of `conn` into its buffer (only polled when it is there).
+async fn read_some(conn: &mut Option<Connection>) -> io::Result<usize> {
+    let c = conn.as_mut().expect("guarded");
+    c.reader.read_buf(&mut c.buf).await
+}
+
 impl Session {
     fn new(
         neighbor: Neighbor,
@@ -340,8 +349,7 @@ impl Session {
             fsm,
             events,
             status,
-            conn: None,
-            pending: None,
+            conns: [None, None],
             connecting: None,
             timers: [None; 3],
             generation: 0,
@@ -368,8 +376,10 @@ impl Session {
                 tokio::spawn(conn.close());
             }
             let next_timer = self.timers.iter().flatten().min().copied();
-            let (has_connecting, has_conn) = (self.connecting.is_some(), self.conn.is_some());
-            let (connecting, conn) = (&mut self.connecting, &mut self.conn);
+            let has_connecting = self.connecting.is_some();
+            let (has_out, has_in) = (self.conns[0].is_some(), self.conns[1].is_some());
+            let connecting = &mut self.connecting;
+            let [out_conn, in_conn] = &mut self.conns;
             tokio::select! {
                 mode = shutdown.recv() => {
                     let notification = match mode {
@@ -393,28 +403,23 @@ impl Session {
                 Some(stream) = incoming.recv() => self.incoming(stream),
                 result = async { connecting.as_mut().expect("guarded").await }, if has_connecting => {
                     self.connecting = None;
-                    match result.and_then(|s| Connection::new(s, true)) {
+                    match result.and_then(Connection::new) {
                         Ok(conn) => {
                             debug!(local = %conn.local, "connected");
-                            self.conn = Some(conn);
-                            self.event(Event::TcpConnected);
+                            self.conns[conn_index(Conn::Outgoing)] = Some(conn);
+                            self.event(Event::TcpConnected(Conn::Outgoing));
                         }
                         Err(e) => {
                             debug!(error = %e, "connect failed");
-                            self.connect_failed(format!("connect: {e}"));
-                            self.event(Event::TcpFails);
+                            if self.fsm.state() == State::Connect {
+                                self.connect_failed(format!("connect: {e}"));
+                            }
+                            self.event(Event::TcpFails(Conn::Outgoing));
                         }
                     }
                 }
-                read = async {
-                    let c = conn.as_mut().expect("guarded");
-                    c.reader.read_buf(&mut c.buf).await
-                }, if has_conn => {
-                    match read {
-                        Ok(0) | Err(_) => self.event(Event::TcpFails),
-                        Ok(_) => self.read_messages(),
-                    }
-                }
+                read = read_some(out_conn), if has_out => self.read(Conn::Outgoing, read),
+                read = read_some(in_conn), if has_in => self.read(Conn::Incoming, read),
                 _ = async { sleep_until(next_timer.expect("guarded")).await }, if next_timer.is_some() => {
                     let now = tokio::time::Instant::now();
                     for t in TIMERS {
@@ -449,7 +454,7 @@ impl Session {
                 if generation != self.generation || self.fsm.state() != State::Established {
                     return;
                 }
-                if let Some(conn) = &self.conn {
+                if let Some(conn) = self.conn() {
                     self.status.lock().expect("status").updates_out += updates.len() as u64;
                     let msgs: Vec<Message> = updates.into_iter().map(Message::Update).collect();
                     let observe = kernel_event.map(|t| (t, self.metrics.clone()));
@@ -458,7 +463,7 @@ impl Session {
             }
             SessionCmd::Accepted(n) => self.status.lock().expect("status").prefixes_accepted = n,
             SessionCmd::Stop(_) => unreachable!("handled by the run loop"),
-            SessionCmd::Sync { timeout, reply } => match (&self.conn, self.fsm.state()) {
+            SessionCmd::Sync { timeout, reply } => match (self.conn(), self.fsm.state()) {
                 (Some(conn), State::Established) => {
                     if let Err(e) = conn.writer.send(Outgoing::Sync { timeout, reply }) {
                         if let Outgoing::Sync { reply, .. } = e.0 {
@@ -482,96 +487,81 @@ impl Session {
                 return;
             }
         }
-        if self.fsm.accepts_incoming() {
-            // Ours never got as far as an OPEN: the peer's connection wins.
-            self.connecting = None;
-            if let Some(conn) = self.conn.take() {
-                self.closing.push(conn);
-            }
-            match Connection::new(stream, false) {
-                Ok(conn) => {
-                    debug!(local = %conn.local, "accepted");
-                    self.conn = Some(conn);
-                    self.event(Event::TcpConnected);
-                }
-                Err(e) => debug!(error = %e, "accepted connection unusable"),
-            }
+        let slot = conn_index(Conn::Incoming);
+        if self.conns[slot].is_some() {
+            debug!(state = %self.fsm.state(), "refusing a second accepted connection");
+            reject(stream, collision_notification());
             return;
         }
-        match self.fsm.state() {
-            State::OpenSent => {
-                // Resolved when the peer's OPEN tells us its identifier.
-                self.pending = Some(stream);
+        match Connection::new(stream) {
+            Ok(conn) => {
+                debug!(local = %conn.local, "accepted");
+                self.conns[slot] = Some(conn);
+                self.event(Event::TcpConnected(Conn::Incoming));
             }
-            State::OpenConfirm => {
-                self.pending = Some(stream);
-                self.resolve_collision();
-            }
-            _ => {
-                debug!(state = %self.fsm.state(), "refusing a second connection");
-                reject(stream, collision_notification());
-            }
+            Err(e) => debug!(error = %e, "accepted connection unusable"),
         }
     }
 
-    /// RFC 4271 6.8, once the current connection has an OPEN from the peer.
-    fn resolve_collision(&mut self) {
-        let Some(pending) = self.pending.take() else { return };
-        let (Some(neg), Some(conn)) = (self.fsm.negotiated(), &self.conn) else {
-            reject(pending, collision_notification());
-            return;
-        };
-        let winner = resolve_collision(self.fsm.local_open().router_id, neg.remote.router_id);
-        let current_wins = (winner == CollisionWinner::Outgoing) == conn.outgoing;
-        info!(?winner, "connection collision");
-        if current_wins {
-            reject(pending, collision_notification());
+    fn read(&mut self, c: Conn, read: io::Result<usize>) {
+        match read {
+            Ok(0) | Err(_) => self.event(Event::TcpFails(c)),
+            Ok(_) => self.read_messages(c),
+        }
+    }
+
+    /// The capabilities to encode and decode with on `c`: the session's once
+    /// negotiated, the defaults on a colliding connection.
+    fn caps_on(&self, c: Conn) -> SessionCaps {
+        if self.fsm.conn() == Some(c) {
+            self.fsm.negotiated().map(|n| n.caps).unwrap_or(self.caps)
         } else {
-            self.event(Event::Stop {
-                notification: Some(collision_notification()),
-                restart_after: Some(self.neighbor.connect_retry),
-            });
-            self.incoming(pending);
+            SessionCaps::default()
         }
     }
 
-    fn read_messages(&mut self) {
+    fn read_messages(&mut self, c: Conn) {
         loop {
-            let Some(conn) = self.conn.as_mut() else { return };
-            let caps = self.fsm.negotiated().map(|n| n.caps).unwrap_or_default();
+            let caps = self.caps_on(c);
+            let Some(conn) = self.conns[conn_index(c)].as_mut() else {
+                return;
+            };
             match Message::decode(&conn.buf, &caps) {
                 Ok((msg, len)) => {
                     conn.buf.advance(len);
-                    self.message(msg);
+                    self.message(c, msg);
                 }
                 Err(DecodeError::Incomplete { .. }) => return,
                 Err(e) => {
-                    warn!(error = %e, "bad message");
+                    warn!(error = %e, conn = ?c, "bad message");
                     let n = e.notification().expect("not incomplete");
-                    self.event(Event::MessageError(n));
+                    self.event(Event::MessageError(c, n));
                     return;
                 }
             }
         }
     }
 
-    fn message(&mut self, msg: Message) {
+    fn message(&mut self, c: Conn, msg: Message) {
+        // Routes come only from an Established session's own connection.
+        let established = |s: &Self| s.fsm.state() == State::Established && s.fsm.conn() == Some(c);
         match msg {
             Message::Open(open) => {
-                debug!(asn = open.asn(), router_id = %open.router_id, hold = open.hold_time, "OPEN");
-                self.event(Event::OpenReceived(open));
-                if self.fsm.state() == State::OpenConfirm {
-                    self.resolve_collision();
-                }
+                debug!(conn = ?c, asn = open.asn(), router_id = %open.router_id, hold = open.hold_time, "OPEN");
+                self.event(Event::OpenReceived(c, open));
             }
-            Message::Keepalive => self.event(Event::KeepaliveReceived),
+            Message::Keepalive => self.event(Event::KeepaliveReceived(c)),
             Message::Notification(n) => {
-                warn!(notification = %n, "NOTIFICATION received");
-                self.event(Event::NotificationReceived(n));
+                if n.cease_subcode() == Some(CeaseSubcode::ConnectionCollisionResolution) {
+                    info!(conn = ?c, notification = %n, "connection collision: the peer closed this connection");
+                } else {
+                    warn!(conn = ?c, notification = %n, "NOTIFICATION received");
+                }
+                self.event(Event::NotificationReceived(c, n));
             }
             Message::RouteRefresh(_) => {
-                self.event(Event::RouteRefreshReceived);
-                if self.fsm.state() == State::Established {
+                self.event(Event::RouteRefreshReceived(c));
+                if established(self) {
                     let _ = self.events.send(PeerEvent::RouteRefresh {
                         peer: self.neighbor.address,
                     });
@@ -579,8 +569,8 @@ impl Session {
             }
             Message::Update(update) => {
                 self.status.lock().expect("status").updates_in += 1;
-                self.event(Event::UpdateReceived);
-                if self.fsm.state() == State::Established {
+                self.event(Event::UpdateReceived(c));
+                if established(self) {
                     self.update(update);
                 }
             }
@@ -648,9 +638,13 @@ impl Session {
     fn act(&mut self, action: Action) {
         match action {
             Action::Connect => self.connect(),
-            Action::SendOpen(open) => self.send(Message::Open(open)),
-            Action::SendKeepalive => self.send(Message::Keepalive),
-            Action::SendNotification(n) => {
+            Action::SendOpen(c, open) => self.send(c, Message::Open(open)),
+            Action::SendKeepalive => {
+                if let Some(c) = self.fsm.conn() {
+                    self.send(c, Message::Keepalive);
+                }
+            }
+            Action::SendNotification(c, n) => {
                 // RFC 8538: with the N bit exchanged, the ones that must end
                 // graceful restart go out wrapped in a Hard Reset.
                 let n = if self.n_bit && needs_hard_reset(&n) && n.cease_subcode() != Some(CeaseSubcode::HardReset) {
@@ -658,19 +652,23 @@ impl Session {
                 } else {
                     n
                 };
-                info!(notification = %n, "sending NOTIFICATION");
-                self.send(Message::Notification(n));
+                if n.cease_subcode() == Some(CeaseSubcode::ConnectionCollisionResolution) {
+                    info!(conn = ?c, "connection collision: closing this connection, keeping the other");
+                } else {
+                    info!(conn = ?c, notification = %n, "sending NOTIFICATION");
+                }
+                self.send(c, Message::Notification(n));
             }
             Action::StartTimer(t, d) => self.timers[timer_index(t)] = Some(tokio::time::Instant::now() + d),
             Action::StopTimer(t) => self.timers[timer_index(t)] = None,
-            Action::DropConnection => {
-                self.connecting = None;
-                self.pending = None;
-                if let Some(conn) = self.conn.take() {
+            Action::DropConnection(c) => {
+                if c == Conn::Outgoing {
+                    self.connecting = None;
+                }
+                if let Some(conn) = self.conns[conn_index(c)].take() {
                     // Closed once the writer has flushed a final NOTIFICATION.
                     self.closing.push(conn);
                 }
-                self.caps = SessionCaps::default();
             }
             Action::SessionUp(negotiated) => {
                 self.generation += 1;
@@ -680,8 +678,9 @@ impl Session {
                 self.peer_gr = peer_gr.is_some();
                 self.n_bit = self.neighbor.graceful_restart.enabled && peer_gr.is_some_and(|g| g.notification);
                 let local_address = self
-                    .conn
-                    .as_ref()
+                    .fsm
+                    .conn()
+                    .and_then(|c| self.conns[conn_index(c)].as_ref())
                     .map(|c| c.local.ip().to_canonical())
                     .unwrap_or(IpAddr::from([0, 0, 0, 0]));
                 info!(
@@ -713,6 +712,7 @@ impl Session {
                     && self.neighbor.graceful_restart.enabled
                     && self.peer_gr;
                 info!(%reason, graceful, "session down");
+                self.caps = SessionCaps::default();
                 self.set_info(reason.to_string());
                 self.status.lock().expect("status").established_at = None;
                 let _ = self.events.send(PeerEvent::Down {
@@ -723,11 +723,15 @@ impl Session {
         }
     }
 
-    fn send(&mut self, msg: Message) {
-        if let Some(conn) = &self.conn {
-            let caps = self.fsm.negotiated().map(|n| n.caps).unwrap_or(self.caps);
-            conn.send(&msg, &caps);
+    fn send(&mut self, c: Conn, msg: Message) {
+        if let Some(conn) = &self.conns[conn_index(c)] {
+            conn.send(&msg, &self.caps_on(c));
         }
+    }
+
+    /// The connection the session runs on.
+    fn conn(&self) -> Option<&Connection> {
+        self.fsm.conn().and_then(|c| self.conns[conn_index(c)].as_ref())
     }
 
     fn set_info(&self, info: String) {

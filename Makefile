@@ -14,7 +14,7 @@ deps:
 	@scripts/install-deps.sh
 
 build:
-	$(CARGO) build --release --quiet -p lab -p speaker
+	$(CARGO) build --release --quiet -p lab
 
 images: deps build
 	$(LAB) images

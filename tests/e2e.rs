@@ -24,7 +24,14 @@ fn main() {
         trial("missing-docker-engine-is-a-clear-error", missing_docker),
     ];
     // (topology, sessions its daemons report in all)
-    for (topo, sessions) in [("racks", 10), ("mesh3", 6), ("rr", 16), ("racks-speaker", 10), ("rr-speaker", 16)] {
+    for (topo, sessions) in [
+        ("racks", 10),
+        ("mesh3", 6),
+        ("rr", 16),
+        ("racks-speaker", 10),
+        ("mesh3-speaker", 6),
+        ("rr-speaker", 16),
+    ] {
         tests.push(trial(
             &format!("deploy-{topo}-sessions-fib-and-clean-teardown"),
             move || deploy(topo, sessions),

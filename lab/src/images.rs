@@ -158,9 +158,28 @@ pub async fn build_base(rt: &Runtime, root: &Path, force: bool) -> Result<Outcom
 }
 
 /// Builds the speaker binary with cargo and `podlab/speaker:latest` on top of the base.
+///
+/// The binary is built in a target folder of its own: cargo unifies dependency features
+/// across the packages a command builds, so `cargo build -p lab -p speaker` and
+/// `cargo build -p speaker` write different speaker binaries to the same path, and the
+/// image's input hash would follow whichever ran last instead of the source.
 pub async fn build_speaker(rt: &Runtime, root: &Path, force: bool) -> Result<Outcome, ImageError> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("image");
     let status = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "-p", "speaker", "--bin", "speaker"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "speaker",
+            "--bin",
+            "speaker",
+            "--target-dir",
+        ])
+        .arg(&target)
         .current_dir(root)
         .stdin(Stdio::null())
         .status()
@@ -171,9 +190,6 @@ pub async fn build_speaker(rt: &Runtime, root: &Path, force: bool) -> Result<Out
             "cargo build of the speaker failed ({status})"
         )));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
     let bin_path = target.join("release/speaker");
     let bin = std::fs::read(&bin_path).map_err(io(&bin_path))?;
     let dockerfile_path = root.join("images/speaker/Dockerfile");

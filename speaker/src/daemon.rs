@@ -737,14 +737,21 @@ impl Daemon {
                 let (tx, rx) = oneshot::channel();
                 let _ = s.cmd.send(SessionCmd::Sync { timeout, reply: tx });
                 let (withdrawn, announced) = sent.get(address).copied().unwrap_or_default();
+                let n = |k: usize| {
+                    if k == 1 {
+                        "1 prefix".to_string()
+                    } else {
+                        format!("{k} prefixes")
+                    }
+                };
                 let action = match (withdrawn, announced, mode) {
                     (0, 0, _) => "nothing to change".to_string(),
-                    (w, 0, _) => format!("withdrew {w} prefixes"),
+                    (w, 0, _) => format!("withdrew {}", n(w)),
                     (0, a, Some(DrainMode::GracefulShutdown)) => {
-                        format!("re-advertised {a} prefixes with GRACEFUL_SHUTDOWN")
+                        format!("re-advertised {} with GRACEFUL_SHUTDOWN", n(a))
                     }
-                    (0, a, _) => format!("advertised {a} prefixes"),
-                    (w, a, _) => format!("withdrew {w} and advertised {a} prefixes"),
+                    (0, a, _) => format!("advertised {}", n(a)),
+                    (w, a, _) => format!("withdrew {} and advertised {}", n(w), n(a)),
                 };
                 DrainPeer {
                     address: *address,

@@ -219,7 +219,7 @@ fn drain_withdraws_before_returning_and_undrain_restores() {
         lab.log("speaker")
     );
     assert!(
-        out.contains("withdrew 1 prefixes") && out.contains("delivered"),
+        out.contains("withdrew 1 prefix ") && out.contains("delivered"),
         "{out}"
     );
     timing("drain command (withdraw, 2 peers)", took);

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use crate::packet::{AfiSafi, Capability, CeaseSubcode, ErrorCode, Notification, Open, OpenSubcode, SessionCaps};
 
+/// After a lost collision: the retry of the side whose connection would win, and of
+/// the other (see `Fsm::collision_retry`).
+const COLLISION_RETRY_FIRST: Duration = Duration::from_millis(50);
+const COLLISION_RETRY_SECOND: Duration = Duration::from_millis(500);
 /// RFC 4271 section 8.2.2: the hold timer while waiting for the peer's OPEN.
 pub const LARGE_HOLD_TIME: Duration = Duration::from_secs(240);
 /// Ceiling of the connect-retry backoff, so a peer that comes back is retried soon.
@@ -418,6 +422,11 @@ impl Fsm {
                 }
             },
             (S::OpenConfirm, Event::KeepaliveReceived(_)) => {
+                // A second connection still without the peer's OPEN loses now: a new
+                // connection to an Established session is closed (6.8).
+                if let Some(other) = self.other.take() {
+                    self.close_colliding(other, out);
+                }
                 let negotiated = self.negotiated.clone().expect("negotiated in OpenSent");
                 self.restart_hold(out);
                 self.failures = 0;
@@ -458,6 +467,18 @@ impl Fsm {
                 if self.other.is_none() && n.cease_subcode() == Some(CeaseSubcode::ConnectionCollisionResolution) =>
             {
                 self.lost_collision(out);
+            }
+            // The peer resolved a collision against the connection we had already
+            // taken to Established (it saw our second connection's OPEN first; we
+            // closed that one as 6.8 says for Established sessions): both are gone.
+            // Not a failure of the peer's: try again soon instead of after a backoff.
+            (S::Established, Event::NotificationReceived(_, n))
+                if self.other.is_none() && n.cease_subcode() == Some(CeaseSubcode::ConnectionCollisionResolution) =>
+            {
+                let retry = self.collision_retry();
+                self.last_error = Some(format!("received NOTIFICATION: {n}"));
+                self.teardown(out, DownReason::NotificationReceived(n));
+                out.push(A::StartTimer(Timer::ConnectRetry, retry));
             }
             (S::OpenSent | S::OpenConfirm | S::Established, Event::NotificationReceived(_, n)) => {
                 self.last_error = Some(format!("received NOTIFICATION: {n}"));
@@ -509,23 +530,32 @@ impl Fsm {
                 if c == Conn::Outgoing {
                     self.connecting = false;
                 }
-                match (state, &self.negotiated) {
-                    (S::OpenSent, _) if self.other.is_none() => {
+                match state {
+                    // Settled only when the peer's OPEN arrives on the new connection
+                    // (6.8): deciding earlier, in OpenConfirm, could close the
+                    // connection the peer has already taken to Established, while
+                    // the peer refuses the new one, leaving neither.
+                    S::OpenSent | S::OpenConfirm if self.other.is_none() => {
                         self.other = Some(c);
                         out.push(A::SendOpen(c, self.local_open()));
                     }
-                    (S::OpenConfirm, Some(n)) if resolve_collision(self.config.router_id, n.remote.router_id) == c => {
-                        // The new connection stays: start over on it.
-                        self.close_colliding(current, out);
-                        self.negotiated = None;
-                        self.conn = Some(c);
-                        out.push(A::StopTimer(Timer::Keepalive));
-                        out.push(A::SendOpen(c, self.local_open()));
-                        out.push(A::StartTimer(Timer::Hold, LARGE_HOLD_TIME));
-                        self.state = S::OpenSent;
-                    }
-                    // The loser in OpenConfirm, always in Established (6.8).
+                    // Always in Established (6.8), and a third connection.
                     _ => self.close_colliding(c, out),
+                }
+            }
+            (S::OpenConfirm, Event::OpenReceived(_, open)) if is_other => {
+                self.other = None;
+                if resolve_collision(self.config.router_id, open.router_id) == c {
+                    // The new connection stays: the one in OpenConfirm goes, and
+                    // the session goes on from the OPEN just received.
+                    self.close_colliding(current, out);
+                    self.conn = Some(c);
+                    self.negotiated = None;
+                    out.push(A::StopTimer(Timer::Keepalive));
+                    self.state = S::OpenSent;
+                    self.session(Event::OpenReceived(c, open), out);
+                } else {
+                    self.close_colliding(c, out);
                 }
             }
             // Settled as if the OPEN had come on the session's connection.
@@ -573,9 +603,25 @@ impl Fsm {
         }
         out.push(Action::StopTimer(Timer::Hold));
         out.push(Action::StopTimer(Timer::Keepalive));
-        out.push(Action::StartTimer(Timer::ConnectRetry, self.config.connect_retry));
+        out.push(Action::StartTimer(Timer::ConnectRetry, self.collision_retry()));
         self.negotiated = None;
         self.state = if self.connecting { State::Connect } else { State::Active };
+    }
+
+    /// How long to wait after losing a collision before connecting again. When the
+    /// peer's other connection is on its way it arrives well within this; when both
+    /// sides lost theirs (a race 6.8 leaves open), the side with the higher BGP
+    /// identifier, whose connection wins a collision, tries first, and the other
+    /// waits long enough to accept it instead of colliding again.
+    fn collision_retry(&self) -> Duration {
+        let higher = self
+            .negotiated
+            .as_ref()
+            .map(|n| resolve_collision(self.config.router_id, n.remote.router_id) == Conn::Outgoing);
+        match higher {
+            Some(true) => COLLISION_RETRY_FIRST,
+            _ => COLLISION_RETRY_SECOND.min(self.config.connect_retry.max(COLLISION_RETRY_FIRST)),
+        }
     }
 
     fn start(&mut self, out: &mut Vec<Action>) {
@@ -1087,7 +1133,7 @@ mod tests {
     }
 
     #[test]
-    fn collision_in_open_confirm_is_settled_when_the_second_connection_comes() {
+    fn collision_in_open_confirm_is_settled_when_the_peer_opens_on_the_second_connection() {
         for (router_id, winner) in [(LOWER, Conn::Incoming), (HIGHER, Conn::Outgoing)] {
             for first in [Conn::Outgoing, Conn::Incoming] {
                 let case = format!("local {router_id}, {first:?} first");
@@ -1097,24 +1143,40 @@ mod tests {
                 fsm.handle(Event::OpenReceived(first, peer_open(64512, 90)));
                 assert_eq!(fsm.state(), State::OpenConfirm);
                 let second = other(first);
+                // Nothing is decided before the peer's OPEN on the new connection.
                 let a = fsm.handle(Event::TcpConnected(second));
+                assert_eq!(a, vec![Action::SendOpen(second, fsm.local_open())], "{case}");
+                assert_eq!((fsm.state(), fsm.conn()), (State::OpenConfirm, Some(first)), "{case}");
+                let a = fsm.handle(Event::OpenReceived(second, peer_open(64512, 90)));
                 if winner == second {
-                    // Start over on the new connection, the old one closed.
                     assert!(a.starts_with(&closes(first)), "{case}: {a:?}");
-                    assert!(a.contains(&Action::SendOpen(second, fsm.local_open())), "{case}: {a:?}");
-                    assert!(
-                        a.contains(&Action::StartTimer(Timer::Hold, LARGE_HOLD_TIME)),
-                        "{case}: {a:?}"
-                    );
-                    assert_eq!((fsm.state(), fsm.conn()), (State::OpenSent, Some(second)), "{case}");
-                    assert!(fsm.negotiated().is_none());
-                    fsm.handle(Event::OpenReceived(second, peer_open(64512, 90)));
+                    assert!(a.contains(&Action::SendKeepalive), "{case}: {a:?}");
                 } else {
                     assert_eq!(a, closes(second), "{case}");
-                    assert_eq!((fsm.state(), fsm.conn()), (State::OpenConfirm, Some(first)), "{case}");
                 }
+                assert_eq!((fsm.state(), fsm.conn()), (State::OpenConfirm, Some(winner)), "{case}");
                 let a = fsm.handle(Event::KeepaliveReceived(winner));
                 assert!(matches!(a.last(), Some(Action::SessionUp(_))), "{case}: {a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn second_connection_without_an_open_loses_when_the_first_is_established() {
+        for router_id in [LOWER, HIGHER] {
+            for first in [Conn::Outgoing, Conn::Incoming] {
+                let case = format!("local {router_id}, {first:?} first");
+                let mut fsm = ibgp(router_id);
+                fsm.handle(Event::ManualStart);
+                fsm.handle(Event::TcpConnected(first));
+                fsm.handle(Event::OpenReceived(first, peer_open(64512, 90)));
+                let second = other(first);
+                fsm.handle(Event::TcpConnected(second));
+                // The peer took the first connection to Established and says so.
+                let a = fsm.handle(Event::KeepaliveReceived(first));
+                assert!(a.starts_with(&closes(second)), "{case}: {a:?}");
+                assert!(matches!(a.last(), Some(Action::SessionUp(_))), "{case}: {a:?}");
+                assert_eq!((fsm.state(), fsm.conn()), (State::Established, Some(first)), "{case}");
             }
         }
     }
@@ -1191,6 +1253,27 @@ mod tests {
     }
 
     #[test]
+    fn cease_collision_on_an_established_session_retries_soon() {
+        // We took a connection to Established; the peer had resolved the collision
+        // the other way and closes it: both connections are gone.
+        for (router_id, retry) in [(HIGHER, COLLISION_RETRY_FIRST), (LOWER, COLLISION_RETRY_SECOND)] {
+            let mut fsm = ibgp(router_id);
+            fsm.handle(Event::ManualStart);
+            fsm.handle(Event::TcpConnected(Conn::Outgoing));
+            fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(64512, 90)));
+            fsm.handle(Event::KeepaliveReceived(Conn::Outgoing));
+            assert_eq!(fsm.state(), State::Established);
+            let a = fsm.handle(Event::NotificationReceived(Conn::Outgoing, collision_notification()));
+            assert!(a.iter().any(|a| matches!(a, Action::SessionDown(_))), "{a:?}");
+            assert!(
+                a.contains(&Action::StartTimer(Timer::ConnectRetry, retry)),
+                "{router_id}: {a:?}"
+            );
+            assert_eq!(fsm.backoff(), Duration::from_secs(2), "no failure counted");
+        }
+    }
+
+    #[test]
     fn cease_collision_on_our_only_connection_waits_for_the_other() {
         // The peer settled the collision before we saw its connection (still
         // queued at our listener, or our connect not done yet).
@@ -1209,10 +1292,14 @@ mod tests {
                     !a.contains(&Action::DropConnection(other(first))),
                     "a connect in progress is kept: {case}"
                 );
-                assert!(
-                    a.contains(&Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(2))),
-                    "{case}"
-                );
+                // Soon, and sooner for the side whose connection wins (ours, here)
+                // once the peer's identifier is known.
+                let retry = if open_received {
+                    COLLISION_RETRY_FIRST
+                } else {
+                    COLLISION_RETRY_SECOND
+                };
+                assert!(a.contains(&Action::StartTimer(Timer::ConnectRetry, retry)), "{case}");
                 assert!(!a.iter().any(|a| matches!(a, Action::SessionDown(_))), "{case}");
                 assert_eq!(fsm.state(), state, "{case}");
                 assert_eq!(fsm.backoff(), Duration::from_secs(2), "no failure counted: {case}");

@@ -218,10 +218,7 @@ fn drain_withdraws_before_returning_and_undrain_restores() {
         lab.birdc("show route all"),
         lab.log("speaker")
     );
-    assert!(
-        out.contains("withdrew 1 prefix ") && out.contains("delivered"),
-        "{out}"
-    );
+    assert!(out.contains("withdrew 1 prefix ") && out.contains("delivered"), "{out}");
     timing("drain command (withdraw, 2 peers)", took);
     let status = lab.speaker_cli("status").unwrap();
     assert!(status.contains("Node drained (withdraw)"), "{status}");

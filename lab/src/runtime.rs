@@ -62,6 +62,11 @@ impl ExecOutput {
     }
 }
 
+/// An attached exec's output, as bollard hands it over.
+type OutputStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>,
+>;
+
 #[derive(Clone)]
 pub struct Runtime {
     pub docker: Docker,
@@ -262,9 +267,9 @@ impl Runtime {
             .ok_or_else(|| RuntimeError::Other(format!("container {container} is not running")))
     }
 
-    /// Runs a command in a container and collects its output and exit code.
-    pub async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput, RuntimeError> {
-        use bollard::container::LogOutput;
+    /// Starts a command in a container, attached to its output; returns the exec's id
+    /// and the output stream.
+    async fn start_exec(&self, container: &str, cmd: &[String]) -> Result<(String, OutputStream), RuntimeError> {
         use bollard::exec::StartExecResults;
         let what = || format!("exec `{}` in {container}", cmd.join(" "));
         let created = self
@@ -280,28 +285,33 @@ impl Runtime {
             )
             .await
             .map_err(docker_err(what()))?;
-        let mut out = ExecOutput::default();
-        if let StartExecResults::Attached { mut output, .. } = self
+        match self
             .docker
             .start_exec(&created.id, None)
             .await
             .map_err(docker_err(what()))?
         {
-            while let Some(chunk) = output.next().await {
-                match chunk.map_err(docker_err(what()))? {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        out.stdout.push_str(&String::from_utf8_lossy(&message))
-                    }
-                    LogOutput::StdErr { message } => out.stderr.push_str(&String::from_utf8_lossy(&message)),
-                    LogOutput::StdIn { .. } => {}
+            StartExecResults::Attached { output, .. } => Ok((created.id, output)),
+            StartExecResults::Detached => Err(RuntimeError::Other(format!("{}: not attached", what()))),
+        }
+    }
+
+    /// Runs a command in a container and collects its output and exit code.
+    pub async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput, RuntimeError> {
+        use bollard::container::LogOutput;
+        let what = || format!("exec `{}` in {container}", cmd.join(" "));
+        let (id, mut output) = self.start_exec(container, cmd).await?;
+        let mut out = ExecOutput::default();
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(docker_err(what()))? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    out.stdout.push_str(&String::from_utf8_lossy(&message))
                 }
+                LogOutput::StdErr { message } => out.stderr.push_str(&String::from_utf8_lossy(&message)),
+                LogOutput::StdIn { .. } => {}
             }
         }
-        let inspect = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(docker_err(what()))?;
+        let inspect = self.docker.inspect_exec(&id).await.map_err(docker_err(what()))?;
         out.code = inspect.exit_code.unwrap_or(-1);
         Ok(out)
     }
@@ -313,29 +323,7 @@ impl Runtime {
         container: &str,
         cmd: &[String],
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<String>, RuntimeError> {
-        use bollard::exec::StartExecResults;
-        let what = || format!("exec `{}` in {container}", cmd.join(" "));
-        let created = self
-            .docker
-            .create_exec(
-                container,
-                ExecConfig {
-                    cmd: Some(cmd.to_vec()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(docker_err(what()))?;
-        let StartExecResults::Attached { mut output, .. } = self
-            .docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(docker_err(what()))?
-        else {
-            return Err(RuntimeError::Other(format!("{}: not attached", what())));
-        };
+        let (_, mut output) = self.start_exec(container, cmd).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut partial = String::new();

@@ -186,6 +186,19 @@ pub async fn run(
         table: config.fib.table.0,
     };
     let kernel_task = tokio::spawn(kernel::watch(watch, kernel_tx, shutdown()));
+    // The kernel's local routes are read before any session starts, so the first
+    // table a peer gets, and the End-of-RIB after it, hold them: a peer helping our
+    // graceful restart flushes at that End-of-RIB whatever it did not get, and our
+    // blocks would flap in its FIB.
+    let Some(initial) = kernel_rx.recv().await else {
+        let e = match kernel_task.await {
+            Ok(Err(e)) => e,
+            _ => KernelError::Io(std::io::Error::other(
+                "the kernel watcher ended before reading the routes",
+            )),
+        };
+        return Err(DaemonError::Kernel(e));
+    };
 
     let (fib_tx, fib_rx) = mpsc::unbounded_channel();
     let fib_task = tokio::spawn(fib.clone().run(fib_rx));
@@ -258,6 +271,9 @@ pub async fn run(
         listen_fd,
         listen_v6,
     };
+    d.kernel(initial);
+    // The dump is the starting state, not an event: it is not timed.
+    d.kernel_event = None;
     d.check_startup_stale();
     info!(asn = d.config.as_number, router_id = %d.config.router_id, peers = d.sessions.len(), "speaker started");
 

@@ -182,6 +182,11 @@ fn load(path: &std::path::Path) -> Result<Topology> {
     Ok(Topology::load(path)?)
 }
 
+/// A topology and a connection to the engine it runs on: what most verbs start with.
+async fn open(path: &std::path::Path) -> Result<(Topology, Runtime)> {
+    Ok((load(path)?, Runtime::connect().await?))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -230,8 +235,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             keep_on_error,
             json,
         } => {
-            let t = load(&topo)?;
-            let rt = Runtime::connect().await?;
+            let (t, rt) = open(&topo).await?;
             let start = Instant::now();
             let opts = deploy::UpOptions {
                 reconfigure,
@@ -351,8 +355,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Verb::Pod { verb } => pod(verb).await,
         Verb::Ping { topo, wait, json } => {
-            let t = load(&topo)?;
-            let rt = Runtime::connect().await?;
+            let (t, rt) = open(&topo).await?;
             let list = pods::list(&rt, &t).await?;
             if list.len() < 2 {
                 bail!(
@@ -409,8 +412,7 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
             timing,
             json,
         } => {
-            let t = load(&topo)?;
-            let rt = Runtime::connect().await?;
+            let (t, rt) = open(&topo).await?;
             let name = name.unwrap_or_else(|| format!("{node}-{}", ip.to_string().replace(['.', ':'], "-")));
             let p = pods::Pod {
                 iface: pods::iface_name(&name),
@@ -449,8 +451,7 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
             timing,
             json,
         } => {
-            let t = load(&topo)?;
-            let rt = Runtime::connect().await?;
+            let (t, rt) = open(&topo).await?;
             if !timing {
                 pods::delete(&rt, &t, &node, &name).await?;
                 println!("pod {name} deleted from {node}");
@@ -485,8 +486,7 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
             return print_propagation(&prop, json);
         }
         PodVerb::List { topo, json } => {
-            let t = load(&topo)?;
-            let rt = Runtime::connect().await?;
+            let (t, rt) = open(&topo).await?;
             let list = pods::list(&rt, &t).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);

@@ -79,29 +79,15 @@ enum Command {
         /// Undo a drain (same as `speaker undrain`).
         #[arg(long)]
         cancel: bool,
-        /// Seconds to wait for the peers (default: the configuration's drain.timeoutSeconds, 10).
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<f64>,
-        /// Print the API's JSON answer instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// The daemon's API socket.
-        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        #[command(flatten)]
+        args: DrainArgs,
     },
     /// Advertise the node's routes again after `speaker drain`.
     ///
     /// Waits for the peers' acknowledgements like drain does.
     Undrain {
-        /// Seconds to wait for the peers (default: the configuration's drain.timeoutSeconds, 10).
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<f64>,
-        /// Print the API's JSON answer instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// The daemon's API socket.
-        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        #[command(flatten)]
+        args: DrainArgs,
     },
     /// Validate a configuration file and exit (3 when it is invalid).
     Check {
@@ -149,17 +135,31 @@ fn main() -> ExitCode {
         },
         Command::Status { json, socket } => query(&socket, "status", json, print_status),
         Command::Routes { json, socket } => query(&socket, "routes", json, print_routes),
-        Command::Drain {
-            cancel,
-            timeout,
-            json,
-            socket,
-        } => drain(&socket, !cancel, timeout, json),
-        Command::Undrain { timeout, json, socket } => drain(&socket, false, timeout, json),
+        Command::Drain { cancel, args } => drain(!cancel, &args),
+        Command::Undrain { args } => drain(false, &args),
     }
 }
 
-fn drain(socket: &std::path::Path, drain: bool, timeout: Option<f64>, json: bool) -> ExitCode {
+/// What `drain` and `undrain` share.
+#[derive(clap::Args)]
+struct DrainArgs {
+    /// Seconds to wait for the peers (default: the configuration's drain.timeoutSeconds, 10).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Print the API's JSON answer instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The daemon's API socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+fn drain(drain: bool, args: &DrainArgs) -> ExitCode {
+    let DrainArgs {
+        timeout,
+        json,
+        ref socket,
+    } = *args;
     let cmd = if drain { "drain" } else { "undrain" };
     let mut request = serde_json::json!({ "cmd": cmd });
     if let Some(t) = timeout {

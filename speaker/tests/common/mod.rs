@@ -304,14 +304,10 @@ peers:
     }
 
     pub fn speaker_peer_state(&self, addr: &str) -> String {
-        let st = self.speaker_status();
-        st["peers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| p["address"] == addr)
-            .map(|p| p["state"].as_str().unwrap_or_default().to_string())
+        self.speaker_peer(addr)["state"]
+            .as_str()
             .unwrap_or_default()
+            .to_string()
     }
 
     pub fn wait<T>(

@@ -676,7 +676,7 @@ impl Fsm {
         };
         let families = local.families().filter(|f| remote_families.contains(f)).collect();
         Ok(Negotiated {
-            caps: SessionCaps::negotiate(&local, open),
+            caps: local.session_caps(open),
             remote: open.clone(),
             hold_time,
             keepalive_time,

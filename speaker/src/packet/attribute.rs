@@ -8,104 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use bytes::{BufMut, BytesMut};
 use ipnet::IpNet;
 
+use super::codes::{self, AttrType, SessionCaps, AS_TRANS};
 use super::error::{EncodeError, ErrorAction, UpdateError};
-use super::message::SessionCaps;
 use super::prefix::{decode_prefixes, encode_prefix, AfiSafi};
 use super::reader::Reader;
-
-/// Stands in for a 4-byte AS number in 2-byte fields (RFC 6793).
-pub const AS_TRANS: u32 = 23456;
-
-/// The attribute type codes this codec understands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum AttrType {
-    Origin = 1,
-    AsPath = 2,
-    NextHop = 3,
-    Med = 4,
-    LocalPref = 5,
-    AtomicAggregate = 6,
-    Aggregator = 7,
-    Communities = 8,
-    OriginatorId = 9,
-    ClusterList = 10,
-    MpReachNlri = 14,
-    MpUnreachNlri = 15,
-    As4Path = 17,
-    As4Aggregator = 18,
-}
-
-impl AttrType {
-    pub(crate) fn from_u8(code: u8) -> Option<Self> {
-        use AttrType::*;
-        [
-            Origin,
-            AsPath,
-            NextHop,
-            Med,
-            LocalPref,
-            AtomicAggregate,
-            Aggregator,
-            Communities,
-            OriginatorId,
-            ClusterList,
-            MpReachNlri,
-            MpUnreachNlri,
-            As4Path,
-            As4Aggregator,
-        ]
-        .into_iter()
-        .find(|t| *t as u8 == code)
-    }
-
-    /// The Optional and Transitive bits RFC 4271 and the attribute's RFC require.
-    fn flags(self) -> u8 {
-        use AttrType::*;
-        match self {
-            Origin | AsPath | NextHop | LocalPref | AtomicAggregate => RawAttribute::TRANSITIVE,
-            Med | OriginatorId | ClusterList | MpReachNlri | MpUnreachNlri => RawAttribute::OPTIONAL,
-            Aggregator | Communities | As4Path | As4Aggregator => RawAttribute::OPTIONAL | RawAttribute::TRANSITIVE,
-        }
-    }
-
-    /// RFC 7606 section 3c: Optional/Transitive must match, and Partial may only be
-    /// set on optional transitive attributes. Extended Length is free.
-    fn flags_ok(self, flags: u8) -> bool {
-        let expected = self.flags();
-        let both = RawAttribute::OPTIONAL | RawAttribute::TRANSITIVE;
-        flags & both == expected && (flags & RawAttribute::PARTIAL == 0 || expected == both)
-    }
-}
-
-/// Name of an attribute type for logs and error messages.
-pub(crate) fn type_name(code: u8) -> String {
-    match AttrType::from_u8(code) {
-        Some(t) => {
-            let name = format!("{t:?}");
-            match t {
-                AttrType::MpReachNlri => "MP_REACH_NLRI".into(),
-                AttrType::MpUnreachNlri => "MP_UNREACH_NLRI".into(),
-                AttrType::As4Path => "AS4_PATH".into(),
-                AttrType::As4Aggregator => "AS4_AGGREGATOR".into(),
-                AttrType::Med => "MULTI_EXIT_DISC".into(),
-                _ => upper_snake(&name),
-            }
-        }
-        None => format!("attribute {code}"),
-    }
-}
-
-fn upper_snake(camel: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Origin {
@@ -301,7 +207,7 @@ impl fmt::Display for AsPath {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Aggregator {
     pub asn: u32,
     pub address: Ipv4Addr,
@@ -385,7 +291,7 @@ impl fmt::Display for NextHop {
 
 /// MP_REACH_NLRI (RFC 4760) for IPv4 or IPv6 unicast. Every prefix is of the
 /// family `afi_safi` names; other families are kept as [`RawAttribute`]s.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MpReach {
     pub afi_safi: AfiSafi,
     pub next_hop: NextHop,
@@ -393,7 +299,7 @@ pub struct MpReach {
 }
 
 /// MP_UNREACH_NLRI (RFC 4760). With no prefixes it is an End-of-RIB marker.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MpUnreach {
     pub afi_safi: AfiSafi,
     pub prefixes: Vec<IpNet>,
@@ -409,10 +315,10 @@ pub struct RawAttribute {
 }
 
 impl RawAttribute {
-    pub const OPTIONAL: u8 = 0x80;
-    pub const TRANSITIVE: u8 = 0x40;
-    pub const PARTIAL: u8 = 0x20;
-    pub const EXTENDED_LENGTH: u8 = 0x10;
+    pub const OPTIONAL: u8 = codes::OPTIONAL;
+    pub const TRANSITIVE: u8 = codes::TRANSITIVE;
+    pub const PARTIAL: u8 = codes::PARTIAL;
+    pub const EXTENDED_LENGTH: u8 = codes::EXTENDED_LENGTH;
 
     /// The attribute to pass on to other peers, per RFC 4271 section 5: an
     /// unrecognized optional transitive one goes on with Partial set, an optional
@@ -428,21 +334,35 @@ impl RawAttribute {
 
 /// The path attributes of an UPDATE. A `None` or empty field is an attribute that
 /// is absent: RFC 7606 makes empty COMMUNITIES and CLUSTER_LIST malformed anyway.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PathAttributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_path: Option<AsPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_hop: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub med: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_pref: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub atomic_aggregate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregator: Option<Aggregator>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub communities: Vec<Community>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub originator_id: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cluster_list: Vec<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mp_reach: Option<MpReach>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mp_unreach: Option<MpUnreach>,
     /// Attributes we do not interpret, in the order received, encoded last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<RawAttribute>,
 }
 

@@ -1,7 +1,7 @@
 //! What can go wrong reading a message, the NOTIFICATION each error answers with,
 //! and for UPDATE errors the RFC 7606 action that keeps the session up when it can.
 
-use super::attribute::{type_name, AttrType};
+use super::codes::{type_name, AttrType};
 use super::notification::{ErrorCode, HeaderSubcode, Notification, OpenSubcode, UpdateSubcode};
 use super::prefix::PrefixError;
 
@@ -203,7 +203,7 @@ impl UpdateError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
     /// Typically an UPDATE from a 2-byte-AS peer whose paths grow when sent as 4-byte.
-    #[error("message of {length} bytes exceeds the {max}-byte maximum", max = super::MAX_MESSAGE_LEN)]
+    #[error("message of {length} bytes exceeds the {max}-byte maximum", max = super::codes::MAX_MESSAGE_LEN)]
     MessageTooLong { length: usize },
     #[error("{prefix} cannot be announced with next hop {next_hop}")]
     NextHopFamily { prefix: ipnet::IpNet, next_hop: String },

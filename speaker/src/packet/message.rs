@@ -4,15 +4,13 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::codes::{SessionCaps, HEADER_LEN, MAX_MESSAGE_LEN};
 use super::error::{DecodeError, EncodeError};
 use super::notification::Notification;
 use super::open::Open;
 use super::prefix::AfiSafi;
 use super::update::Update;
 
-pub const HEADER_LEN: usize = 19;
-/// No extended messages (RFC 8654) are negotiated, so 4096 is the limit both ways.
-pub const MAX_MESSAGE_LEN: usize = 4096;
 const MARKER: [u8; 16] = [0xff; 16];
 
 // UPDATE is both the largest and by far the most frequent message: boxing it would
@@ -33,23 +31,6 @@ pub struct RouteRefresh {
     pub afi_safi: AfiSafi,
     /// 0 is a plain request; 1 and 2 mark the beginning and end of an enhanced refresh.
     pub subtype: u8,
-}
-
-/// What the two OPENs settled that changes the wire format. Before the OPENs are
-/// exchanged the default (2-byte AS) applies; OPEN itself does not depend on it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SessionCaps {
-    /// Both sides sent the 4-byte AS capability: AS_PATH and AGGREGATOR carry
-    /// 4-byte AS numbers and AS4_PATH/AS4_AGGREGATOR are not used (RFC 6793).
-    pub four_octet_as: bool,
-}
-
-impl SessionCaps {
-    pub fn negotiate(local: &Open, remote: &Open) -> Self {
-        SessionCaps {
-            four_octet_as: local.four_octet_as().is_some() && remote.four_octet_as().is_some(),
-        }
-    }
 }
 
 impl Message {
@@ -287,7 +268,7 @@ mod tests {
             vec![crate::packet::Capability::FourOctetAs(65001)],
         );
         let without = Open::new(65002, 90, [2, 2, 2, 2].into(), vec![]);
-        assert!(SessionCaps::negotiate(&with, &with).four_octet_as);
-        assert!(!SessionCaps::negotiate(&with, &without).four_octet_as);
+        assert!(with.session_caps(&with).four_octet_as);
+        assert!(!with.session_caps(&without).four_octet_as);
     }
 }

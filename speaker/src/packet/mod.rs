@@ -3,23 +3,26 @@
 //! do with a message is the session's business.
 
 mod attribute;
+mod codes;
 mod error;
 mod message;
 mod notification;
 mod open;
 mod prefix;
 mod reader;
+mod text;
 mod update;
 
 pub use attribute::{
     Aggregator, AsPath, AsSegment, Community, MpReach, MpUnreach, NextHop, Origin, PathAttributes, RawAttribute,
-    AS_TRANS,
 };
+pub use codes::{SessionCaps, AS_TRANS, HEADER_LEN, MAX_MESSAGE_LEN};
 pub use error::{DecodeError, EncodeError, ErrorAction, OpenError, UpdateError};
-pub use message::{Message, RouteRefresh, SessionCaps, HEADER_LEN, MAX_MESSAGE_LEN};
+pub use message::{Message, RouteRefresh};
 pub use notification::{
     CeaseSubcode, ErrorCode, HeaderSubcode, Notification, OpenSubcode, UpdateSubcode, MAX_SHUTDOWN_MESSAGE,
 };
 pub use open::{Capability, GracefulRestart, GracefulRestartFamily, Open};
 pub use prefix::{AfiSafi, PrefixError};
+pub use text::TextError;
 pub use update::Update;

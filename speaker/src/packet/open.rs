@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use bytes::{BufMut, BytesMut};
 
-use super::attribute::AS_TRANS;
+use super::codes::{SessionCaps, AS_TRANS};
 use super::error::OpenError;
 use super::prefix::AfiSafi;
 use super::reader::Reader;
@@ -74,6 +74,13 @@ impl Open {
     /// The sender's AS: from the 4-byte AS capability if there is one.
     pub fn asn(&self) -> u32 {
         self.four_octet_as().unwrap_or(u32::from(self.my_as))
+    }
+
+    /// What this OPEN (ours) and the peer's settle for the wire format.
+    pub fn session_caps(&self, remote: &Open) -> SessionCaps {
+        SessionCaps {
+            four_octet_as: self.four_octet_as().is_some() && remote.four_octet_as().is_some(),
+        }
     }
 
     pub fn four_octet_as(&self) -> Option<u32> {

@@ -5,20 +5,24 @@
 use bytes::{BufMut, BytesMut};
 use ipnet::{IpNet, Ipv4Net};
 
-use super::attribute::{attr_len, mp_reach_fixed_len, AttrType, MpReach, MpUnreach, NextHop, PathAttributes};
+use super::attribute::{attr_len, mp_reach_fixed_len, MpReach, MpUnreach, NextHop, PathAttributes};
+use super::codes::{AttrType, SessionCaps, HEADER_LEN, MAX_MESSAGE_LEN};
 use super::error::{EncodeError, ErrorAction, UpdateError};
-use super::message::{SessionCaps, HEADER_LEN, MAX_MESSAGE_LEN};
 use super::prefix::{decode_ipv4_prefixes, encode_prefix, encoded_len, AfiSafi};
 use super::reader::Reader;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Update {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withdrawn: Vec<Ipv4Net>,
+    #[serde(default)]
     pub attrs: PathAttributes,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nlri: Vec<Ipv4Net>,
     /// Errors found while reading that RFC 7606 lets the session survive, with the
     /// attribute at fault already left out of `attrs`. Log them; if any says
     /// treat-as-withdraw, see [`Update::treat_as_withdraw`]. Ignored when encoding.
+    #[serde(skip)]
     pub errors: Vec<UpdateError>,
 }
 

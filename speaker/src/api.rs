@@ -14,8 +14,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
-use crate::daemon::{ApiRequest, DrainPlan};
-use crate::session::SyncResult;
+use crate::messages::{ApiRequest, DrainPlan, SyncResult};
 use crate::shutdown::Shutdown;
 
 /// Binds `path`, replacing a stale socket file a previous run left.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Kernel routing protocol number of our routes (`ip route ... proto 201`): BIRD
 /// uses 12 and FRR 186-196, so 201 keeps us apart from both.
@@ -34,7 +34,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     pub as_number: u32,
@@ -68,7 +68,7 @@ pub struct Config {
 }
 
 /// What `speaker drain` does to the node's advertisements.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DrainConfig {
     #[serde(default)]
@@ -87,7 +87,7 @@ impl Default for DrainConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub enum DrainMode {
     /// Withdraw every route from every peer.
@@ -107,7 +107,7 @@ impl DrainMode {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Mesh {
     #[serde(default)]
@@ -118,7 +118,7 @@ pub struct Mesh {
     pub password: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerConfig {
     #[serde(rename = "peerIP")]
@@ -154,7 +154,7 @@ pub struct PeerConfig {
     pub allowed_prefixes: Vec<IpNet>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub enum NextHopMode {
     /// Next hop self towards eBGP peers and for our own routes, kept otherwise.
     #[default]
@@ -164,7 +164,7 @@ pub enum NextHopMode {
     Keep,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GracefulRestartConfig {
     #[serde(default = "yes")]
@@ -182,14 +182,14 @@ impl Default for GracefulRestartConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteReflectorConfig {
     #[serde(rename = "clusterID")]
     pub cluster_id: Ipv4Addr,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FibConfig {
     #[serde(default = "default_fib_protocol")]
@@ -214,6 +214,12 @@ pub struct Table(pub u32);
 impl Default for Table {
     fn default() -> Self {
         Table(MAIN_TABLE)
+    }
+}
+
+impl Serialize for Table {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.0)
     }
 }
 

@@ -1,11 +1,10 @@
-//! Programming the kernel: learned best routes go in with our protocol number
-//! (ECMP as one multipath route), are replaced on change and removed when
-//! withdrawn. Only routes of our protocol are ever written or deleted.
+//! Programming the kernel: the FIB task carries out the core's [`FibOp`]s in order
+//! and says how each went, and reads our routes back when asked. Routes carry our
+//! protocol number. A route of another owner is never overwritten (creates are
+//! exclusive) nor deleted (deletes name our protocol, and the kernel matches it).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 use rtnetlink::packet_route::route::{RouteMessage, RouteProtocol};
@@ -13,25 +12,28 @@ use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::kernel::{self, KernelError, KernelRoute};
+use crate::kernel::{self, KernelError};
+use crate::kernel_view::KernelRoute;
+use crate::messages::{FibCmd, FibError, FibOp, FibReport};
 use crate::metrics::SharedMetrics;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FibOp {
-    Install { prefix: IpNet, next_hops: Vec<IpAddr> },
-    Remove { prefix: IpNet },
-}
-
-/// What the FIB holds for a prefix, as the API shows it.
-pub type FibStates = Arc<Mutex<BTreeMap<IpNet, String>>>;
+const EEXIST: i32 = libc::EEXIST;
+const ESRCH: i32 = libc::ESRCH;
 
 #[derive(Clone)]
 pub struct Fib {
     handle: Handle,
     protocol: u8,
     table: u32,
-    states: FibStates,
     metrics: SharedMetrics,
+}
+
+/// The errno of a failed netlink request, if it carried one.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
 }
 
 impl Fib {
@@ -42,83 +44,107 @@ impl Fib {
             handle,
             protocol,
             table,
-            states: FibStates::default(),
             metrics,
         })
     }
 
-    pub fn states(&self) -> FibStates {
-        self.states.clone()
-    }
-
-    pub fn set_state(&self, prefix: IpNet, state: impl Into<String>) {
-        self.states.lock().expect("fib states").insert(prefix, state.into());
-    }
-
-    /// Our routes already in the kernel: left by a crash, or by a graceful stop.
+    /// Our routes in the kernel: left by a crash or a graceful stop, or read back.
     pub async fn own_routes(&self) -> Result<Vec<KernelRoute>, KernelError> {
         kernel::own_routes(&self.handle, self.protocol, self.table).await
     }
 
-    /// Applies operations in order until the sender goes away.
-    pub async fn run(self, mut rx: mpsc::UnboundedReceiver<Vec<FibOp>>) {
-        while let Some(ops) = rx.recv().await {
-            for op in ops {
-                self.apply(op).await;
-            }
-        }
-    }
-
-    pub async fn apply(&self, op: FibOp) {
-        match op {
-            FibOp::Install { prefix, next_hops } => {
-                let result = match self.message(prefix, &next_hops) {
-                    Ok(msg) => self
-                        .handle
-                        .route()
-                        .add(msg)
-                        .replace()
-                        .execute()
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(()) => {
-                        self.metrics.fib_ok.fetch_add(1, Ordering::Relaxed);
-                        debug!(%prefix, ?next_hops, "installed");
-                        self.set_state(prefix, "installed");
-                    }
+    /// Carries out commands in order until the sender goes away, reporting each.
+    pub async fn run(self, mut rx: mpsc::UnboundedReceiver<FibCmd>, reports: mpsc::UnboundedSender<FibReport>) {
+        while let Some(cmd) = rx.recv().await {
+            let report = match cmd {
+                FibCmd::Apply(op) => {
+                    let error = self.apply(&op).await;
+                    FibReport::Done { op, error }
+                }
+                FibCmd::Read => match self.own_routes().await {
+                    Ok(routes) => FibReport::State(routes.into_iter().map(|r| (r.prefix, r.gateways)).collect()),
                     Err(e) => {
-                        self.metrics.fib_failed.fetch_add(1, Ordering::Relaxed);
-                        warn!(%prefix, ?next_hops, error = %e, "cannot install route");
-                        self.set_state(prefix, format!("failed: {e}"));
+                        warn!(error = %e, "cannot read our routes back");
+                        continue;
                     }
-                }
-            }
-            FibOp::Remove { prefix } => {
-                self.states.lock().expect("fib states").remove(&prefix);
-                let msg = self.base(prefix);
-                // The protocol in the request makes the kernel delete only ours.
-                match self.handle.route().del(msg).execute().await {
-                    Ok(()) => {
-                        self.metrics.fib_ok.fetch_add(1, Ordering::Relaxed);
-                        debug!(%prefix, "removed")
-                    }
-                    Err(e) => debug!(%prefix, error = %e, "remove: not there"),
-                }
+                },
+            };
+            if reports.send(report).is_err() {
+                return;
             }
         }
     }
 
-    fn base(&self, prefix: IpNet) -> RouteMessage {
-        let builder = RouteMessageBuilder::<IpAddr>::new()
+    /// Applies one operation; `None` when the kernel did it.
+    pub async fn apply(&self, op: &FibOp) -> Option<FibError> {
+        let result = match op {
+            FibOp::Add { prefix, next_hops } => self.add(*prefix, next_hops).await,
+            FibOp::Replace { prefix, next_hops } => match self.message(*prefix, next_hops) {
+                Ok(msg) => self
+                    .handle
+                    .route()
+                    .add(msg)
+                    .replace()
+                    .execute()
+                    .await
+                    .map_err(|e| FibError::Failed(e.to_string())),
+                Err(e) => Err(FibError::Failed(e)),
+            },
+            FibOp::Remove { prefix } => match self.delete_ours(*prefix).await {
+                Ok(()) => Ok(()),
+                Err(e) if errno(&e) == Some(ESRCH) => {
+                    debug!(%prefix, "remove: not there");
+                    Ok(())
+                }
+                Err(e) => Err(FibError::Failed(e.to_string())),
+            },
+        };
+        match &result {
+            Ok(()) => {
+                self.metrics.fib_ok.fetch_add(1, Ordering::Relaxed);
+                debug!(?op, "done");
+            }
+            Err(e) => {
+                self.metrics.fib_failed.fetch_add(1, Ordering::Relaxed);
+                warn!(?op, error = ?e, "route change refused");
+            }
+        }
+        result.err()
+    }
+
+    /// Creates our route, exclusively: a route already on the prefix is ours
+    /// (left by a run before, or missed) only if a delete naming our protocol
+    /// removes it; otherwise it belongs to someone else and stays.
+    async fn add(&self, prefix: IpNet, next_hops: &[IpAddr]) -> Result<(), FibError> {
+        let msg = self.message(prefix, next_hops).map_err(FibError::Failed)?;
+        match self.handle.route().add(msg.clone()).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => match self.delete_ours(prefix).await {
+                Ok(()) => self
+                    .handle
+                    .route()
+                    .add(msg)
+                    .execute()
+                    .await
+                    .map_err(|e| match errno(&e) {
+                        Some(EEXIST) => FibError::HeldByOther,
+                        _ => FibError::Failed(e.to_string()),
+                    }),
+                Err(_) => Err(FibError::HeldByOther),
+            },
+            Err(e) => Err(FibError::Failed(e.to_string())),
+        }
+    }
+
+    /// The protocol in the request makes the kernel delete only ours.
+    async fn delete_ours(&self, prefix: IpNet) -> Result<(), rtnetlink::Error> {
+        let msg = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(prefix.addr(), prefix.prefix_len())
-            .expect("a valid prefix");
-        builder
+            .expect("a valid prefix")
             .protocol(RouteProtocol::from(self.protocol))
             .table_id(self.table)
-            .build()
+            .build();
+        self.handle.route().del(msg).execute().await
     }
 
     fn message(&self, prefix: IpNet, next_hops: &[IpAddr]) -> Result<RouteMessage, String> {

@@ -1,7 +1,8 @@
 //! The speaker: a BGP daemon for Kubernetes pod networks.
 //!
 //! Data flows one way: socket -> codec (`packet`) -> session -> RIB -> FIB, and back
-//! out through export. `daemon` owns the RIB and wires the tasks together.
+//! out through export. `node` is the core that decides, without I/O; `daemon`
+//! wires the tasks around it; `messages` are what the tasks tell each other.
 
 pub mod api;
 pub mod config;
@@ -9,8 +10,11 @@ pub mod daemon;
 pub mod fib;
 pub mod fsm;
 pub mod kernel;
+pub mod kernel_view;
 pub mod listener;
+pub mod messages;
 pub mod metrics;
+pub mod node;
 pub mod packet;
 pub mod rib;
 pub mod session;

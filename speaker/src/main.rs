@@ -42,6 +42,11 @@ enum Command {
         /// The YAML configuration (Calico BGPConfiguration/BGPPeer field names).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Write every input of the daemon's core to FILE, one JSON line each
+        /// (kernel and peer events, FIB answers, reloads, drains, ticks), to be
+        /// replayed against the core (see speaker/tests/replay).
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
     },
     /// Show the BGP sessions, like `calicoctl node status`.
     ///
@@ -99,7 +104,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config: path } => {
+        Command::Run { config: path, record } => {
             let config = match Config::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
@@ -108,7 +113,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logging();
-            match run(config, path) {
+            match run(config, path, record) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -212,7 +217,7 @@ fn init_logging() {
         .init();
 }
 
-fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
+fn run(config: Config, path: PathBuf, record: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -245,7 +250,9 @@ fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
                 }
             });
         }
-        daemon::run(config, stop, reload_rx).await.context("speaker daemon")
+        daemon::run(config, stop, reload_rx, record)
+            .await
+            .context("speaker daemon")
     })
 }
 
@@ -355,6 +362,9 @@ fn print_routes(v: &Value) {
             }
             if let Some(why) = path["rejected"].as_str() {
                 flags.push(format!("rejected: {why}"));
+            }
+            if let Some(why) = path["unresolved"].as_str() {
+                flags.push(format!("next hop unresolved: {why}"));
             }
             rows.push(vec![
                 text(&r["prefix"]),

@@ -13,7 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
-use crate::daemon::ApiRequest;
+use crate::messages::ApiRequest;
+use crate::node::FibSummary;
 use crate::shutdown::Shutdown;
 
 /// Upper bounds (seconds) of the event-to-UPDATE histogram: the interesting
@@ -82,7 +83,7 @@ pub struct PeerSample {
 const STATES: [&str; 6] = ["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"];
 
 /// The exposition page.
-pub fn render(peers: &[PeerSample], shared: &Shared) -> String {
+pub fn render(peers: &[PeerSample], fib: &FibSummary, shared: &Shared) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -144,6 +145,19 @@ pub fn render(peers: &[PeerSample], shared: &Shared) -> String {
         shared.fib_ok.load(Ordering::Relaxed),
         shared.fib_failed.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP speaker_fib_routes Learned best routes by what the kernel holds of them.\n# TYPE speaker_fib_routes gauge"
+    );
+    for (state, n) in [
+        ("wanted", fib.wanted),
+        ("installed", fib.installed),
+        ("held_by_other", fib.held_by_other),
+        ("failed", fib.failed),
+        ("stale_from_previous_run", fib.stale_from_previous_run),
+    ] {
+        let _ = writeln!(out, "speaker_fib_routes{{state=\"{state}\"}} {n}");
+    }
     shared.event_to_update.render(
         &mut out,
         "speaker_event_to_update_seconds",
@@ -236,7 +250,7 @@ mod tests {
             accepted: 1,
             advertised: 1,
         }];
-        let page = render(&peers, &shared);
+        let page = render(&peers, &FibSummary::default(), &shared);
         for line in [
             "speaker_sessions{state=\"Established\"} 1",
             "speaker_sessions{state=\"Idle\"} 0",

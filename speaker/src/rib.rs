@@ -4,7 +4,7 @@
 //! each operation returns the [`Changes`] the FIB and the sessions must apply.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -14,6 +14,17 @@ use crate::config::{DrainMode, NextHopMode};
 use crate::packet::{AfiSafi, AsPath, Community, NextHop, Origin, PathAttributes};
 
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
+
+/// Why a next hop cannot be used in the kernel (RFC 4271 9.1.2.1), or `None`
+/// when it resolves. The daemon's core answers it from its view of the kernel.
+pub type Resolve<'a> = &'a dyn Fn(IpAddr) -> Option<&'static str>;
+
+/// A next hop some paths use, and whether it resolves.
+#[derive(Clone, Copy, Debug)]
+struct NextHopState {
+    paths: usize,
+    unresolved: Option<&'static str>,
+}
 
 /// Where a path came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,6 +54,10 @@ pub struct PeerInfo {
     pub local_address: Option<IpAddr>,
     /// Ours on the link shared with the peer: sent with our global IPv6 next hop.
     pub local_link_local: Option<std::net::Ipv6Addr>,
+    /// Our addresses of each family on the session's interface: the next hop of
+    /// that family's routes when the session runs over the other family.
+    pub local_v4: Option<Ipv4Addr>,
+    pub local_v6: Option<std::net::Ipv6Addr>,
     pub rr_client: bool,
     pub next_hop_mode: NextHopMode,
     pub allowed_local_as: u8,
@@ -158,6 +173,10 @@ pub struct PathView {
     pub multipath: bool,
     pub stale: bool,
     pub rejected: Option<&'static str>,
+    /// Why the next hop cannot be used (RFC 4271 9.1.2.1): the path is not a candidate.
+    pub unresolved: Option<&'static str>,
+    /// Every attribute the path carries.
+    pub attrs: Arc<PathAttributes>,
 }
 
 pub struct Rib {
@@ -166,6 +185,7 @@ pub struct Rib {
     local: BTreeSet<IpNet>,
     loc: BTreeMap<IpNet, Selected>,
     drain: Option<DrainMode>,
+    next_hops: HashMap<IpAddr, NextHopState>,
 }
 
 impl Rib {
@@ -176,6 +196,7 @@ impl Rib {
             local: BTreeSet::new(),
             loc: BTreeMap::new(),
             drain: None,
+            next_hops: HashMap::new(),
         }
     }
 
@@ -220,7 +241,8 @@ impl Rib {
         let Some(state) = self.peers.remove(&peer) else {
             return changes;
         };
-        for prefix in state.adj_in.into_keys() {
+        for (prefix, a) in state.adj_in {
+            self.release_next_hop(a.path.next_hop);
             self.recompute(prefix, &mut changes);
         }
         changes
@@ -295,7 +317,10 @@ impl Rib {
                 a.path.stale = true;
             }
         } else {
-            state.adj_in.clear();
+            let gone: Vec<Option<IpAddr>> = state.adj_in.drain().map(|(_, a)| a.path.next_hop).collect();
+            for nh in gone {
+                self.release_next_hop(nh);
+            }
         }
         for prefix in prefixes {
             self.recompute(prefix, &mut changes);
@@ -316,8 +341,13 @@ impl Rib {
             .filter(|(p, a)| a.path.stale && family.is_none_or(|f| AfiSafi::unicast_of(p) == f))
             .map(|(p, _)| *p)
             .collect();
-        for prefix in &gone {
-            state.adj_in.remove(prefix);
+        let released: Vec<Option<IpAddr>> = gone
+            .iter()
+            .filter_map(|p| state.adj_in.remove(p))
+            .map(|a| a.path.next_hop)
+            .collect();
+        for nh in released {
+            self.release_next_hop(nh);
         }
         for prefix in gone {
             self.recompute(prefix, &mut changes);
@@ -326,12 +356,14 @@ impl Rib {
     }
 
     /// Applies one UPDATE from `peer`: `attrs` for every announced prefix.
+    /// `resolve` says whether a next hop not seen before resolves.
     pub fn update(
         &mut self,
         peer: IpAddr,
         attrs: &PathAttributes,
         announced: &[(IpNet, NextHop)],
         withdrawn: &[IpNet],
+        resolve: Resolve,
     ) -> Changes {
         let mut changes = Changes::default();
         let Some(state) = self.peers.get(&peer) else {
@@ -340,10 +372,10 @@ impl Rib {
         let ebgp = state.info.remote_as != self.config.local_as;
         let mut touched = Vec::new();
         for prefix in withdrawn {
-            if let Some(state) = self.peers.get_mut(&peer) {
-                if state.adj_in.remove(prefix).is_some() {
-                    touched.push(*prefix);
-                }
+            let removed = self.peers.get_mut(&peer).and_then(|s| s.adj_in.remove(prefix));
+            if let Some(old) = removed {
+                self.release_next_hop(old.path.next_hop);
+                touched.push(*prefix);
             }
         }
         if !announced.is_empty() {
@@ -359,18 +391,75 @@ impl Rib {
             let attr_reject = self.attribute_reject(&self.peers[&peer].info, attrs);
             for (prefix, next_hop) in announced {
                 let rejected = attr_reject.or_else(|| self.prefix_reject(&self.peers[&peer].info, prefix));
+                let nh = next_hop_addr(next_hop);
                 let path = Path {
                     source: Source::Peer(peer),
                     attrs: stored.clone(),
-                    next_hop: Some(next_hop_addr(next_hop)),
+                    next_hop: Some(nh),
                     stale: false,
                 };
+                self.hold_next_hop(nh, resolve);
                 let state = self.peers.get_mut(&peer).expect("checked above");
-                state.adj_in.insert(*prefix, AdjIn { path, rejected });
+                if let Some(old) = state.adj_in.insert(*prefix, AdjIn { path, rejected }) {
+                    self.release_next_hop(old.path.next_hop);
+                }
                 touched.push(*prefix);
             }
         }
         for prefix in touched {
+            self.recompute(prefix, &mut changes);
+        }
+        changes
+    }
+
+    fn hold_next_hop(&mut self, nh: IpAddr, resolve: Resolve) {
+        self.next_hops
+            .entry(nh)
+            .or_insert_with(|| NextHopState {
+                paths: 0,
+                unresolved: resolve(nh),
+            })
+            .paths += 1;
+    }
+
+    fn release_next_hop(&mut self, nh: Option<IpAddr>) {
+        let Some(nh) = nh else { return };
+        if let Some(state) = self.next_hops.get_mut(&nh) {
+            state.paths -= 1;
+            if state.paths == 0 {
+                self.next_hops.remove(&nh);
+            }
+        }
+    }
+
+    /// Why `nh` cannot be used, when it cannot.
+    pub fn unresolved(&self, nh: Option<IpAddr>) -> Option<&'static str> {
+        nh.and_then(|nh| self.next_hops.get(&nh)).and_then(|s| s.unresolved)
+    }
+
+    /// Asks again whether each next hop in use resolves, after the kernel
+    /// changed; the prefixes of those that changed run the decision again.
+    pub fn refresh_next_hops(&mut self, resolve: Resolve) -> Changes {
+        let mut changes = Changes::default();
+        let mut changed = HashSet::new();
+        for (nh, state) in &mut self.next_hops {
+            let now = resolve(*nh);
+            if now != state.unresolved {
+                state.unresolved = now;
+                changed.insert(*nh);
+            }
+        }
+        if changed.is_empty() {
+            return changes;
+        }
+        let prefixes: BTreeSet<IpNet> = self
+            .peers
+            .values()
+            .flat_map(|p| p.adj_in.iter())
+            .filter(|(_, a)| a.path.next_hop.is_some_and(|nh| changed.contains(&nh)))
+            .map(|(p, _)| *p)
+            .collect();
+        for prefix in prefixes {
             self.recompute(prefix, &mut changes);
         }
         changes
@@ -419,6 +508,8 @@ impl Rib {
                         multipath,
                         stale: false,
                         rejected: None,
+                        unresolved: None,
+                        attrs: Arc::new(PathAttributes::default()),
                     });
                 }
                 for (addr, peer) in &self.peers {
@@ -433,6 +524,8 @@ impl Rib {
                             multipath,
                             stale: a.path.stale,
                             rejected: a.rejected,
+                            unresolved: self.unresolved(a.path.next_hop),
+                            attrs: a.path.attrs.clone(),
                         });
                     }
                 }
@@ -469,14 +562,16 @@ impl Rib {
         if own > usize::from(info.allowed_local_as) {
             return Some("AS path loop");
         }
-        if self.config.cluster_id.is_some() && self.is_ibgp(info) {
-            if attrs.originator_id == Some(self.config.router_id) {
-                return Some("ORIGINATOR_ID is ours");
-            }
-            if let Some(id) = self.config.cluster_id {
-                if attrs.cluster_list.contains(&id) {
-                    return Some("CLUSTER_LIST loop");
-                }
+        // RFC 4456 section 8: a route that carries our own identifier as its
+        // ORIGINATOR_ID is ours, reflected back (FRR reflects a client's routes to
+        // the client itself): ignored, whether we reflect or not. Our cluster in
+        // CLUSTER_LIST means the route went round through us.
+        if attrs.originator_id == Some(self.config.router_id) {
+            return Some("ORIGINATOR_ID is ours");
+        }
+        if let Some(id) = self.config.cluster_id {
+            if attrs.cluster_list.contains(&id) {
+                return Some("CLUSTER_LIST loop");
             }
         }
         None
@@ -508,7 +603,7 @@ impl Rib {
         }
         for peer in self.peers.values() {
             if let Some(a) = peer.adj_in.get(&prefix) {
-                if a.rejected.is_none() {
+                if a.rejected.is_none() && self.unresolved(a.path.next_hop).is_none() {
                     paths.push(a.path.clone());
                 }
             }
@@ -638,7 +733,7 @@ impl Rib {
             }
         }
         let learned = best.next_hop.filter(|nh| nh.is_ipv4() == prefix_is_v4(prefix));
-        let self_nh = to.local_address.filter(|a| a.is_ipv4() == prefix_is_v4(prefix));
+        let self_nh = self_next_hop(to, prefix);
         let next_hop = match (to.next_hop_mode, best.source) {
             (_, Source::Local) | (NextHopMode::SelfAddress, _) => self_nh,
             (NextHopMode::Keep, _) => learned.or(self_nh),
@@ -714,6 +809,18 @@ fn prefix_is_v4(prefix: &IpNet) -> bool {
     matches!(prefix, IpNet::V4(_))
 }
 
+/// Our address to give `to` as the next hop of `prefix`: the session's own when
+/// it is of the prefix's family, else our address of that family on the
+/// session's interface (IPv6 routes on an IPv4 session, as BIRD and FRR do).
+pub fn self_next_hop(to: &PeerInfo, prefix: &IpNet) -> Option<IpAddr> {
+    let v4 = prefix_is_v4(prefix);
+    to.local_address.filter(|a| a.is_ipv4() == v4).or(if v4 {
+        to.local_v4.map(IpAddr::V4)
+    } else {
+        to.local_v6.map(IpAddr::V6)
+    })
+}
+
 /// The address to forward to: the global one of an IPv6 pair.
 pub fn next_hop_addr(nh: &NextHop) -> IpAddr {
     match nh {
@@ -770,6 +877,8 @@ mod tests {
                 ip("192.0.2.1")
             }),
             local_link_local: None,
+            local_v4: None,
+            local_v6: None,
             rr_client: false,
             next_hop_mode: NextHopMode::Auto,
             allowed_local_as: 0,
@@ -825,6 +934,7 @@ mod tests {
             &attrs(&[65000]),
             &[(net("10.244.2.0/26"), nh("192.0.2.254"))],
             &[],
+            &|_| None,
         );
         assert_eq!(
             c.fib,
@@ -856,6 +966,7 @@ mod tests {
             &attrs(&[65001]),
             &[(net("0.0.0.0/0"), nh("192.0.2.253"))],
             &[],
+            &|_| None,
         );
         assert!(c.fib.is_empty());
         assert_eq!(rib.counts(ip("192.0.2.253")), (1, 0));
@@ -864,6 +975,7 @@ mod tests {
             &attrs(&[65000]),
             &[(net("0.0.0.0/0"), nh("192.0.2.254"))],
             &[],
+            &|_| None,
         );
         assert_eq!(c.fib.len(), 1, "allowedPrefixes admits the default route");
         let c = rib.update(
@@ -871,6 +983,7 @@ mod tests {
             &attrs(&[65001, LOCAL_AS]),
             &[(net("10.244.3.0/26"), nh("192.0.2.253"))],
             &[],
+            &|_| None,
         );
         assert!(c.fib.is_empty(), "own AS in path");
         let mut allowed = peer("192.0.2.252", 65002, "10.0.0.252");
@@ -881,6 +994,7 @@ mod tests {
             &attrs(&[65002, LOCAL_AS]),
             &[(net("10.244.3.0/26"), nh("192.0.2.252"))],
             &[],
+            &|_| None,
         );
         assert_eq!(c.fib.len(), 1);
     }
@@ -895,6 +1009,7 @@ mod tests {
             &attrs(&[65000]),
             &[(net("10.244.1.0/26"), nh("192.0.2.254"))],
             &[],
+            &|_| None,
         );
         assert!(c.is_empty(), "{c:?}");
         // When the block goes, the peer's copy takes over.
@@ -909,18 +1024,36 @@ mod tests {
         up(&mut rib, peer("192.0.2.11", 65011, "10.0.0.11"));
         up(&mut rib, peer("192.0.2.12", LOCAL_AS, "10.0.0.12"));
         let p = net("10.244.5.0/26");
-        rib.update(ip("192.0.2.10"), &attrs(&[65010, 1]), &[(p, nh("192.0.2.10"))], &[]);
-        rib.update(ip("192.0.2.11"), &attrs(&[65011]), &[(p, nh("192.0.2.11"))], &[]);
+        rib.update(
+            ip("192.0.2.10"),
+            &attrs(&[65010, 1]),
+            &[(p, nh("192.0.2.10"))],
+            &[],
+            &|_| None,
+        );
+        rib.update(
+            ip("192.0.2.11"),
+            &attrs(&[65011]),
+            &[(p, nh("192.0.2.11"))],
+            &[],
+            &|_| None,
+        );
         assert_eq!(rib.fib_routes(), vec![(p, vec![ip("192.0.2.11")])], "shorter AS path");
         let mut pref = attrs(&[1, 2, 3]);
         pref.local_pref = Some(200);
-        rib.update(ip("192.0.2.12"), &pref, &[(p, nh("192.0.2.12"))], &[]);
+        rib.update(ip("192.0.2.12"), &pref, &[(p, nh("192.0.2.12"))], &[], &|_| None);
         assert_eq!(rib.fib_routes(), vec![(p, vec![ip("192.0.2.12")])], "local pref first");
         let mut incomplete = attrs(&[65011]);
         incomplete.origin = Some(Origin::Incomplete);
-        rib.update(ip("192.0.2.12"), &attrs(&[]), &[], &[p]);
-        rib.update(ip("192.0.2.11"), &incomplete, &[(p, nh("192.0.2.11"))], &[]);
-        rib.update(ip("192.0.2.10"), &attrs(&[65010]), &[(p, nh("192.0.2.10"))], &[]);
+        rib.update(ip("192.0.2.12"), &attrs(&[]), &[], &[p], &|_| None);
+        rib.update(ip("192.0.2.11"), &incomplete, &[(p, nh("192.0.2.11"))], &[], &|_| None);
+        rib.update(
+            ip("192.0.2.10"),
+            &attrs(&[65010]),
+            &[(p, nh("192.0.2.10"))],
+            &[],
+            &|_| None,
+        );
         assert_eq!(rib.fib_routes(), vec![(p, vec![ip("192.0.2.10")])], "origin");
     }
 
@@ -930,8 +1063,20 @@ mod tests {
         up(&mut rib, peer("192.0.2.10", 65010, "10.0.0.10"));
         up(&mut rib, peer("192.0.2.11", 65011, "10.0.0.11"));
         let p = net("10.244.5.0/26");
-        rib.update(ip("192.0.2.11"), &attrs(&[65011, 65100]), &[(p, nh("192.0.2.11"))], &[]);
-        let c = rib.update(ip("192.0.2.10"), &attrs(&[65010, 65100]), &[(p, nh("192.0.2.10"))], &[]);
+        rib.update(
+            ip("192.0.2.11"),
+            &attrs(&[65011, 65100]),
+            &[(p, nh("192.0.2.11"))],
+            &[],
+            &|_| None,
+        );
+        let c = rib.update(
+            ip("192.0.2.10"),
+            &attrs(&[65010, 65100]),
+            &[(p, nh("192.0.2.10"))],
+            &[],
+            &|_| None,
+        );
         assert_eq!(
             c.fib,
             vec![FibChange::Install {
@@ -960,6 +1105,7 @@ mod tests {
             &attrs(&[]),
             &[(net("10.244.2.0/26"), nh("10.0.0.2"))],
             &[],
+            &|_| None,
         );
         assert!(!c.out.contains_key(&ip("10.0.0.3")));
         let OutChange::Announce { attrs: a, next_hop, .. } = &c.out[&ip("192.0.2.254")][0] else {
@@ -973,6 +1119,7 @@ mod tests {
             &attrs(&[65000]),
             &[(net("10.244.9.0/26"), nh("192.0.2.254"))],
             &[],
+            &|_| None,
         );
         let OutChange::Announce { attrs: a, next_hop, .. } = &c.out[&ip("10.0.0.3")][0] else {
             panic!()
@@ -993,6 +1140,7 @@ mod tests {
             &attrs(&[]),
             &[(net("10.244.2.0/26"), nh("10.0.0.2"))],
             &[],
+            &|_| None,
         );
         let OutChange::Announce { attrs: a, next_hop, .. } = &c.out[&ip("10.0.0.3")][0] else {
             panic!()
@@ -1003,7 +1151,13 @@ mod tests {
         // A route that already went through this cluster is refused.
         let mut looped = attrs(&[]);
         looped.cluster_list = vec!["10.0.0.1".parse().unwrap()];
-        let c = rib.update(ip("10.0.0.3"), &looped, &[(net("10.244.3.0/26"), nh("10.0.0.3"))], &[]);
+        let c = rib.update(
+            ip("10.0.0.3"),
+            &looped,
+            &[(net("10.244.3.0/26"), nh("10.0.0.3"))],
+            &[],
+            &|_| None,
+        );
         assert!(c.is_empty());
         assert_eq!(rib.counts(ip("10.0.0.3")), (1, 0));
     }
@@ -1014,7 +1168,13 @@ mod tests {
         let info = peer("192.0.2.254", 65000, "10.0.0.254");
         up(&mut rib, info.clone());
         let p = net("10.244.2.0/26");
-        rib.update(ip("192.0.2.254"), &attrs(&[65000]), &[(p, nh("192.0.2.254"))], &[]);
+        rib.update(
+            ip("192.0.2.254"),
+            &attrs(&[65000]),
+            &[(p, nh("192.0.2.254"))],
+            &[],
+            &|_| None,
+        );
         let c = rib.peer_down(ip("192.0.2.254"), true);
         assert!(c.fib.is_empty());
         assert!(rib.has_stale(ip("192.0.2.254")));
@@ -1069,6 +1229,7 @@ mod tests {
             &attrs(&[65000]),
             &[(net("10.244.9.0/26"), nh("192.0.2.254"))],
             &[],
+            &|_| None,
         );
         let hop = |peer: &str| match &c.out[&ip(peer)][0] {
             OutChange::Announce { next_hop, .. } => *next_hop,

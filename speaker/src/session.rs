@@ -23,9 +23,8 @@ use tokio::time::sleep_until;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Neighbor;
-use crate::fsm::{
-    collision_notification, needs_hard_reset, Action, Conn, Event, Fsm, FsmConfig, Negotiated, State, Timer,
-};
+use crate::fsm::{collision_notification, needs_hard_reset, Action, Conn, Event, Fsm, FsmConfig, State, Timer};
+use crate::messages::{PeerEvent, SessionCmd, SessionUp, SyncResult};
 use crate::metrics::SharedMetrics;
 use crate::packet::{
     AfiSafi, Capability, CeaseSubcode, DecodeError, GracefulRestart, GracefulRestartFamily, Message, Notification,
@@ -34,72 +33,6 @@ use crate::packet::{
 use crate::shutdown::{Shutdown, StopMode};
 use crate::transport;
 
-/// Commands from the daemon.
-#[derive(Debug)]
-pub enum SessionCmd {
-    /// UPDATEs for the session numbered `generation`; dropped if that session
-    /// is gone, since the next one gets a full table anyway. `kernel_event`:
-    /// when the kernel change they carry was read, for the latency histogram.
-    Send {
-        generation: u64,
-        updates: Vec<Update>,
-        kernel_event: Option<Instant>,
-    },
-    /// The daemon applied an UPDATE: how many of the peer's prefixes it accepted.
-    Accepted(usize),
-    /// Stop for good (the peer was removed or changed by a reload), telling the
-    /// peer why; the task ends.
-    Stop(Notification),
-    /// Answer once everything queued before this has been written and the peer
-    /// has acknowledged it (the socket's send queue is empty), or `timeout` passed.
-    Sync {
-        timeout: Duration,
-        reply: oneshot::Sender<SyncResult>,
-    },
-}
-
-/// How a [`SessionCmd::Sync`] ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SyncResult {
-    /// Written and acknowledged by the peer's TCP.
-    Delivered,
-    /// No session: the peer holds nothing from us that a session would carry.
-    NotEstablished(State),
-    /// Bytes still unacknowledged when the time ran out.
-    Pending { unacked: usize },
-    /// The connection broke before it could be confirmed.
-    Failed(String),
-}
-
-/// What a session tells the daemon.
-#[derive(Debug)]
-pub enum PeerEvent {
-    Up {
-        peer: IpAddr,
-        generation: u64,
-        negotiated: Box<Negotiated>,
-        local_address: IpAddr,
-        /// Our link-local address on the link shared with an IPv6 peer.
-        link_local: Option<std::net::Ipv6Addr>,
-    },
-    Down {
-        peer: IpAddr,
-        /// Keep the peer's routes as stale (graceful restart helper).
-        graceful: bool,
-    },
-    Update {
-        peer: IpAddr,
-        update: Box<Update>,
-    },
-    EndOfRib {
-        peer: IpAddr,
-        family: AfiSafi,
-    },
-    RouteRefresh {
-        peer: IpAddr,
-    },
-}
-
 /// A peer's state as the API shows it.
 #[derive(Clone, Debug)]
 pub struct PeerStatus {
@@ -107,7 +40,6 @@ pub struct PeerStatus {
     pub since: SystemTime,
     pub established_at: Option<Instant>,
     pub prefixes_received: usize,
-    pub prefixes_accepted: usize,
     pub info: String,
     /// FSM state changes since the daemon started.
     pub transitions: u64,
@@ -151,7 +83,6 @@ pub fn spawn(
         since: SystemTime::now(),
         established_at: None,
         prefixes_received: 0,
-        prefixes_accepted: 0,
         info: String::new(),
         transitions: 0,
         updates_in: 0,
@@ -448,12 +379,19 @@ impl Session {
         match cmd {
             SessionCmd::Send {
                 generation,
-                updates,
+                batch,
                 kernel_event,
             } => {
                 if generation != self.generation || self.fsm.state() != State::Established {
                     return;
                 }
+                let updates = match batch.encode(&self.caps) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        warn!(error = %e, "cannot encode an UPDATE");
+                        return;
+                    }
+                };
                 if let Some(conn) = self.conn() {
                     self.status.lock().expect("status").updates_out += updates.len() as u64;
                     let msgs: Vec<Message> = updates.into_iter().map(Message::Update).collect();
@@ -461,7 +399,6 @@ impl Session {
                     conn.send_observed(&msgs, &self.caps, observe);
                 }
             }
-            SessionCmd::Accepted(n) => self.status.lock().expect("status").prefixes_accepted = n,
             SessionCmd::Stop(_) => unreachable!("handled by the run loop"),
             SessionCmd::Sync { timeout, reply } => match (self.conn(), self.fsm.state()) {
                 (Some(conn), State::Established) => {
@@ -607,10 +544,7 @@ impl Session {
                 return;
             }
         }
-        let _ = self.events.send(PeerEvent::Update {
-            peer,
-            update: Box::new(update),
-        });
+        let _ = self.events.send(PeerEvent::routes(peer, &update));
     }
 
     /// Feeds the FSM and carries out what it asks.
@@ -693,19 +627,26 @@ impl Session {
                     let mut s = self.status.lock().expect("status");
                     s.established_at = Some(Instant::now());
                     s.prefixes_received = 0;
-                    s.prefixes_accepted = 0;
                 }
+                let (local_v4, local_v6, beside_ll) = crate::kernel::addresses_beside(local_address);
                 let link_local = match (local_address, self.neighbor.address) {
                     (IpAddr::V6(local), IpAddr::V6(peer)) => crate::kernel::link_local_for(local, peer),
+                    // IPv6 routes on an IPv4 session: our link-local on its interface.
+                    (IpAddr::V4(_), _) if local_v6.is_some() => beside_ll,
                     _ => None,
                 };
-                let _ = self.events.send(PeerEvent::Up {
+                let _ = self.events.send(PeerEvent::Up(SessionUp {
                     peer: self.neighbor.address,
                     generation: self.generation,
-                    negotiated: Box::new(negotiated),
+                    router_id: negotiated.remote.router_id,
+                    caps: negotiated.caps,
+                    families: negotiated.families.clone(),
+                    peer_restart_time: negotiated.remote.graceful_restart().map(|g| g.restart_time),
                     local_address,
+                    local_v4,
+                    local_v6,
                     link_local,
-                });
+                }));
             }
             Action::SessionDown(reason) => {
                 let graceful = reason.allows_graceful_restart(self.n_bit)

@@ -61,7 +61,7 @@ pub enum UpdateSubcode {
 }
 
 /// Cease subcodes, RFC 4486 and RFC 8538.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum CeaseSubcode {
     MaxPrefixesReached = 1,

@@ -126,6 +126,8 @@ enum Class {
 struct Stored {
     class: Class,
     kind: RouteKind,
+    /// Through a router (the route has gateways), not straight onto a link.
+    via_gateway: bool,
 }
 
 /// Identity of a kernel route for our bookkeeping.
@@ -134,7 +136,10 @@ type RouteKey = (IpNet, u32, Option<u32>);
 /// Counts of the routes of other owners on one prefix, by what they do to a next hop.
 #[derive(Clone, Copy, Debug, Default)]
 struct Reach {
-    unicast: usize,
+    /// Onto a link (connected, or `dev X`): the kernel takes a gateway there.
+    direct: usize,
+    /// Through a router: a gateway there would need recursion.
+    via_gateway: usize,
     blocking: usize,
 }
 
@@ -183,10 +188,12 @@ impl KernelView {
         self.others.contains_key(prefix)
     }
 
-    /// Why `nh` cannot be a next hop in the kernel, or `None` when it can: the
-    /// most specific route of another owner covering it must be a unicast route
-    /// (connected, static, default), and it must not be one of our own addresses.
-    /// Our own routes never resolve a next hop: no recursion through BGP.
+    /// Why `nh` cannot be a next hop in the kernel, or `None` when it can. As the
+    /// kernel wants a gateway on a link, the most specific route of another owner
+    /// covering it must go straight onto a link (a connected or `dev` route), and
+    /// it must not be one of our own addresses. Next hops reachable only through a
+    /// router would need recursive resolution, which the speaker does not do; our
+    /// own routes never resolve a next hop.
     pub fn unresolvable(&self, nh: IpAddr) -> Option<&'static str> {
         match nh {
             IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => return Some("an IPv4-mapped IPv6 address"),
@@ -203,8 +210,10 @@ impl KernelView {
         for len in (0..=max).rev() {
             let Ok(net) = IpNet::new(nh, len) else { continue };
             if let Some(r) = self.reach.get(&net.trunc()) {
-                return if r.unicast > 0 {
+                return if r.direct > 0 {
                     None
+                } else if r.via_gateway > 0 {
+                    Some("reachable only through a router (no recursive next hops)")
                 } else {
                     Some("a blackhole or unreachable route covers it")
                 };
@@ -310,7 +319,11 @@ impl KernelView {
         let key = (r.prefix, r.priority, r.oif);
         if present {
             let Some(class) = self.classify(r) else { return false };
-            let stored = Stored { class, kind: r.kind };
+            let stored = Stored {
+                class,
+                kind: r.kind,
+                via_gateway: !r.gateways.is_empty(),
+            };
             if let Some(old) = self.routes.insert(key, stored) {
                 self.count(r.prefix, old, false, dirty);
             }
@@ -357,11 +370,12 @@ impl KernelView {
         }
         let reach = self.reach.entry(prefix).or_default();
         match stored.kind {
-            RouteKind::Unicast => bump(&mut reach.unicast),
+            RouteKind::Unicast if stored.via_gateway => bump(&mut reach.via_gateway),
+            RouteKind::Unicast => bump(&mut reach.direct),
             RouteKind::Blackhole | RouteKind::Unreachable | RouteKind::Prohibit => bump(&mut reach.blocking),
             RouteKind::Other => {}
         }
-        if reach.unicast == 0 && reach.blocking == 0 {
+        if reach.direct == 0 && reach.via_gateway == 0 && reach.blocking == 0 {
             self.reach.remove(&prefix);
         }
         let map = match stored.class {
@@ -528,6 +542,14 @@ mod tests {
         assert_eq!(v.unresolvable(nh), Some("no route to it"));
         apply(&mut v, &route("10.1.1.0/31", RouteKind::Unicast, Some(2), 2), true);
         assert_eq!(v.unresolvable(nh), None);
+        // A default route through a router does not make a gateway on a link.
+        let mut default = route("0.0.0.0/0", RouteKind::Unicast, Some(2), 3);
+        default.gateways = vec!["10.1.1.0".parse().unwrap()];
+        apply(&mut v, &default, true);
+        assert_eq!(
+            v.unresolvable("10.7.0.1".parse().unwrap()),
+            Some("reachable only through a router (no recursive next hops)")
+        );
         // Our own routes never count.
         apply(&mut v, &route("10.9.0.0/16", RouteKind::Unicast, Some(2), 201), true);
         assert!(v.unresolvable("10.9.0.1".parse().unwrap()).is_some());

@@ -16,6 +16,7 @@ pub mod messages;
 pub mod metrics;
 pub mod node;
 pub mod packet;
+pub mod replay;
 pub mod rib;
 pub mod session;
 pub mod shutdown;

@@ -213,6 +213,11 @@ impl Node {
         self.peers.get(peer).map(|p| &p.neighbor)
     }
 
+    /// Whether [`Input::Start`] came: the sessions run.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
     pub fn drained(&self) -> Option<DrainMode> {
         self.rib.drain()
     }

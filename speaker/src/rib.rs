@@ -1163,6 +1163,59 @@ mod tests {
     }
 
     #[test]
+    fn own_routes_reflected_back_are_ignored_without_being_a_reflector() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("10.0.0.254", LOCAL_AS, "10.0.0.254"));
+        let mut reflected = attrs(&[]);
+        reflected.originator_id = Some("10.0.0.1".parse().unwrap());
+        reflected.cluster_list = vec!["10.0.0.254".parse().unwrap()];
+        let c = rib.update(
+            ip("10.0.0.254"),
+            &reflected,
+            &[(net("10.244.1.5/32"), nh("10.0.0.1"))],
+            &[],
+            &|_| None,
+        );
+        assert!(c.is_empty(), "{c:?}");
+        assert_eq!(rib.counts(ip("10.0.0.254")), (1, 0));
+    }
+
+    #[test]
+    fn unresolvable_next_hops_are_not_candidates_until_they_resolve() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("192.0.2.10", 65010, "10.0.0.10"));
+        up(&mut rib, peer("192.0.2.11", 65011, "10.0.0.11"));
+        let p = net("10.244.5.0/26");
+        let down = |nh: IpAddr| (nh == ip("192.0.2.10")).then_some("no route to it");
+        rib.update(ip("192.0.2.10"), &attrs(&[65010]), &[(p, nh("192.0.2.10"))], &[], &down);
+        assert!(rib.fib_routes().is_empty());
+        rib.update(
+            ip("192.0.2.11"),
+            &attrs(&[65011, 1]),
+            &[(p, nh("192.0.2.11"))],
+            &[],
+            &down,
+        );
+        assert_eq!(
+            rib.fib_routes(),
+            vec![(p, vec![ip("192.0.2.11")])],
+            "the longer path, but it resolves"
+        );
+        let c = rib.refresh_next_hops(&|_| None);
+        assert_eq!(
+            c.fib,
+            vec![FibChange::Install {
+                prefix: p,
+                next_hops: vec![ip("192.0.2.10")]
+            }]
+        );
+        // Withdrawn everywhere: nothing is tracked any more.
+        rib.update(ip("192.0.2.10"), &attrs(&[]), &[], &[p], &|_| None);
+        rib.update(ip("192.0.2.11"), &attrs(&[]), &[], &[p], &|_| None);
+        assert!(rib.next_hops.is_empty());
+    }
+
+    #[test]
     fn graceful_restart_keeps_stale_paths_until_flushed() {
         let mut rib = rib(false);
         let info = peer("192.0.2.254", 65000, "10.0.0.254");

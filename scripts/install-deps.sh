@@ -15,6 +15,7 @@ need=()
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
 if ! command -v docker >/dev/null && ! command -v dockerd >/dev/null; then
   need+=(docker.io)

@@ -90,6 +90,10 @@ pub enum Event {
     NotificationReceived(Conn, Notification),
     /// The codec could not read a message: answer with this NOTIFICATION.
     MessageError(Conn, Notification),
+    /// The peer opened a new connection and sent an OPEN on it while our session
+    /// with it is Established: it restarted without closing the old one (RFC 4724
+    /// section 4.2). The old session ends at once; the new connection follows.
+    PeerRestarted,
 }
 
 impl Event {
@@ -157,6 +161,8 @@ pub enum DownReason {
     NotificationReceived(Notification),
     /// A local stop: with a NOTIFICATION, or a silent close (graceful restart).
     Stopped(Option<Notification>),
+    /// A new connection from the peer while Established: it restarted.
+    PeerRestarted,
 }
 
 impl DownReason {
@@ -165,7 +171,10 @@ impl DownReason {
     /// sides set RFC 8538's N bit (`n_bit`) and it is not a Hard Reset.
     pub fn allows_graceful_restart(&self, n_bit: bool) -> bool {
         match self {
-            DownReason::TcpClosed | DownReason::HoldTimerExpired | DownReason::Stopped(None) => true,
+            DownReason::TcpClosed
+            | DownReason::HoldTimerExpired
+            | DownReason::Stopped(None)
+            | DownReason::PeerRestarted => true,
             DownReason::NotificationReceived(n) => n_bit && n.cease_subcode() != Some(CeaseSubcode::HardReset),
             DownReason::NotificationSent(n) | DownReason::Stopped(Some(n)) => n_bit && !needs_hard_reset(n),
         }
@@ -197,6 +206,7 @@ impl fmt::Display for DownReason {
             DownReason::NotificationReceived(n) => write!(f, "received NOTIFICATION: {n}"),
             DownReason::Stopped(Some(n)) => write!(f, "stopped: {n}"),
             DownReason::Stopped(None) => f.write_str("stopped"),
+            DownReason::PeerRestarted => f.write_str("the peer restarted: a new connection from it while established"),
         }
     }
 }
@@ -485,6 +495,12 @@ impl Fsm {
                 self.failed(out, DownReason::NotificationReceived(n));
             }
             (S::OpenSent | S::OpenConfirm | S::Established, Event::MessageError(_, n)) => self.fail_with(out, n),
+            (S::Established, Event::PeerRestarted) => {
+                self.last_error = Some(DownReason::PeerRestarted.to_string());
+                self.teardown(out, DownReason::PeerRestarted);
+                // The new connection is already here: no failure to back off from.
+                out.push(A::StartTimer(Timer::ConnectRetry, self.config.connect_retry));
+            }
             (S::OpenSent | S::OpenConfirm | S::Established, Event::TcpFails(_)) => {
                 // A collision's second connection closing must not hide why the
                 // first one was refused (wrong AS, say).
@@ -727,6 +743,14 @@ impl Fsm {
         if let Some(other) = self.other.take() {
             if let Some(lost) = self.conn.replace(other) {
                 out.push(Action::DropConnection(lost));
+            }
+            // The other connection has our OPEN and none of the peer's yet: what
+            // the lost one had negotiated does not hold on it.
+            if self.state == State::OpenConfirm {
+                self.negotiated = None;
+                self.state = State::OpenSent;
+                out.push(Action::StopTimer(Timer::Keepalive));
+                out.push(Action::StartTimer(Timer::Hold, LARGE_HOLD_TIME));
             }
             return;
         }
@@ -1309,6 +1333,50 @@ mod tests {
                 assert_eq!(fsm.state(), State::OpenSent);
             }
         }
+    }
+
+    #[test]
+    fn a_new_connection_of_a_restarted_peer_ends_the_established_session_at_once() {
+        let mut fsm = Fsm::new(config(false));
+        established(&mut fsm);
+        let out = fsm.handle(Event::PeerRestarted);
+        assert!(out.contains(&Action::SessionDown(DownReason::PeerRestarted)), "{out:?}");
+        assert!(DownReason::PeerRestarted.allows_graceful_restart(false));
+        assert_eq!(fsm.state(), State::Idle);
+        // The new connection and its OPEN follow, as the session task hands them on.
+        let out = fsm.handle(Event::TcpConnected(Conn::Incoming));
+        assert!(
+            matches!(out[..], [_, Action::SendOpen(Conn::Incoming, _), ..]),
+            "{out:?}"
+        );
+        fsm.handle(Event::OpenReceived(Conn::Incoming, peer_open(65000, 9)));
+        let out = fsm.handle(Event::KeepaliveReceived(Conn::Incoming));
+        assert!(out.iter().any(|a| matches!(a, Action::SessionUp(_))), "{out:?}");
+        // Anywhere else it means nothing.
+        assert!(Fsm::new(config(false)).handle(Event::PeerRestarted).is_empty());
+    }
+
+    #[test]
+    fn losing_the_session_connection_in_open_confirm_goes_on_with_the_other_from_open_sent() {
+        // Our OPEN and the peer's crossed on our connection (OpenConfirm); then the
+        // peer's connection, which wins (its identifier is higher), came up with
+        // our OPEN on it, and the peer closes ours to keep its own.
+        let mut fsm = ibgp(Ipv4Addr::new(10, 0, 0, 1));
+        fsm.handle(Event::ManualStart);
+        fsm.handle(Event::TcpConnected(Conn::Outgoing));
+        fsm.handle(Event::OpenReceived(Conn::Outgoing, peer_open(64512, 9)));
+        assert_eq!(fsm.state(), State::OpenConfirm);
+        fsm.handle(Event::TcpConnected(Conn::Incoming));
+        fsm.handle(Event::NotificationReceived(
+            Conn::Outgoing,
+            Notification::cease(CeaseSubcode::ConnectionCollisionResolution),
+        ));
+        assert_eq!((fsm.state(), fsm.conn()), (State::OpenSent, Some(Conn::Incoming)));
+        // The peer's OPEN on the connection it kept is no FSM error.
+        fsm.handle(Event::OpenReceived(Conn::Incoming, peer_open(64512, 9)));
+        assert_eq!(fsm.state(), State::OpenConfirm);
+        let out = fsm.handle(Event::KeepaliveReceived(Conn::Incoming));
+        assert!(out.iter().any(|a| matches!(a, Action::SessionUp(_))), "{out:?}");
     }
 
     #[test]

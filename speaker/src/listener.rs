@@ -13,8 +13,17 @@ use tracing::{debug, info, warn};
 
 use crate::shutdown::Shutdown;
 
-/// Binds `address` (all addresses, both families, when `None`).
+/// Binds `address` (all addresses, both families, when `None`), keeping each
+/// SYN's headers for the GTSM check of accepted connections.
 pub async fn bind(address: Option<IpAddr>, port: u16) -> io::Result<TcpListener> {
+    let listener = bind_any(address, port).await?;
+    if let Err(e) = crate::transport::save_syn(std::os::fd::AsRawFd::as_raw_fd(&listener)) {
+        warn!(error = %e, "cannot keep SYN headers: ttlSecurity is checked from the first segment after the SYN");
+    }
+    Ok(listener)
+}
+
+async fn bind_any(address: Option<IpAddr>, port: u16) -> io::Result<TcpListener> {
     match address {
         Some(a) => TcpListener::bind(SocketAddr::new(a, port)).await,
         // An IPv6 socket takes IPv4 too (as mapped addresses) unless IPv6 is off.

@@ -231,6 +231,9 @@ struct Session {
     n_bit: bool,
     /// The namespace's TCP-MD5 drop count when last looked at.
     md5_seen: Option<u64>,
+    /// A new connection from the peer while Established, waiting for its first
+    /// message: an OPEN means the peer restarted (RFC 4724 section 4.2).
+    parked: Option<(Connection, tokio::time::Instant)>,
     metrics: SharedMetrics,
 }
 
@@ -256,6 +259,14 @@ async fn read_some(conn: &mut Option<Connection>) -> io::Result<usize> {
     let c = conn.as_mut().expect("guarded");
     c.reader.read_buf(&mut c.buf).await
 }
+
+async fn read_parked(parked: &mut Option<(Connection, tokio::time::Instant)>) -> io::Result<usize> {
+    let (c, _) = parked.as_mut().expect("guarded");
+    c.reader.read_buf(&mut c.buf).await
+}
+
+/// How long a second connection from an established peer may take to send its OPEN.
+const PARKED_WAIT: Duration = Duration::from_secs(10);
 
 impl Session {
     fn new(
@@ -290,6 +301,7 @@ impl Session {
             peer_gr: false,
             n_bit: false,
             md5_seen: None,
+            parked: None,
             metrics: local.metrics.clone(),
         }
     }
@@ -311,6 +323,8 @@ impl Session {
             let (has_out, has_in) = (self.conns[0].is_some(), self.conns[1].is_some());
             let connecting = &mut self.connecting;
             let [out_conn, in_conn] = &mut self.conns;
+            let parked_until = self.parked.as_ref().map(|(_, t)| *t);
+            let parked = &mut self.parked;
             tokio::select! {
                 mode = shutdown.recv() => {
                     let notification = match mode {
@@ -351,6 +365,11 @@ impl Session {
                 }
                 read = read_some(out_conn), if has_out => self.read(Conn::Outgoing, read),
                 read = read_some(in_conn), if has_in => self.read(Conn::Incoming, read),
+                read = read_parked(parked), if parked_until.is_some() => self.read_parked(read),
+                _ = async { sleep_until(parked_until.expect("guarded")).await }, if parked_until.is_some() => {
+                    debug!("a second connection sent no OPEN in time: closed");
+                    self.parked = None;
+                }
                 _ = async { sleep_until(next_timer.expect("guarded")).await }, if next_timer.is_some() => {
                     let now = tokio::time::Instant::now();
                     for t in TIMERS {
@@ -419,10 +438,41 @@ impl Session {
     fn incoming(&mut self, stream: TcpStream) {
         if let Some(hops) = self.neighbor.ttl_security {
             let peer = stream.peer_addr().map(|a| a.ip()).unwrap_or(self.neighbor.address);
+            // GTSM (RFC 5082) from the first segment: the SYN the listener kept.
+            let min = 256 - u16::from(hops.max(1));
+            match transport::syn_ttl(stream.as_raw_fd()) {
+                Ok(Some(ttl)) if u16::from(ttl) < min => {
+                    let why = format!(
+                        "ttlSecurity: a connection from {peer} arrived with TTL {ttl}, more than {hops} hop(s) away: dropped"
+                    );
+                    warn!("{why}");
+                    self.set_info(why);
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => debug!(error = %e, "no saved SYN: checked from the next segment on"),
+            }
             if let Err(e) = transport::set_ttl_security(stream.as_raw_fd(), peer, hops) {
                 warn!(error = %e, "cannot apply ttlSecurity to an accepted connection: refused");
                 return;
             }
+        }
+        // A peer that restarted without closing our session connects again: wait
+        // for its OPEN before ending the session (RFC 4724 section 4.2); without
+        // graceful restart, RFC 4271 6.8 closes the new connection (below).
+        if self.fsm.state() == State::Established
+            && self.peer_gr
+            && self.neighbor.graceful_restart.enabled
+            && self.parked.is_none()
+        {
+            match Connection::new(stream) {
+                Ok(conn) => {
+                    debug!("a new connection while established: waiting for its OPEN");
+                    self.parked = Some((conn, tokio::time::Instant::now() + PARKED_WAIT));
+                }
+                Err(e) => debug!(error = %e, "accepted connection unusable"),
+            }
+            return;
         }
         let slot = conn_index(Conn::Incoming);
         if self.conns[slot].is_some() {
@@ -437,6 +487,39 @@ impl Session {
                 self.event(Event::TcpConnected(Conn::Incoming));
             }
             Err(e) => debug!(error = %e, "accepted connection unusable"),
+        }
+    }
+
+    /// The parked connection's first bytes: an OPEN ends the old session and the
+    /// connection takes over; anything else closes it.
+    fn read_parked(&mut self, read: io::Result<usize>) {
+        if !matches!(read, Ok(n) if n > 0) {
+            self.parked = None;
+            return;
+        }
+        let decoded = {
+            let (conn, _) = self.parked.as_ref().expect("read from it");
+            Message::decode(&conn.buf, &SessionCaps::default())
+        };
+        match decoded {
+            Err(DecodeError::Incomplete { .. }) => {}
+            Ok((Message::Open(open), len)) if self.fsm.state() == State::Established => {
+                let (mut conn, _) = self.parked.take().expect("read from it");
+                conn.buf.advance(len);
+                info!(router_id = %open.router_id, "the peer restarted: an OPEN on a new connection while established");
+                self.event(Event::PeerRestarted);
+                if let Some(old) = self.conns[conn_index(Conn::Incoming)].take() {
+                    self.closing.push(old);
+                }
+                self.conns[conn_index(Conn::Incoming)] = Some(conn);
+                self.event(Event::TcpConnected(Conn::Incoming));
+                self.event(Event::OpenReceived(Conn::Incoming, open));
+                self.read_messages(Conn::Incoming);
+            }
+            _ => {
+                debug!("a second connection did not start with an OPEN: closed");
+                self.parked = None;
+            }
         }
     }
 

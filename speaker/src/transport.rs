@@ -77,6 +77,44 @@ pub fn set_ttl_security(fd: RawFd, peer: IpAddr, hops: u8) -> io::Result<()> {
     setsockopt(fd, level, min_ttl, &min).map_err(|e| with_context(e, names.1))
 }
 
+/// Keeps the headers of each SYN a listener receives, so that an accepted
+/// connection's first segment can be checked (GTSM on the SYN: the TTL the
+/// listener's own minimum cannot check per peer).
+pub fn save_syn(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_SAVE_SYN, &on).map_err(|e| with_context(e, "TCP_SAVE_SYN"))
+}
+
+/// The TTL (IPv4) or hop limit (IPv6) the SYN of an accepted connection arrived
+/// with, when its listener saved it ([`save_syn`]). Read once: the kernel frees it.
+pub fn syn_ttl(fd: RawFd) -> io::Result<Option<u8>> {
+    let mut buf = [0u8; 512];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `buf` and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_SAVED_SYN,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(with_context(io::Error::last_os_error(), "TCP_SAVED_SYN"));
+    }
+    Ok(syn_header_ttl(&buf[..len as usize]))
+}
+
+/// The TTL or hop limit of a saved SYN's IP header.
+fn syn_header_ttl(header: &[u8]) -> Option<u8> {
+    match header.first()? >> 4 {
+        4 => header.get(8).copied(),
+        6 => header.get(7).copied(),
+        _ => None,
+    }
+}
+
 /// The kernel's count of segments dropped for a wrong or missing TCP-MD5
 /// signature in this network namespace (`TcpExt: TCPMD5Failure` + `TCPMD5NotFound`).
 pub fn md5_failures() -> Option<u64> {
@@ -123,6 +161,15 @@ fn with_context(e: io::Error, option: &str) -> io::Error {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn ttl_of_saved_syn_headers() {
+        let v4 = [0x45, 0, 0, 60, 0, 0, 0x40, 0, 254, 6];
+        assert_eq!(syn_header_ttl(&v4), Some(254));
+        let v6 = [0x60, 0, 0, 0, 0, 40, 6, 255];
+        assert_eq!(syn_header_ttl(&v6), Some(255));
+        assert_eq!(syn_header_ttl(&[]), None);
+    }
 
     #[test]
     fn md5_key_struct_matches_the_kernel_layout() {

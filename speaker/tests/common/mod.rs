@@ -197,6 +197,71 @@ impl Lab {
             .find(|r| r["dst"] == prefix || r["dst"] == bare)
     }
 
+    /// A pod in `ns` as Calico makes one, reduced to what routing sees: a `cali`
+    /// interface (a veth whose other end stays in `ns`) and the host route to
+    /// `ip` on it, with the kernel's default protocol (boot).
+    pub fn pod_route(&self, ns: &str, ifname: &str, ip: &str) {
+        must(&format!(
+            "ip -n {ns} link add {ifname} type veth peer name {ifname}p && ip -n {ns} link set {ifname} up && ip -n {ns} link set {ifname}p up"
+        ));
+        must(&format!("ip -n {ns} route add {ip}/32 dev {ifname}"));
+    }
+
+    /// Our routes in `ns`'s kernel (IPv4 and IPv6): prefix -> next hops, sorted.
+    pub fn own_routes(&self, ns: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut out = std::collections::BTreeMap::new();
+        for family in ["-4", "-6"] {
+            for r in self.routes(ns, family, Some(PROTO)) {
+                let dst = r["dst"].as_str().unwrap_or_default().to_string();
+                let dst = if dst.contains('/') {
+                    dst
+                } else if dst.contains(':') {
+                    format!("{dst}/128")
+                } else {
+                    format!("{dst}/32")
+                };
+                let mut hops: Vec<String> = r["gateway"].as_str().map(String::from).into_iter().collect();
+                for nh in r["nexthops"].as_array().into_iter().flatten() {
+                    hops.extend(nh["gateway"].as_str().map(String::from));
+                }
+                hops.sort();
+                out.insert(dst, hops);
+            }
+        }
+        out
+    }
+
+    /// Waits until our routes in `ns` are exactly `expected` (prefix, next hop):
+    /// nothing missing, nothing stale.
+    pub fn wait_own_routes(&self, ns: &str, expected: &[(&str, &str)], timeout: Duration) -> Duration {
+        let want: std::collections::BTreeMap<String, Vec<String>> = expected
+            .iter()
+            .map(|(p, nh)| (p.to_string(), vec![nh.to_string()]))
+            .collect();
+        self.wait(
+            &format!("our routes in {ns} exactly {want:?}"),
+            timeout,
+            || (self.own_routes(ns) == want).then_some(()),
+            || {
+                format!(
+                    "our routes in {ns}: {:?}\n{}",
+                    self.own_routes(ns),
+                    self.speaker_cli("routes").unwrap_or_else(|e| e)
+                )
+            },
+        )
+        .1
+    }
+
+    /// The protocol and device of the route to `ip`/32 in `ns`, as `ip` prints them.
+    pub fn pod_route_owner(&self, ns: &str, ip: &str) -> Option<(String, String)> {
+        let r = self.route(ns, &format!("{ip}/32"), None)?;
+        Some((
+            r["protocol"].as_str().unwrap_or_default().to_string(),
+            r["dev"].as_str().unwrap_or_default().to_string(),
+        ))
+    }
+
     /// Starts BIRD 2 in `b` with `conf`, its control socket in the test's directory.
     pub fn start_bird(&mut self, conf: &str) {
         self.start_bird_as("bird", conf, &[]);

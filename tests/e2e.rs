@@ -31,6 +31,7 @@ fn main() {
         ("racks-speaker", 10),
         ("mesh3-speaker", 6),
         ("rr-speaker", 16),
+        ("rack-rr-speaker", 12),
     ] {
         tests.push(trial(
             &format!("deploy-{topo}-sessions-fib-and-clean-teardown"),

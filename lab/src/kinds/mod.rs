@@ -22,6 +22,9 @@ pub struct Session {
     pub state: String,
     /// Seconds in the current state, where the implementation reports it.
     pub uptime_secs: Option<u64>,
+    /// Prefixes received and accepted by the import policy: BIRD's "imported",
+    /// FRR's PfxRcd, GoBGP's accepted count, the speaker's `prefixes_accepted`
+    /// (routes it must ignore, such as its own reflected back, do not count).
     pub prefixes_received: Option<u64>,
     /// Why a session is not up, where the implementation says (last error, admin down).
     pub info: Option<String>,

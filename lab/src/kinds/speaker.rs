@@ -31,10 +31,25 @@ impl BgpKind for Speaker {
                     remote_as: p["remote_as"].as_u64().map(|a| a as u32),
                     state: normalize_state(p["state"].as_str().unwrap_or("Idle")),
                     uptime_secs: p["uptime_secs"].as_u64(),
-                    prefixes_received: p["prefixes_received"].as_u64(),
+                    // Accepted, as BIRD and FRR count: not what the import policy dropped.
+                    prefixes_received: p["prefixes_accepted"].as_u64(),
                     info: p["info"].as_str().filter(|s| !s.is_empty()).map(String::from),
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_what_the_speaker_accepted() {
+        // Its own block reflected back by FRR: received, ignored.
+        let out = r#"{"as":65101,"peers":[{"address":"10.1.1.0","remote_as":65101,"state":"Established",
+            "uptime_secs":12,"prefixes_received":4,"prefixes_accepted":3,"info":"Established"}]}"#;
+        let s = Speaker.parse_sessions(out).unwrap();
+        assert_eq!((s[0].state.as_str(), s[0].prefixes_received), ("Established", Some(3)));
     }
 }

@@ -41,7 +41,12 @@ fn run(dir: &Path) -> Result<String, String> {
         out.push_str(&json!({ "input": i + 1, "at_ms": line.at_ms, "outputs": outputs }).to_string());
         out.push('\n');
     }
-    let end = json!({ "fib": r.node().fib_view(), "kernel": r.kernel_routes(), "routes": r.node().routes() });
+    let end = json!({
+        "fib": r.node().fib_view(),
+        "kernel": r.kernel_routes(),
+        "routes": r.node().routes(),
+        "status": r.node().status(),
+    });
     out.push_str(&end.to_string());
     out.push('\n');
     Ok(out)

@@ -14,6 +14,7 @@ pub mod links;
 pub mod pods;
 pub mod probes;
 pub mod progress;
+pub mod render;
 pub mod report;
 pub mod runtime;
 pub mod topology;

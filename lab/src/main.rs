@@ -12,7 +12,7 @@ use lab::probes::{self, PeerTable};
 use lab::progress::Progress;
 use lab::runtime::{Runtime, LABEL_LAB, LABEL_NODE};
 use lab::topology::Topology;
-use lab::{deploy, graph, images, pods, report, watch};
+use lab::{deploy, graph, images, pods, render, report, watch};
 
 /// Exit code when the command worked but what it checks does not hold (a session is
 /// not Established).
@@ -104,6 +104,15 @@ enum Verb {
         #[arg(short = 't', long = "topo", value_name = "FILE")]
         topo: PathBuf,
     },
+    /// Write cells of the conformance matrix as containerlab folders, from each node's
+    /// BGP intent: `lab render --node speaker --fabric tor/frr --family v4`.
+    Render {
+        #[command(flatten)]
+        cells: CellArgs,
+        /// Where the folders go (one per cell).
+        #[arg(long, default_value = "target/lab-cells")]
+        out: PathBuf,
+    },
     /// Build the node images (base, speaker); nothing is rebuilt whose inputs did not change.
     Images {
         /// Rebuild even when the inputs did not change.
@@ -156,6 +165,49 @@ enum PodVerb {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Which cells of the matrix: every value of what is not given.
+#[derive(Args, Clone, Debug, Default)]
+struct CellArgs {
+    /// Node speaker: speaker, bird, frr (repeat or comma-separate for several).
+    #[arg(long, value_delimiter = ',')]
+    node: Vec<String>,
+    /// Fabric: mesh, tor/frr, tor/bird, rr/bird, rr/frr, rr/gobgp.
+    #[arg(long, value_delimiter = ',')]
+    fabric: Vec<String>,
+    /// Family: v4, dual.
+    #[arg(long, value_delimiter = ',')]
+    family: Vec<String>,
+}
+
+impl CellArgs {
+    fn cells(&self) -> Result<Vec<render::Cell>> {
+        let nodes = self
+            .node
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<render::NodeSpeaker>, String>>()
+            .map_err(anyhow::Error::msg)?;
+        let fabrics = self
+            .fabric
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<render::Fabric>, String>>()
+            .map_err(anyhow::Error::msg)?;
+        let families = self
+            .family
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<render::Family>, String>>()
+            .map_err(anyhow::Error::msg)?;
+        Ok(render::Cell::matrix()
+            .into_iter()
+            .filter(|c| nodes.is_empty() || nodes.contains(&c.node))
+            .filter(|c| fabrics.is_empty() || fabrics.contains(&c.fabric))
+            .filter(|c| families.is_empty() || families.contains(&c.family))
+            .collect())
+    }
 }
 
 #[derive(Args)]
@@ -375,6 +427,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(EXIT_NOT_HOLDING)
             })
+        }
+        Verb::Render { cells, out } => {
+            let cells = cells.cells()?;
+            let written = render::render_all(&cells, &out).map_err(anyhow::Error::msg)?;
+            for (cell, path) in written {
+                println!("{}  [{cell}]", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Verb::Images { force, only, root } => {
             let root = match root {

@@ -201,6 +201,10 @@ impl Runtime {
             ("net.ipv6.conf.default.disable_ipv6".into(), "0".into()),
             ("net.ipv4.ip_forward".into(), "1".into()),
             ("net.ipv6.conf.all.forwarding".into(), "1".into()),
+            // A link taken down and up must keep the lab's IPv6 addressing, as IPv4
+            // keeps its own: a link fault is not a reconfiguration.
+            ("net.ipv6.conf.all.keep_addr_on_down".into(), "1".into()),
+            ("net.ipv6.conf.default.keep_addr_on_down".into(), "1".into()),
         ]);
         sysctls.extend(node.sysctls.clone());
 

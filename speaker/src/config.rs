@@ -107,7 +107,7 @@ impl DrainMode {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Mesh {
     #[serde(default)]
@@ -116,6 +116,14 @@ pub struct Mesh {
     pub peers: Vec<IpAddr>,
     #[serde(default)]
     pub password: Option<String>,
+    /// The mesh sessions' timers (Calico's BIRD template sets them for every
+    /// session); the defaults of a peer when absent.
+    #[serde(default = "default_hold_time")]
+    pub hold_time: u16,
+    #[serde(default)]
+    pub keepalive_time: Option<u16>,
+    #[serde(default = "default_connect_retry")]
+    pub connect_retry_time: u16,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -242,6 +250,32 @@ impl<'de> Deserialize<'de> for Table {
     }
 }
 
+/// holdTime 0 or at least 3, keepaliveTime below it (0 when it is 0), connectRetryTime
+/// at least 1: the field at fault and why.
+fn check_timers(hold: u16, keepalive: Option<u16>, connect_retry: u16) -> Result<(), (&'static str, String)> {
+    if matches!(hold, 1 | 2) {
+        return Err(("holdTime", format!("{hold} is not allowed (0 or at least 3)")));
+    }
+    if let Some(keepalive) = keepalive {
+        if hold == 0 && keepalive != 0 {
+            return Err((
+                "keepaliveTime",
+                format!("{keepalive} with holdTime 0: keepalives are off when the hold time is 0"),
+            ));
+        }
+        if hold != 0 && (keepalive == 0 || keepalive >= hold) {
+            return Err((
+                "keepaliveTime",
+                format!("{keepalive} must be at least 1 and less than holdTime ({hold})"),
+            ));
+        }
+    }
+    if connect_retry == 0 {
+        return Err(("connectRetryTime", "0 is not allowed (at least 1)".into()));
+    }
+    Ok(())
+}
+
 fn yes() -> bool {
     true
 }
@@ -268,6 +302,19 @@ fn default_drain_timeout() -> u16 {
 }
 fn default_fib_protocol() -> u8 {
     DEFAULT_FIB_PROTOCOL
+}
+
+impl Default for Mesh {
+    fn default() -> Self {
+        Mesh {
+            enabled: false,
+            peers: Vec::new(),
+            password: None,
+            hold_time: default_hold_time(),
+            keepalive_time: None,
+            connect_retry_time: default_connect_retry(),
+        }
+    }
 }
 
 /// What kind of session a peer is, as `calicoctl node status` names it.
@@ -365,6 +412,9 @@ impl Config {
         if let Some(pw) = &self.node_to_node_mesh.password {
             check_password(pw).map_err(|m| invalid("nodeToNodeMesh.password".into(), m))?;
         }
+        let mesh = &self.node_to_node_mesh;
+        check_timers(mesh.hold_time, mesh.keepalive_time, mesh.connect_retry_time)
+            .map_err(|(field, m)| invalid(format!("nodeToNodeMesh.{field}"), m))?;
         let mut seen = HashSet::new();
         for (i, addr) in self.node_to_node_mesh.peers.iter().enumerate() {
             if !seen.insert(*addr) {
@@ -385,35 +435,8 @@ impl Config {
             if peer.as_number == 0 {
                 return Err(invalid(field("asNumber"), "0 is not an AS number".into()));
             }
-            if matches!(peer.hold_time, 1 | 2) {
-                return Err(invalid(
-                    field("holdTime"),
-                    format!("{} is not allowed (0 or at least 3)", peer.hold_time),
-                ));
-            }
-            if let Some(keepalive) = peer.keepalive_time {
-                if peer.hold_time == 0 && keepalive != 0 {
-                    return Err(invalid(
-                        field("keepaliveTime"),
-                        format!("{keepalive} with holdTime 0: keepalives are off when the hold time is 0"),
-                    ));
-                }
-                if peer.hold_time != 0 && (keepalive == 0 || keepalive >= peer.hold_time) {
-                    return Err(invalid(
-                        field("keepaliveTime"),
-                        format!(
-                            "{keepalive} must be at least 1 and less than holdTime ({})",
-                            peer.hold_time
-                        ),
-                    ));
-                }
-            }
-            if peer.connect_retry_time == 0 {
-                return Err(invalid(
-                    field("connectRetryTime"),
-                    "0 is not allowed (at least 1)".into(),
-                ));
-            }
+            check_timers(peer.hold_time, peer.keepalive_time, peer.connect_retry_time)
+                .map_err(|(f, m)| invalid(field(f), m))?;
             if let Some(gr) = &peer.graceful_restart {
                 check_restart_time(gr).map_err(|m| invalid(field("gracefulRestart.restartTime"), m))?;
             }
@@ -468,9 +491,12 @@ impl Config {
                     peer_type: PeerType::Mesh,
                     password: self.node_to_node_mesh.password.clone(),
                     source_address: None,
-                    hold_time: default_hold_time(),
-                    keepalive_time: default_hold_time() / 3,
-                    connect_retry: Duration::from_secs(u64::from(default_connect_retry())),
+                    hold_time: self.node_to_node_mesh.hold_time,
+                    keepalive_time: self
+                        .node_to_node_mesh
+                        .keepalive_time
+                        .unwrap_or(self.node_to_node_mesh.hold_time / 3),
+                    connect_retry: Duration::from_secs(u64::from(self.node_to_node_mesh.connect_retry_time)),
                     passive: false,
                     graceful_restart: self.graceful_restart,
                     rr_client: false,

@@ -1,0 +1,280 @@
+//! BIRD, FRR and GoBGP configurations rendered from intents. A BIRD node speaker is
+//! configured as Calico's confd renders `bird.cfg` (aggregation to the node's block,
+//! the kernel's routes learned, BGP routes programmed, graceful restart); an FRR node
+//! speaker redistributes the kernel's block and borrowed IPs the same way.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::intent::{NodeIntent, RouterIntent, CONNECT_RETRY, HOLD, KEEPALIVE};
+
+fn v4(nets: &[IpNet]) -> Option<IpNet> {
+    nets.iter().copied().find(|n| matches!(n, IpNet::V4(_)))
+}
+
+fn v6(nets: &[IpNet]) -> Option<IpNet> {
+    nets.iter().copied().find(|n| matches!(n, IpNet::V6(_)))
+}
+
+/// A BIRD protocol name for a peer address, as Calico names them (`Mesh_10_0_0_12`).
+fn proto_name(prefix: &str, addr: IpAddr) -> String {
+    format!("{prefix}_{}", addr.to_string().replace(['.', ':'], "_"))
+}
+
+/// A Kubernetes node with BIRD configured as Calico configures it.
+pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# {name}: {about}\n# BIRD configured as Calico's confd configures it (bird.cfg), rendered by `lab render`\n# from the node's BGP intent.\nrouter id {};\ntimeformat protocol iso long;\n",
+        n.router_id
+    );
+    s.push_str(
+        "# Aggregation of routes on this node: export the block, nothing beneath it.\nfunction calico_aggr() {\n",
+    );
+    for b in &n.blocks {
+        let _ = writeln!(
+            s,
+            "  if ( net = {b} ) then {{ accept; }}\n  if ( net ~ {b} ) then {{ reject; }}"
+        );
+    }
+    s.push_str("}\n\n");
+    s.push_str("filter calico_export_to_bgp_peers {\n  calico_aggr();\n  # Routes within the IP pools: borrowed pod IPs from other nodes' blocks.\n");
+    for p in &n.pools {
+        let _ = writeln!(s, "  if ( net ~ {p} ) then {{ accept; }}");
+    }
+    s.push_str("  reject;\n}\n\n");
+    s.push_str(
+        "filter calico_kernel_programming {\n  # Interface routes are the kernel's own already.\n  if ( source = RTS_DEVICE ) then { reject; }\n  accept;\n}\n\n",
+    );
+    let families: Vec<&str> = [v4(&n.pools).map(|_| "ipv4"), v6(&n.pools).map(|_| "ipv6")]
+        .into_iter()
+        .flatten()
+        .collect();
+    for f in &families {
+        let k = if *f == "ipv4" { "4" } else { "6" };
+        let _ = writeln!(
+            s,
+            "protocol kernel k{k} {{\n  learn;             # Learn all alternate routes from the kernel\n  persist;           # Don't remove routes on BIRD shutdown\n  scan time 2;       # Scan kernel routing table every 2 seconds\n  {f} {{ import all; export filter calico_kernel_programming; }};\n  graceful restart;\n  merge paths on;    # ECMP\n}}\n"
+        );
+    }
+    s.push_str("protocol device {\n  scan time 2;\n}\n\n");
+    for f in &families {
+        let k = if *f == "ipv4" { "4" } else { "6" };
+        let _ = writeln!(
+            s,
+            "protocol direct d{k} {{\n  {f};\n  interface -\"cali*\", \"*\";\n}}\n"
+        );
+    }
+    for f in &families {
+        let t = if *f == "ipv4" { "bgp_template" } else { "bgp_template6" };
+        let _ = writeln!(
+            s,
+            "template bgp {t} {{\n  description \"Connection to BGP peer\";\n  {f} {{\n    import all;\n    export filter calico_export_to_bgp_peers;\n  }};\n  graceful restart;\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n}}\n"
+        );
+    }
+    for (peer, asn, passive) in n.sessions() {
+        let mesh = asn == n.as_number && n.node_to_node_mesh.peers.contains(&peer);
+        let name = proto_name(if mesh { "Mesh" } else { "Node" }, peer);
+        let template = if peer.is_ipv4() {
+            "bgp_template"
+        } else {
+            "bgp_template6"
+        };
+        let _ = writeln!(
+            s,
+            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{}\n}}\n",
+            n.as_number,
+            n.address_of(peer),
+            if passive {
+                "\n  passive on; # Mesh is unidirectional, peer will connect to us."
+            } else {
+                ""
+            }
+        );
+    }
+    s
+}
+
+const FRR_HEAD: &str = "frr version 8.4\nfrr defaults datacenter\n";
+
+fn frr_head(name: &str, about: &str) -> String {
+    format!(
+        "! {name}: {about}\n! Rendered by `lab render`.\n{FRR_HEAD}hostname {name}\nlog file /var/log/frr/frr.log informational\nservice integrated-vtysh-config\n!\n"
+    )
+}
+
+/// One neighbor's lines under `router bgp`.
+fn frr_neighbor(s: &mut String, addr: IpAddr, asn: &str, update_source: Option<IpAddr>) {
+    let _ = writeln!(s, " neighbor {addr} remote-as {asn}");
+    let _ = writeln!(s, " neighbor {addr} timers {KEEPALIVE} {HOLD}");
+    let _ = writeln!(s, " neighbor {addr} timers connect {CONNECT_RETRY}");
+    let _ = writeln!(s, " neighbor {addr} advertisement-interval 0");
+    if let Some(src) = update_source {
+        let _ = writeln!(s, " neighbor {addr} update-source {src}");
+    }
+}
+
+/// Activates each neighbor in the family of its address only.
+fn frr_families(s: &mut String, peers: &[IpAddr], v4_extra: &[String], v6_extra: &[String], dual: bool) {
+    s.push_str(" !\n address-family ipv4 unicast\n");
+    for l in v4_extra {
+        let _ = writeln!(s, "  {l}");
+    }
+    for p in peers {
+        let _ = writeln!(s, "  {}neighbor {p} activate", if p.is_ipv4() { "" } else { "no " });
+    }
+    s.push_str(" exit-address-family\n");
+    if dual {
+        s.push_str(" !\n address-family ipv6 unicast\n");
+        for l in v6_extra {
+            let _ = writeln!(s, "  {l}");
+        }
+        for p in peers.iter().filter(|p| p.is_ipv6()) {
+            let _ = writeln!(s, "  neighbor {p} activate");
+        }
+        s.push_str(" exit-address-family\n");
+    }
+    s.push_str("!\n");
+}
+
+/// A Kubernetes node with FRR: the kernel's block and borrowed IPs redistributed.
+pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
+    let mut s = frr_head(name, about);
+    s.push_str("! The node's block, not its pods' routes beneath it; borrowed IPs from the pools.\n");
+    let (b4, p4) = (v4(&n.blocks), v4(&n.pools));
+    let (b6, p6) = (v6(&n.blocks), v6(&n.pools));
+    if let (Some(b), Some(p)) = (b4, p4) {
+        let _ = writeln!(
+            s,
+            "ip prefix-list POOL seq 5 permit {b}\nip prefix-list POOL seq 6 deny {b} le 32\nip prefix-list POOL seq 10 permit {p} le 32\n!\nroute-map POD_ROUTES permit 10\n match ip address prefix-list POOL\nexit\n!"
+        );
+    }
+    if let (Some(b), Some(p)) = (b6, p6) {
+        let _ = writeln!(
+            s,
+            "ipv6 prefix-list POOL6 seq 5 permit {b}\nipv6 prefix-list POOL6 seq 6 deny {b} le 128\nipv6 prefix-list POOL6 seq 10 permit {p} le 128\n!\nroute-map POD_ROUTES6 permit 10\n match ipv6 address prefix-list POOL6\nexit\n!"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n bgp graceful-restart\n bgp bestpath as-path multipath-relax",
+        n.as_number, n.router_id
+    );
+    let sessions = n.sessions();
+    for (peer, asn, _) in &sessions {
+        frr_neighbor(&mut s, *peer, &asn.to_string(), Some(n.address_of(*peer)));
+    }
+    let peers: Vec<IpAddr> = sessions.iter().map(|(p, ..)| *p).collect();
+    frr_families(
+        &mut s,
+        &peers,
+        &["redistribute kernel route-map POD_ROUTES".to_string()],
+        &["redistribute kernel route-map POD_ROUTES6".to_string()],
+        b6.is_some(),
+    );
+    s
+}
+
+/// A fabric router on FRR: eBGP to its neighbors, or a route reflector for clients.
+pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
+    let mut s = frr_head(&r.name, about);
+    let _ = writeln!(
+        s,
+        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax",
+        r.as_number, r.router_id
+    );
+    if let Some(c) = r.cluster_id {
+        let _ = writeln!(s, " bgp cluster-id {c}");
+    }
+    for n in &r.neighbors {
+        frr_neighbor(&mut s, n.address, &n.as_number.to_string(), None);
+    }
+    let peers: Vec<IpAddr> = r.neighbors.iter().map(|n| n.address).collect();
+    let clients = |v6: bool| -> Vec<String> {
+        r.neighbors
+            .iter()
+            .filter(|n| n.rr_client && n.address.is_ipv6() == v6)
+            .map(|n| format!("neighbor {} route-reflector-client", n.address))
+            .collect()
+    };
+    frr_families(&mut s, &peers, &clients(false), &clients(true), dual);
+    s
+}
+
+/// A fabric router on BIRD: programs its kernel (a ToR), or only reflects (an RR).
+pub fn bird_router(about: &str, r: &RouterIntent, dual: bool, program_kernel: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# {}: {about}\n# Rendered by `lab render`.\nrouter id {};\ntimeformat protocol iso long;\n\nprotocol device {{ scan time 2; }}\n",
+        r.name, r.router_id
+    );
+    let families: &[&str] = if dual { &["ipv4", "ipv6"] } else { &["ipv4"] };
+    // Next hops resolve through the routers' connected routes.
+    for f in families {
+        let k = if *f == "ipv4" { "4" } else { "6" };
+        let _ = writeln!(s, "protocol direct d{k} {{ {f}; interface \"eth*\"; }}");
+        if program_kernel {
+            let _ = writeln!(
+                s,
+                "protocol kernel k{k} {{ {f} {{ import none; export where source = RTS_BGP; }}; merge paths on; }}"
+            );
+        }
+    }
+    s.push('\n');
+    for n in &r.neighbors {
+        let f = if n.address.is_ipv4() { "ipv4" } else { "ipv6" };
+        let mut body = format!(
+            "  local as {};\n  neighbor {} as {};\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n  connect delay time 1;\n  connect retry time {CONNECT_RETRY};\n",
+            r.as_number, n.address, n.as_number
+        );
+        if n.as_number != r.as_number {
+            // eBGP on a point-to-point link, as multihop: a link that flaps under the
+            // session must not end it (a direct session waits "error wait time").
+            body.push_str("  multihop 2;\n");
+        }
+        if let (true, Some(c)) = (n.rr_client, r.cluster_id) {
+            let _ = write!(body, "  rr client;\n  rr cluster id {c};\n");
+        }
+        let _ = writeln!(
+            s,
+            "protocol bgp {} {{\n{body}  {f} {{ import all; export where source = RTS_BGP; }};\n}}\n",
+            proto_name(&n.name, n.address)
+        );
+    }
+    s
+}
+
+/// A route reflector on GoBGP (control plane only: it programs no kernel).
+pub fn gobgp_rr(about: &str, r: &RouterIntent) -> String {
+    let mut s = format!(
+        "# {}: {about}\n# Rendered by `lab render`.\n[global.config]\n  as = {}\n  router-id = \"{}\"\n  port = 179\n",
+        r.name, r.as_number, r.router_id
+    );
+    let locals: Vec<String> = r.addresses.iter().map(|a| format!("\"{a}\"")).collect();
+    if !locals.is_empty() {
+        let _ = writeln!(s, "  local-address-list = [{}]", locals.join(", "));
+    }
+    for n in &r.neighbors {
+        let family = if n.address.is_ipv4() {
+            "ipv4-unicast"
+        } else {
+            "ipv6-unicast"
+        };
+        let _ = writeln!(
+            s,
+            "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n  [neighbors.timers.config]\n    hold-time = {HOLD}\n    keepalive-interval = {KEEPALIVE}\n    connect-retry = {CONNECT_RETRY}\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"",
+            n.address, n.as_number
+        );
+        if let (true, Some(c)) = (n.rr_client, r.cluster_id) {
+            let _ = writeln!(
+                s,
+                "  [neighbors.route-reflector.config]\n    route-reflector-client = true\n    route-reflector-cluster-id = \"{c}\""
+            );
+        }
+    }
+    s
+}

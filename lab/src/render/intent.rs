@@ -1,0 +1,155 @@
+//! Each Kubernetes node's BGP intent, written once in the shape of Calico's
+//! BGPConfiguration and BGPPeer (the speaker's own configuration format), and the
+//! fabric routers' intent. The node speakers' configurations are rendered from it:
+//! the speaker reads it as it is; BIRD's and FRR's are rendered the way Calico's
+//! confd renders BIRD's (see `configs.rs`).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+/// The lab's session timers: short enough that a lost peer shows within seconds.
+pub const HOLD: u16 = 9;
+pub const KEEPALIVE: u16 = 3;
+pub const CONNECT_RETRY: u16 = 2;
+pub const RESTART_TIME: u16 = 120;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeIntent {
+    pub as_number: u32,
+    #[serde(rename = "routerID")]
+    pub router_id: Ipv4Addr,
+    pub pools: Vec<IpNet>,
+    pub node_to_node_mesh: MeshIntent,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerIntent>,
+    pub graceful_restart: GracefulRestartIntent,
+    /// The node's pod blocks (one per family): Calico's IPAM, not BGP config.
+    #[serde(skip)]
+    pub blocks: Vec<IpNet>,
+    /// The node's own addresses, one per family, its sessions' source addresses.
+    #[serde(skip)]
+    pub addresses: Vec<IpAddr>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshIntent {
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<IpAddr>,
+    pub hold_time: u16,
+    pub keepalive_time: u16,
+    pub connect_retry_time: u16,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerIntent {
+    #[serde(rename = "peerIP")]
+    pub peer_ip: IpAddr,
+    pub as_number: u32,
+    pub source_address: IpAddr,
+    pub hold_time: u16,
+    pub keepalive_time: u16,
+    pub connect_retry_time: u16,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GracefulRestartIntent {
+    pub enabled: bool,
+    pub restart_time: u16,
+}
+
+impl NodeIntent {
+    pub fn new(as_number: u32, router_id: Ipv4Addr, pools: Vec<IpNet>) -> NodeIntent {
+        NodeIntent {
+            as_number,
+            router_id,
+            pools,
+            node_to_node_mesh: MeshIntent {
+                enabled: false,
+                peers: Vec::new(),
+                hold_time: HOLD,
+                keepalive_time: KEEPALIVE,
+                connect_retry_time: CONNECT_RETRY,
+            },
+            peers: Vec::new(),
+            graceful_restart: GracefulRestartIntent {
+                enabled: true,
+                restart_time: RESTART_TIME,
+            },
+            blocks: Vec::new(),
+            addresses: Vec::new(),
+        }
+    }
+
+    /// A BGPPeer from this node to `peer_ip`, from our address of its family.
+    pub fn peer(&mut self, peer_ip: IpAddr, as_number: u32) {
+        let source_address = self.address_of(peer_ip);
+        self.peers.push(PeerIntent {
+            peer_ip,
+            as_number,
+            source_address,
+            hold_time: HOLD,
+            keepalive_time: KEEPALIVE,
+            connect_retry_time: CONNECT_RETRY,
+        });
+    }
+
+    /// Our address of `peer`'s family.
+    pub fn address_of(&self, peer: IpAddr) -> IpAddr {
+        *self
+            .addresses
+            .iter()
+            .find(|a| a.is_ipv4() == peer.is_ipv4())
+            .expect("the node has an address of each family it peers over")
+    }
+
+    /// The speaker's configuration: the intent as it is.
+    pub fn speaker_yaml(&self, name: &str, about: &str) -> String {
+        let body = serde_yaml::to_string(self).expect("an intent serializes");
+        format!(
+            "# {name}: {about}\n# Rendered by `lab render` from the node's BGP intent, in Calico's field names.\n{body}"
+        )
+    }
+
+    /// Every session of the node: (peer address, peer AS, passive), mesh first.
+    pub fn sessions(&self) -> Vec<(IpAddr, u32, bool)> {
+        let mut out: Vec<(IpAddr, u32, bool)> = self
+            .node_to_node_mesh
+            .peers
+            .iter()
+            // Calico makes the side with the lower address passive: the mesh is
+            // unidirectional, and BIRD would otherwise collide on every pair.
+            .map(|p| (*p, self.as_number, self.address_of(*p) < *p))
+            .collect();
+        out.extend(self.peers.iter().map(|p| (p.peer_ip, p.as_number, false)));
+        out
+    }
+}
+
+/// A fabric router (ToR, spine, route reflector) and its sessions.
+#[derive(Clone, Debug)]
+pub struct RouterIntent {
+    pub name: String,
+    pub as_number: u32,
+    pub router_id: Ipv4Addr,
+    /// Set on a route reflector.
+    pub cluster_id: Option<Ipv4Addr>,
+    pub neighbors: Vec<RouterNeighbor>,
+    /// The router's addresses (one per family) on the node segment, when there is one.
+    pub addresses: Vec<IpAddr>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RouterNeighbor {
+    pub name: String,
+    pub address: IpAddr,
+    pub as_number: u32,
+    /// A route reflector client of this router.
+    pub rr_client: bool,
+}

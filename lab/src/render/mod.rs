@@ -1,0 +1,845 @@
+//! The conformance matrix's cells, rendered into containerlab folders. A cell is a
+//! node speaker (ours, BIRD as Calico configures it, FRR), a fabric (a node-to-node
+//! mesh, ToRs, or a route reflector, each on FRR, BIRD or GoBGP) and a family (IPv4,
+//! or dual stack). Each fabric is described once here with the node speaker as a
+//! parameter; each node's BGP intent is written once, in Calico's field names
+//! (`intent.rs`), and the daemons' configurations are rendered from it
+//! (`configs.rs`). `lab render` writes a cell as a plain folder that `containerlab
+//! deploy` takes as well as `lab up`.
+
+mod configs;
+pub mod intent;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+use intent::{NodeIntent, RouterIntent, RouterNeighbor};
+
+/// What runs BGP on the Kubernetes nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NodeSpeaker {
+    Speaker,
+    Bird,
+    Frr,
+}
+
+impl NodeSpeaker {
+    pub const ALL: [NodeSpeaker; 3] = [NodeSpeaker::Speaker, NodeSpeaker::Bird, NodeSpeaker::Frr];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeSpeaker::Speaker => "speaker",
+            NodeSpeaker::Bird => "bird",
+            NodeSpeaker::Frr => "frr",
+        }
+    }
+}
+
+/// What the fabric's routers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Router {
+    Frr,
+    Bird,
+    Gobgp,
+}
+
+impl Router {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Router::Frr => "frr",
+            Router::Bird => "bird",
+            Router::Gobgp => "gobgp",
+        }
+    }
+}
+
+/// What the nodes peer with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fabric {
+    /// Calico's default: an iBGP full mesh of the nodes on one L2 segment.
+    Mesh,
+    /// Two racks of two nodes, eBGP with an AS per node to the rack's ToR.
+    Tor(Router),
+    /// The nodes on one segment, iBGP clients of a route reflector.
+    Rr(Router),
+}
+
+impl Fabric {
+    pub const ALL: [Fabric; 6] = [
+        Fabric::Mesh,
+        Fabric::Tor(Router::Frr),
+        Fabric::Tor(Router::Bird),
+        Fabric::Rr(Router::Bird),
+        Fabric::Rr(Router::Frr),
+        Fabric::Rr(Router::Gobgp),
+    ];
+
+    /// `mesh`, `tor`, `rr`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Fabric::Mesh => "mesh",
+            Fabric::Tor(_) => "tor",
+            Fabric::Rr(_) => "rr",
+        }
+    }
+}
+
+impl fmt::Display for Fabric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fabric::Mesh => f.write_str("mesh"),
+            Fabric::Tor(r) => write!(f, "tor/{}", r.as_str()),
+            Fabric::Rr(r) => write!(f, "rr/{}", r.as_str()),
+        }
+    }
+}
+
+impl FromStr for Fabric {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Fabric, String> {
+        Fabric::ALL
+            .into_iter()
+            .find(|f| f.to_string() == s)
+            .ok_or_else(|| format!("unknown fabric {s:?}: one of mesh, tor/frr, tor/bird, rr/bird, rr/frr, rr/gobgp"))
+    }
+}
+
+impl FromStr for NodeSpeaker {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<NodeSpeaker, String> {
+        NodeSpeaker::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| format!("unknown node speaker {s:?}: one of speaker, bird, frr"))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    /// IPv4 and IPv6 side by side: blocks, pods and separate sessions of each.
+    Dual,
+}
+
+impl Family {
+    pub const ALL: [Family; 2] = [Family::V4, Family::Dual];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::V4 => "v4",
+            Family::Dual => "dual",
+        }
+    }
+}
+
+impl FromStr for Family {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Family, String> {
+        match s {
+            "v4" => Ok(Family::V4),
+            "dual" => Ok(Family::Dual),
+            _ => Err(format!("unknown family {s:?}: v4 or dual")),
+        }
+    }
+}
+
+/// One cell of the conformance matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cell {
+    pub node: NodeSpeaker,
+    pub fabric: Fabric,
+    pub family: Family,
+}
+
+impl fmt::Display for Cell {
+    /// As test names carry it: `node=speaker fabric=tor/frr v4`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "node={} fabric={} {}",
+            self.node.as_str(),
+            self.fabric,
+            self.family.as_str()
+        )
+    }
+}
+
+impl Cell {
+    /// Every cell: node speakers, then fabrics, then families.
+    pub fn matrix() -> Vec<Cell> {
+        let mut out = Vec::new();
+        for node in NodeSpeaker::ALL {
+            for fabric in Fabric::ALL {
+                for family in Family::ALL {
+                    out.push(Cell { node, fabric, family });
+                }
+            }
+        }
+        out
+    }
+
+    /// A name fit for a lab, a folder and a container: `speaker-tor-frr-v4`.
+    pub fn slug(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.node.as_str(),
+            self.fabric.to_string().replace('/', "-"),
+            self.family.as_str()
+        )
+    }
+
+    /// Its place in the matrix, which gives its management subnet.
+    fn index(&self) -> usize {
+        Cell::matrix()
+            .iter()
+            .position(|c| c == self)
+            .expect("every cell is in the matrix")
+    }
+
+    pub fn dual(&self) -> bool {
+        self.family == Family::Dual
+    }
+}
+
+/// A node of a rendered cell.
+#[derive(Clone, Debug)]
+pub struct PlanNode {
+    pub name: String,
+    /// `node`, `tor`, `rr`, `switch`.
+    pub role: &'static str,
+    /// `speaker`, `bird`, `frr`, `gobgp`; none on a switch.
+    pub bgp: Option<&'static str>,
+    pub image: &'static str,
+    pub blocks: Vec<IpNet>,
+    pub pods: usize,
+    /// (file name in the node's folder, content, where it is mounted).
+    pub files: Vec<(String, String, String)>,
+    pub exec: Vec<String>,
+}
+
+/// A link of a rendered cell, with the addresses of each end.
+#[derive(Clone, Debug)]
+pub struct PlanLink {
+    pub a: (String, String),
+    pub b: (String, String),
+    pub addrs: Vec<(IpNet, IpNet)>,
+}
+
+/// A cell made concrete: nodes, links, configurations.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub cell: Cell,
+    pub lab: String,
+    pub about: String,
+    pub nodes: Vec<PlanNode>,
+    pub links: Vec<PlanLink>,
+}
+
+const POOL4: &str = "10.244.0.0/16";
+const POOL6: &str = "fd00:244::/48";
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("a literal network")
+}
+
+fn pools(cell: &Cell) -> Vec<IpNet> {
+    let mut p = vec![net(POOL4)];
+    if cell.dual() {
+        p.push(net(POOL6));
+    }
+    p
+}
+
+/// Node `k`'s blocks (k from 1): a /26 and, dual, a /122, as Calico's IPAM makes them.
+fn blocks(cell: &Cell, k: u8) -> Vec<IpNet> {
+    let mut b = vec![net(&format!("10.244.{k}.0/26"))];
+    if cell.dual() {
+        b.push(net(&format!("fd00:244:0:{k}::/122")));
+    }
+    b
+}
+
+fn speaker_files(node: &str, about: &str, n: &NodeIntent, speaker: NodeSpeaker) -> Vec<(String, String, String)> {
+    match speaker {
+        NodeSpeaker::Speaker => vec![(
+            "speaker.yaml".into(),
+            n.speaker_yaml(node, about),
+            "/etc/speaker/speaker.yaml".into(),
+        )],
+        NodeSpeaker::Bird => vec![(
+            "bird.conf".into(),
+            configs::bird_node(node, about, n),
+            "/etc/bird/bird.conf".into(),
+        )],
+        NodeSpeaker::Frr => vec![(
+            "frr.conf".into(),
+            configs::frr_node(node, about, n),
+            "/etc/frr/frr.conf".into(),
+        )],
+    }
+}
+
+/// How a node speaker is started, after its block's blackhole routes exist.
+fn node_exec(speaker: NodeSpeaker, addrs: &[String], blocks: &[IpNet]) -> Vec<String> {
+    let mut exec: Vec<String> = addrs.to_vec();
+    for b in blocks {
+        let f = if matches!(b, IpNet::V4(_)) { "" } else { "-6 " };
+        exec.push(format!("ip {f}route add blackhole {b}"));
+    }
+    exec.extend(daemon_exec(speaker.as_str()));
+    exec
+}
+
+fn daemon_exec(bgp: &str) -> Vec<String> {
+    match bgp {
+        // The PID file is how the lab stops, kills and restarts it (never by name).
+        "speaker" => vec![
+            "sh -c \"mkdir -p /run/speaker && speaker run -c /etc/speaker/speaker.yaml >/var/log/speaker.log 2>&1 & echo $! >/run/speaker/speaker.pid\"".into(),
+        ],
+        "bird" => vec![
+            "mkdir -p /run/bird".into(),
+            "bird -c /etc/bird/bird.conf -s /run/bird/bird.ctl -P /run/bird/bird.pid".into(),
+        ],
+        "frr" => vec!["/usr/lib/frr/frrinit.sh start".into()],
+        "gobgp" => vec!["sh -c \"gobgpd -f /etc/gobgp/gobgpd.toml -t toml --log-plain >/var/log/gobgpd.log 2>&1 &\"".into()],
+        _ => vec![],
+    }
+}
+
+fn image(speaker: NodeSpeaker) -> &'static str {
+    match speaker {
+        NodeSpeaker::Speaker => "podlab/speaker:latest",
+        _ => "podlab/base:latest",
+    }
+}
+
+/// Addresses on a switch segment are set by hand (`ip addr add`), as containerlab
+/// leaves bridged ports alone.
+fn segment_addrs(v4: Ipv4Addr, v6: Option<Ipv6Addr>) -> Vec<String> {
+    let mut out = vec![format!("ip addr add {v4}/24 dev eth1")];
+    if let Some(v6) = v6 {
+        out.push(format!("ip addr add {v6}/64 dev eth1 nodad"));
+    }
+    out
+}
+
+fn seg4(host: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, host)
+}
+
+/// `fd00::11` for host 11: the IPv4 host number read as the IPv6 one, as people write it.
+fn seg6(host: u8) -> Ipv6Addr {
+    format!("fd00::{host}").parse().expect("a valid address")
+}
+
+fn switch(ports: usize) -> PlanNode {
+    let mut exec = vec!["ip link add br0 type bridge".to_string(), "ip link set br0 up".into()];
+    for p in 1..=ports {
+        exec.push(format!("ip link set eth{p} master br0"));
+    }
+    PlanNode {
+        name: "sw".into(),
+        role: "switch",
+        bgp: None,
+        image: "podlab/base:latest",
+        blocks: vec![],
+        pods: 0,
+        files: vec![],
+        exec,
+    }
+}
+
+fn node(name: &str, about: &str, cell: &Cell, n: &NodeIntent, addrs: &[String]) -> PlanNode {
+    PlanNode {
+        name: name.into(),
+        role: "node",
+        bgp: Some(cell.node.as_str()),
+        image: image(cell.node),
+        blocks: n.blocks.clone(),
+        pods: 2,
+        files: speaker_files(name, about, n, cell.node),
+        exec: node_exec(cell.node, addrs, &n.blocks),
+    }
+}
+
+fn router_files(r: Router, about: &str, ri: &RouterIntent, dual: bool, tor: bool) -> Vec<(String, String, String)> {
+    match r {
+        Router::Frr => vec![(
+            "frr.conf".into(),
+            configs::frr_router(about, ri, dual),
+            "/etc/frr/frr.conf".into(),
+        )],
+        Router::Bird => vec![(
+            "bird.conf".into(),
+            configs::bird_router(about, ri, dual, tor),
+            "/etc/bird/bird.conf".into(),
+        )],
+        Router::Gobgp => vec![(
+            "gobgpd.toml".into(),
+            configs::gobgp_rr(about, ri),
+            "/etc/gobgp/gobgpd.toml".into(),
+        )],
+    }
+}
+
+impl Plan {
+    /// Renders a cell.
+    pub fn new(cell: Cell) -> Result<Plan, String> {
+        match cell.fabric {
+            Fabric::Mesh => Ok(mesh(cell)),
+            Fabric::Tor(Router::Gobgp) => Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into()),
+            Fabric::Tor(r) => Ok(tor(cell, r)),
+            Fabric::Rr(r) => Ok(rr(cell, r)),
+        }
+    }
+
+    /// The containerlab topology file.
+    pub fn clab_yaml(&self) -> String {
+        let mut s = String::new();
+        for l in self.about.lines() {
+            let _ = writeln!(s, "# {l}");
+        }
+        let _ = writeln!(
+            s,
+            "# Rendered by `lab render` for the cell [{}]; regenerated, not edited.",
+            self.cell
+        );
+        let _ = writeln!(
+            s,
+            "name: {}\nmgmt:\n  network: {}-mgmt\n  ipv4-subnet: 172.21.{}.0/24\ntopology:\n  defaults:\n    kind: linux\n  kinds:\n    linux:\n      image: podlab/base:latest\n  nodes:",
+            self.lab,
+            self.lab,
+            self.cell.index()
+        );
+        for n in &self.nodes {
+            let _ = writeln!(s, "    {}:", n.name);
+            if n.image != "podlab/base:latest" {
+                let _ = writeln!(s, "      image: {}", n.image);
+            }
+            let mut labels = vec![format!("lab.role: {}", n.role)];
+            if let Some(b) = n.bgp {
+                labels.insert(0, format!("lab.bgp: {b}"));
+            }
+            if !n.blocks.is_empty() {
+                let b: Vec<String> = n.blocks.iter().map(|b| b.to_string()).collect();
+                labels.push(format!("lab.block: \"{}\"", b.join(",")));
+                labels.push(format!("lab.pods: \"{}\"", n.pods));
+            }
+            let _ = writeln!(s, "      labels: {{{}}}", labels.join(", "));
+            if !n.files.is_empty() {
+                s.push_str("      binds:\n");
+                for (file, _, mount) in &n.files {
+                    let _ = writeln!(s, "        - {}/{file}:{mount}:ro", n.name);
+                }
+            }
+            if !n.exec.is_empty() {
+                s.push_str("      exec:\n");
+                for e in &n.exec {
+                    let _ = writeln!(s, "        - {}", yaml_string(e));
+                }
+            }
+        }
+        s.push_str("  links:\n");
+        for l in &self.links {
+            let _ = writeln!(s, "    - endpoints: [\"{}:{}\", \"{}:{}\"]", l.a.0, l.a.1, l.b.0, l.b.1);
+            for (key, v6) in [("ipv4", false), ("ipv6", true)] {
+                if let Some((a, b)) = l.addrs.iter().find(|(a, _)| matches!(a, IpNet::V6(_)) == v6) {
+                    let _ = writeln!(s, "      {key}: [{a}, {b}]");
+                }
+            }
+        }
+        s
+    }
+
+    /// Writes the cell's folder: `<dir>/<lab>.clab.yml` and a folder per node with
+    /// its configuration. Returns the topology file.
+    pub fn write(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        for n in &self.nodes {
+            for (file, content, _) in &n.files {
+                let d = dir.join(&n.name);
+                std::fs::create_dir_all(&d)?;
+                std::fs::write(d.join(file), content)?;
+            }
+        }
+        let path = dir.join(format!("{}.clab.yml", self.lab));
+        std::fs::write(&path, self.clab_yaml())?;
+        Ok(path)
+    }
+
+    /// The Kubernetes nodes.
+    pub fn k8s_nodes(&self) -> impl Iterator<Item = &PlanNode> {
+        self.nodes.iter().filter(|n| n.role == "node")
+    }
+}
+
+/// A command as one YAML scalar: quoted when it holds what YAML would read otherwise.
+fn yaml_string(s: &str) -> String {
+    if s.contains([
+        '"', ':', '#', '{', '}', '[', ']', ',', '&', '*', '!', '|', '>', '%', '@', '`',
+    ]) {
+        format!("'{}'", s.replace('\'', "''"))
+    } else {
+        s.to_string()
+    }
+}
+
+fn mesh(cell: Cell) -> Plan {
+    const ASN: u32 = 64512;
+    let hosts: [u8; 3] = [11, 12, 13];
+    let mut plan = Plan {
+        cell,
+        lab: format!("c-{}", cell.slug()),
+        about: format!(
+            "Calico's default: three Kubernetes nodes in an iBGP node-to-node mesh (AS {ASN}) on\none L2 segment (a switch container bridging its ports), {} as the node speaker.\n\n       sw (bridge br0)\n     /      |      \\\n   n1      n2      n3       10.0.0.11-13/24{}",
+            cell.node.as_str(),
+            if cell.dual() { ", fd00::11-13/64" } else { "" }
+        ),
+        nodes: vec![switch(hosts.len())],
+        links: Vec::new(),
+    };
+    let addr = |h: u8| -> Vec<IpAddr> {
+        let mut a = vec![IpAddr::V4(seg4(h))];
+        if cell.dual() {
+            a.push(IpAddr::V6(seg6(h)));
+        }
+        a
+    };
+    for (i, h) in hosts.iter().enumerate() {
+        let k = i as u8 + 1;
+        let name = format!("n{k}");
+        let mut n = NodeIntent::new(ASN, seg4(*h), pools(&cell));
+        n.blocks = blocks(&cell, k);
+        n.addresses = addr(*h);
+        n.node_to_node_mesh.enabled = true;
+        n.node_to_node_mesh.peers = hosts.iter().filter(|o| *o != h).flat_map(|o| addr(*o)).collect();
+        let about = "a Kubernetes node in Calico's node-to-node mesh (iBGP) with the other two.";
+        plan.nodes.push(node(
+            &name,
+            about,
+            &cell,
+            &n,
+            &segment_addrs(seg4(*h), cell.dual().then(|| seg6(*h))),
+        ));
+        plan.links.push(PlanLink {
+            a: (name, "eth1".into()),
+            b: ("sw".into(), format!("eth{k}")),
+            addrs: vec![],
+        });
+    }
+    plan
+}
+
+fn tor(cell: Cell, r: Router) -> Plan {
+    let mut plan = Plan {
+        cell,
+        lab: format!("c-{}", cell.slug()),
+        about: format!(
+            "Two racks of two Kubernetes nodes, {} as the node speaker, each node eBGP (an AS per\nnode) to its rack's ToR ({}); the ToRs peer with each other.\n\n  tor1 (AS 65001) ---- tor2 (AS 65002)\n   |        |           |        |\n  n1       n2          n3       n4      (AS 65101..65104)",
+            cell.node.as_str(),
+            r.as_str()
+        ),
+        nodes: Vec::new(),
+        links: Vec::new(),
+    };
+    let mut tors: Vec<RouterIntent> = (1..=2u8)
+        .map(|t| RouterIntent {
+            name: format!("tor{t}"),
+            as_number: 65000 + u32::from(t),
+            router_id: Ipv4Addr::new(10, 0, 255, t - 1),
+            cluster_id: None,
+            neighbors: Vec::new(),
+            addresses: Vec::new(),
+        })
+        .collect();
+    for k in 1..=4u8 {
+        let (rack, slot) = ((k - 1) / 2 + 1, (k - 1) % 2);
+        let tor4 = Ipv4Addr::new(10, 1, rack, slot * 2);
+        let node4 = Ipv4Addr::new(10, 1, rack, slot * 2 + 1);
+        let tor6 = Ipv6Addr::new(0xfd00, 1, u16::from(rack), u16::from(slot), 0, 0, 0, 1);
+        let node6 = Ipv6Addr::new(0xfd00, 1, u16::from(rack), u16::from(slot), 0, 0, 0, 2);
+        let name = format!("n{k}");
+        let asn = 65100 + u32::from(k);
+        let tor_as = 65000 + u32::from(rack);
+        let mut n = NodeIntent::new(asn, node4, pools(&cell));
+        n.blocks = blocks(&cell, k);
+        n.addresses = vec![IpAddr::V4(node4)];
+        let mut addrs = vec![(
+            IpNet::new(IpAddr::V4(tor4), 31).expect("len"),
+            IpNet::new(IpAddr::V4(node4), 31).expect("len"),
+        )];
+        n.peer(IpAddr::V4(tor4), tor_as);
+        let t = &mut tors[usize::from(rack - 1)];
+        t.neighbors.push(RouterNeighbor {
+            name: name.clone(),
+            address: IpAddr::V4(node4),
+            as_number: asn,
+            rr_client: false,
+        });
+        if cell.dual() {
+            n.addresses.push(IpAddr::V6(node6));
+            n.peer(IpAddr::V6(tor6), tor_as);
+            addrs.push((
+                IpNet::new(IpAddr::V6(tor6), 64).expect("len"),
+                IpNet::new(IpAddr::V6(node6), 64).expect("len"),
+            ));
+            t.neighbors.push(RouterNeighbor {
+                name: name.clone(),
+                address: IpAddr::V6(node6),
+                as_number: asn,
+                rr_client: false,
+            });
+        }
+        let about = format!("a Kubernetes node of rack {rack}, eBGP to its ToR (AS per node).");
+        plan.nodes.push(node(&name, &about, &cell, &n, &[]));
+        plan.links.push(PlanLink {
+            a: (format!("tor{rack}"), format!("eth{}", slot + 1)),
+            b: (name, "eth1".into()),
+            addrs,
+        });
+    }
+    // The ToRs' own link.
+    let mut addrs = vec![(net("10.0.255.0/31"), net("10.0.255.1/31"))];
+    let pairs: [(usize, IpAddr, u32); 2] = [
+        (0, IpAddr::V4(Ipv4Addr::new(10, 0, 255, 1)), 65002),
+        (1, IpAddr::V4(Ipv4Addr::new(10, 0, 255, 0)), 65001),
+    ];
+    for (t, addr, asn) in pairs {
+        tors[t].neighbors.push(RouterNeighbor {
+            name: format!("tor{}", 2 - t),
+            address: addr,
+            as_number: asn,
+            rr_client: false,
+        });
+    }
+    if cell.dual() {
+        addrs.push((net("fd00:1:255::1/64"), net("fd00:1:255::2/64")));
+        tors[0].neighbors.push(RouterNeighbor {
+            name: "tor2".into(),
+            address: "fd00:1:255::2".parse().expect("literal"),
+            as_number: 65002,
+            rr_client: false,
+        });
+        tors[1].neighbors.push(RouterNeighbor {
+            name: "tor1".into(),
+            address: "fd00:1:255::1".parse().expect("literal"),
+            as_number: 65001,
+            rr_client: false,
+        });
+    }
+    plan.links.push(PlanLink {
+        a: ("tor1".into(), "eth3".into()),
+        b: ("tor2".into(), "eth3".into()),
+        addrs,
+    });
+    for t in tors.iter().rev() {
+        let about = format!(
+            "the top-of-rack router of rack {} ({}), eBGP to its nodes and the other ToR.",
+            &t.name[3..],
+            r.as_str()
+        );
+        plan.nodes.insert(
+            0,
+            PlanNode {
+                name: t.name.clone(),
+                role: "tor",
+                bgp: Some(r.as_str()),
+                image: "podlab/base:latest",
+                blocks: vec![],
+                pods: 0,
+                files: router_files(r, &about, t, cell.dual(), true),
+                exec: daemon_exec(r.as_str()),
+            },
+        );
+    }
+    plan
+}
+
+fn rr(cell: Cell, r: Router) -> Plan {
+    const ASN: u32 = 64512;
+    let hosts: [u8; 3] = [11, 12, 13];
+    let mut plan = Plan {
+        cell,
+        lab: format!("c-{}", cell.slug()),
+        about: format!(
+            "Three Kubernetes nodes, {} as the node speaker, iBGP (AS {ASN}) clients of a route\nreflector ({}) on one L2 segment, as Calico runs with route reflectors (no mesh).\n\n            sw (bridge br0)\n     /      |      |      \\\n   rr      n1     n2      n3      10.0.0.2, 10.0.0.11-13/24",
+            cell.node.as_str(),
+            r.as_str()
+        ),
+        nodes: vec![switch(hosts.len() + 1)],
+        links: Vec::new(),
+    };
+    let addr = |h: u8| -> Vec<IpAddr> {
+        let mut a = vec![IpAddr::V4(seg4(h))];
+        if cell.dual() {
+            a.push(IpAddr::V6(seg6(h)));
+        }
+        a
+    };
+    let mut rri = RouterIntent {
+        name: "rr".into(),
+        as_number: ASN,
+        router_id: seg4(2),
+        cluster_id: Some(seg4(2)),
+        neighbors: Vec::new(),
+        addresses: addr(2),
+    };
+    for (i, h) in hosts.iter().enumerate() {
+        let k = i as u8 + 1;
+        let name = format!("n{k}");
+        let mut n = NodeIntent::new(ASN, seg4(*h), pools(&cell));
+        n.blocks = blocks(&cell, k);
+        n.addresses = addr(*h);
+        for a in addr(2) {
+            n.peer(a, ASN);
+        }
+        for a in addr(*h) {
+            rri.neighbors.push(RouterNeighbor {
+                name: name.clone(),
+                address: a,
+                as_number: ASN,
+                rr_client: true,
+            });
+        }
+        let about = "a Kubernetes node, an iBGP client of the route reflector (no node-to-node mesh).";
+        plan.nodes.push(node(
+            &name,
+            about,
+            &cell,
+            &n,
+            &segment_addrs(seg4(*h), cell.dual().then(|| seg6(*h))),
+        ));
+        plan.links.push(PlanLink {
+            a: (name, "eth1".into()),
+            b: ("sw".into(), format!("eth{}", k + 1)),
+            addrs: vec![],
+        });
+    }
+    let about = format!("the route reflector ({}) of the nodes, cluster 10.0.0.2.", r.as_str());
+    let mut exec = segment_addrs(seg4(2), cell.dual().then(|| seg6(2)));
+    exec.extend(daemon_exec(r.as_str()));
+    plan.nodes.insert(
+        1,
+        PlanNode {
+            name: "rr".into(),
+            role: "rr",
+            bgp: Some(r.as_str()),
+            image: "podlab/base:latest",
+            blocks: vec![],
+            pods: 0,
+            files: router_files(r, &about, &rri, cell.dual(), false),
+            exec,
+        },
+    );
+    plan.links.insert(
+        0,
+        PlanLink {
+            a: ("rr".into(), "eth1".into()),
+            b: ("sw".into(), "eth1".into()),
+            addrs: vec![],
+        },
+    );
+    plan
+}
+
+/// Renders `cells` into `dir/<slug>/`; returns each cell's topology file.
+pub fn render_all(cells: &[Cell], dir: &Path) -> Result<BTreeMap<Cell, PathBuf>, String> {
+    let mut out = BTreeMap::new();
+    for c in cells {
+        let plan = Plan::new(*c)?;
+        let path = plan
+            .write(&dir.join(c.slug()))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        out.insert(*c, path);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Topology;
+
+    #[test]
+    fn every_cell_renders_a_valid_topology() {
+        let dir = std::env::temp_dir().join(format!("lab-render-{}", std::process::id()));
+        for cell in Cell::matrix() {
+            let path = Plan::new(cell).unwrap().write(&dir.join(cell.slug())).unwrap();
+            let t = Topology::load(&path).unwrap_or_else(|e| panic!("{cell}: {e}"));
+            assert!(t.name.starts_with("c-"), "{}", t.name);
+            let nodes = t.nodes.values().filter(|n| n.role() == Some("node")).count();
+            assert!(nodes >= 3, "{cell}: {nodes} nodes");
+            for n in t.nodes.values().filter(|n| n.role() == Some("node")) {
+                let blocks = n.labels["lab.block"].split(',').count();
+                assert_eq!(blocks, if cell.dual() { 2 } else { 1 }, "{cell}: {}", n.name);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn cells_read_back_from_their_names() {
+        for cell in Cell::matrix() {
+            assert_eq!(cell.fabric.to_string().parse::<Fabric>().unwrap(), cell.fabric);
+            assert_eq!(cell.node.as_str().parse::<NodeSpeaker>().unwrap(), cell.node);
+        }
+        assert_eq!(Cell::matrix().len(), 36);
+        assert!("tor/gobgp".parse::<Fabric>().is_err());
+    }
+
+    #[test]
+    fn one_intent_three_configurations() {
+        let plan = Plan::new(Cell {
+            node: NodeSpeaker::Bird,
+            fabric: Fabric::Mesh,
+            family: Family::Dual,
+        })
+        .unwrap();
+        let n1 = &plan.nodes[1];
+        let bird = &n1.files[0].1;
+        // Calico's mesh: the lower address is passive, one session per family.
+        assert!(
+            bird.contains("protocol bgp Mesh_10_0_0_12 from bgp_template {"),
+            "{bird}"
+        );
+        assert!(
+            bird.contains("protocol bgp Mesh_fd00__12 from bgp_template6 {"),
+            "{bird}"
+        );
+        assert!(bird.contains("passive on;"), "{bird}");
+        assert!(
+            bird.contains("if ( net = fd00:244:0:1::/122 ) then { accept; }"),
+            "{bird}"
+        );
+        let frr = Plan::new(Cell {
+            node: NodeSpeaker::Frr,
+            fabric: Fabric::Tor(Router::Frr),
+            family: Family::Dual,
+        })
+        .unwrap();
+        let conf = &frr.nodes.iter().find(|n| n.name == "n1").unwrap().files[0].1;
+        assert!(
+            conf.contains("ip prefix-list POOL seq 6 deny 10.244.1.0/26 le 32"),
+            "{conf}"
+        );
+        assert!(conf.contains("  no neighbor fd00:1:1::1 activate"), "{conf}");
+        let speaker = Plan::new(Cell {
+            node: NodeSpeaker::Speaker,
+            fabric: Fabric::Rr(Router::Gobgp),
+            family: Family::V4,
+        })
+        .unwrap();
+        let yaml = &speaker.nodes.iter().find(|n| n.name == "n1").unwrap().files[0].1;
+        assert!(yaml.contains("peerIP: 10.0.0.2"), "{yaml}");
+        assert!(yaml.contains("routerID: 10.0.0.11"), "{yaml}");
+    }
+}

@@ -2,13 +2,15 @@
 #   make lab-up [TOPO=topologies/<name>/<name>.clab.yml]   deploy, wait, print peers
 #   make lab-down [TOPO=...]     remove one lab, or (no TOPO) every lab `lab` deployed
 #   make images                  build the node images (cached by their inputs)
-#   make test                    unit, integration and end-to-end tests (needs root)
+#   make test                    unit, integration and end-to-end tests, the conformance
+#                                smoke subset (needs root)
+#   make conformance             the whole conformance matrix (reports in target/lab-report/conformance)
 SHELL := /bin/bash
 CARGO ?= cargo
 TOPO ?= topologies/racks/racks.clab.yml
 LAB := target/release/lab
 
-.PHONY: deps build images lab-up lab-down test lint bench
+.PHONY: deps build images lab-up lab-down test conformance lint bench
 
 deps:
 	@scripts/install-deps.sh
@@ -34,6 +36,10 @@ endif
 # the dependencies compile once.
 test: deps
 	$(CARGO) test --release --workspace
+
+# Every case of suites/*.yaml on every cell of the matrix, a deployment per cell.
+conformance: deps
+	LAB_SUITE=full $(CARGO) test --release -p suites
 
 lint:
 	$(CARGO) fmt --all --check

@@ -17,7 +17,8 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the release `lab` binary and the images the topologies use, once per run;
+/// Builds the release `lab` binary and the images the topologies use (the speaker's
+/// from this tree), once per run;
 /// returns the binary.
 pub fn lab_bin() -> Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -30,10 +31,8 @@ pub fn lab_bin() -> Result<PathBuf> {
                 .status()?;
             ensure!(st.success(), "cargo build of lab failed");
             let bin = target_dir().join("release/lab");
-            let out = Command::new(&bin)
-                .args(["images", "--only", "base", "--root"])
-                .arg(root())
-                .output()?;
+            // Both images: the speaker's nodes must run the speaker of this tree.
+            let out = Command::new(&bin).args(["images", "--root"]).arg(root()).output()?;
             ensure!(
                 out.status.success(),
                 "lab images failed:\n{}",

@@ -4,6 +4,7 @@
 //! report.
 
 pub mod argv;
+pub mod bringup;
 pub mod caps;
 pub mod clock;
 pub mod deploy;
@@ -17,5 +18,6 @@ pub mod progress;
 pub mod render;
 pub mod report;
 pub mod runtime;
+pub mod suite;
 pub mod topology;
 pub mod watch;

@@ -12,7 +12,7 @@ use lab::probes::{self, PeerTable};
 use lab::progress::Progress;
 use lab::runtime::{Runtime, LABEL_LAB, LABEL_NODE};
 use lab::topology::Topology;
-use lab::{deploy, graph, images, pods, render, report, watch};
+use lab::{bringup, deploy, graph, images, pods, render, report, watch};
 
 /// Exit code when the command worked but what it checks does not hold (a session is
 /// not Established).
@@ -103,6 +103,32 @@ enum Verb {
     Validate {
         #[arg(short = 't', long = "topo", value_name = "FILE")]
         topo: PathBuf,
+    },
+    /// Run the conformance suite over cells of the matrix: each cell rendered and
+    /// deployed once, its cases run in turn, reports written (`--report`).
+    Test {
+        /// Run only the cases whose name holds one of these (`WD-01`, `tor/frr`, ...).
+        cases: Vec<String>,
+        #[command(flatten)]
+        cells: CellArgs,
+        /// This shard of the cells, `I/N` (every N-th cell from the I-th).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Only the cases marked for the smoke subset.
+        #[arg(long)]
+        smoke: bool,
+        /// Where the case files are.
+        #[arg(long, default_value = "suites")]
+        suites: PathBuf,
+        /// Where the reports go.
+        #[arg(long, default_value = "target/lab-report/conformance")]
+        report: PathBuf,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+        /// List the case runs instead of running them.
+        #[arg(long)]
+        list: bool,
     },
     /// Write cells of the conformance matrix as containerlab folders, from each node's
     /// BGP intent: `lab render --node speaker --fabric tor/frr --family v4`.
@@ -293,79 +319,40 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 reconfigure,
                 keep_on_error,
             };
-            deploy::up(&rt, &t, &opts, &progress)
-                .await
-                .with_context(|| format!("deploying lab {} from {}", t.name, topo.display()))?;
-            if wait == 0 {
-                progress.done(&format!("lab {} deployed", t.name), start);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let deadline = Duration::from_secs(wait);
-            let table = match probes::wait_established(&rt, &t.name, deadline, &progress).await {
-                Ok(table) => table,
-                Err((table, waited)) => {
-                    print_peers(&table, json)?;
-                    let stuck: Vec<String> = table
-                        .rows
-                        .iter()
-                        .filter(|r| r.session.state != "Established")
-                        .map(|r| format!("{} -> {} ({})", r.node, r.session.peer, r.session.state))
-                        .chain(table.unreadable.iter().map(|u| format!("{}: {}", u.node, u.error)))
-                        .collect();
-                    let stuck = if stuck.is_empty() {
-                        "no sessions were found".to_string()
-                    } else {
-                        stuck.join("; ")
-                    };
-                    bail!(
-                        "lab {} is deployed but not every session is Established after {:.0}s: {stuck}. \
-                         Look with `lab exec -t {} NODE -- ...`; remove with `lab down -t {}`",
+            let report = match bringup::up(&rt, &t, &opts, Duration::from_secs(wait), &progress).await {
+                Ok(r) => r,
+                Err(e @ bringup::UpError::Deploy(_)) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "deploying lab {} from {}",
                         t.name,
-                        waited.as_secs_f64(),
+                        topo.display()
+                    )))
+                }
+                Err(e) => {
+                    if let Some(table) = e.table() {
+                        print_peers(table, json)?;
+                    }
+                    if let bringup::UpError::Ping { matrix, .. } = &e {
+                        if !json {
+                            print!("\n{}", report::ping_matrix(matrix));
+                        }
+                    }
+                    bail!(
+                        "lab {}: {e}. Look with `lab exec -t {} NODE -- ...`; remove with `lab down -t {}`",
+                        t.name,
                         topo.display(),
                         topo.display()
                     )
                 }
             };
-            let left = deadline.saturating_sub(start.elapsed()).max(Duration::from_secs(10));
-            if let Err(missing) = probes::wait_blocks(&rt, &t, left, &progress).await {
-                print_peers(&table, json)?;
-                bail!(
-                    "lab {}: sessions are Established but pod blocks are missing from kernel FIBs: {}",
-                    t.name,
-                    missing.join("; ")
-                );
-            }
-            let declared = pods::declared(&t)?;
-            let matrix = if declared.is_empty() {
-                None
-            } else {
-                let t0 = Instant::now();
-                for p in &declared {
-                    pods::add(&rt, &t, p).await?;
-                }
-                progress.done(&format!("{} pods created", declared.len()), t0);
-                let t0 = Instant::now();
-                let m = pods::ping_matrix(&rt, &t, declared, Duration::from_secs(10)).await?;
-                progress.done(&format!("ping matrix {}/{}", m.ok(), m.pairs()), t0);
-                Some(m)
+            let Some(report) = report else {
+                progress.done(&format!("lab {} deployed", t.name), start);
+                return Ok(ExitCode::SUCCESS);
             };
-            // Read again: prefix counts have moved since the sessions came up.
-            let table = probes::peers(&rt, Some(&t.name)).await?;
             progress.done(&format!("lab {} up", t.name), start);
-            print_peers(&table, json)?;
-            if let Some(m) = matrix {
-                if !json {
-                    print!("\n{}", report::ping_matrix(&m));
-                }
-                if !m.complete() {
-                    bail!(
-                        "lab {}: {} of {} pod pairs cannot ping each other",
-                        t.name,
-                        m.pairs() - m.ok(),
-                        m.pairs()
-                    );
-                }
+            print_peers(&report.table, json)?;
+            if let (Some(m), false) = (&report.matrix, json) {
+                print!("\n{}", report::ping_matrix(m));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -423,6 +410,75 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", report::ping_matrix(&m));
             }
             Ok(if m.complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_NOT_HOLDING)
+            })
+        }
+        Verb::Test {
+            cases,
+            cells,
+            shard,
+            smoke,
+            suites,
+            report: report_dir,
+            json,
+            list,
+        } => {
+            let mut suite_files = lab::suite::case::load_dir(&suites)?;
+            if smoke {
+                for s in &mut suite_files {
+                    s.cases.retain(|c| c.smoke);
+                }
+            }
+            let mut cells = cells.cells()?;
+            if let Some(spec) = shard {
+                let (i, n) = spec
+                    .split_once('/')
+                    .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+                    .filter(|(i, n)| *i >= 1 && i <= n)
+                    .with_context(|| format!("--shard {spec}: write I/N, 1 <= I <= N"))?;
+                cells = lab::suite::shard(cells, i, n);
+            }
+            let filter = |name: &str| cases.is_empty() || cases.iter().any(|c| name.contains(c.as_str()));
+            if list {
+                for cell in &cells {
+                    for (case, _, applies) in lab::suite::cases_for(&suite_files, cell) {
+                        let name = lab::suite::test_name(case, cell);
+                        if filter(&name) {
+                            match applies {
+                                Ok(()) => println!("{name}"),
+                                Err(why) => println!("{name} (left out: {why})"),
+                            }
+                        }
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut runner = lab::suite::Runner::new(PathBuf::from("target/lab-cells"), report_dir.clone(), cli.quiet)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let results = lab::suite::run(&mut runner, &suite_files, &cells, &filter).await;
+            lab::suite::report::write_all(&results, &report_dir)
+                .with_context(|| format!("writing reports to {}", report_dir.display()))?;
+            let failed = results
+                .iter()
+                .filter(|r| matches!(r.outcome, lab::suite::Outcome::Fail(_)))
+                .count();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                let passed = results
+                    .iter()
+                    .filter(|r| r.outcome == lab::suite::Outcome::Pass)
+                    .count();
+                println!(
+                    "{passed} passed, {failed} failed, {} left out; reports in {}",
+                    results.len() - passed - failed,
+                    report_dir.display()
+                );
+            }
+            Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_NOT_HOLDING)

@@ -221,7 +221,7 @@ done"#;
 }
 
 /// Every pod pinging every other pod: (from, to) -> reached.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PingMatrix {
     pub pods: Vec<Pod>,
     pub reached: BTreeMap<String, BTreeMap<String, bool>>,

@@ -51,4 +51,16 @@ impl Progress {
             eprintln!("lab: {msg} ({secs:.1}s)");
         }
     }
+
+    /// A line of its own (a case's verdict), whatever the terminal.
+    pub fn note(&self, msg: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.tty {
+            eprintln!("\r\x1b[2K{msg}");
+        } else {
+            eprintln!("lab: {msg}");
+        }
+    }
 }

@@ -257,6 +257,22 @@ impl Runtime {
             .map_err(docker_err(format!("start container {container}")))
     }
 
+    /// Freezes every process of a container (`docker pause`): a node that stops
+    /// answering without closing anything, as one that lost power.
+    pub async fn pause(&self, container: &str) -> Result<(), RuntimeError> {
+        self.docker
+            .pause_container(container)
+            .await
+            .map_err(docker_err(format!("pause container {container}")))
+    }
+
+    pub async fn unpause(&self, container: &str) -> Result<(), RuntimeError> {
+        self.docker
+            .unpause_container(container)
+            .await
+            .map_err(docker_err(format!("unpause container {container}")))
+    }
+
     /// The host PID of a running container's init process (for its network namespace).
     pub async fn pid(&self, container: &str) -> Result<u32, RuntimeError> {
         let info = self

@@ -18,6 +18,15 @@ impl BgpKind for Bird {
             .to_vec()
     }
 
+    fn daemon(&self) -> Option<super::Daemon> {
+        Some(super::Daemon {
+            stop: "kill -TERM \"$(cat /run/bird/bird.pid)\"",
+            kill: "kill -KILL \"$(cat /run/bird/bird.pid)\"",
+            start: "kill -0 \"$(cat /run/bird/bird.pid 2>/dev/null)\" 2>/dev/null || { mkdir -p /run/bird && bird -c /etc/bird/bird.conf -s /run/bird/bird.ctl -P /run/bird/bird.pid; }",
+            log: "/var/log/bird.log",
+        })
+    }
+
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
         if !out.contains("Name") || !out.contains("Proto") {
             return Err(read_error(self, format!("no protocol table in output: {}", out.trim())));

@@ -18,6 +18,17 @@ impl BgpKind for Frr {
         ["vtysh", "-c", "show bgp summary json"].map(String::from).to_vec()
     }
 
+    /// FRR runs under watchfrr, as it does in production: a killed bgpd is started
+    /// again by watchfrr; a stop stops every FRR daemon (zebra removes its routes).
+    fn daemon(&self) -> Option<super::Daemon> {
+        Some(super::Daemon {
+            stop: "/usr/lib/frr/frrinit.sh stop",
+            kill: "kill -KILL \"$(cat /var/run/frr/bgpd.pid)\"",
+            start: "/usr/lib/frr/frrinit.sh start",
+            log: "/var/log/frr/frr.log",
+        })
+    }
+
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
         let v: Value = serde_json::from_str(out).map_err(|e| read_error(self, format!("not JSON: {e}")))?;
         let families = v

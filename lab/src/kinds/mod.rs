@@ -40,13 +40,30 @@ pub struct ReadError {
     pub msg: String,
 }
 
-/// How to read one BGP implementation's sessions.
+/// How to read one BGP implementation's sessions, and how its daemon is stopped,
+/// killed and started again in a node (by the PID it wrote, never by name).
 pub trait BgpKind {
     fn name(&self) -> &'static str;
     /// The command run inside the node to list its sessions.
     fn sessions_command(&self) -> Vec<String>;
     /// Turns the command's standard output into sessions.
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError>;
+    /// Shell commands (run with `sh -c` in the node) that stop the daemon with
+    /// SIGTERM, kill it with SIGKILL, and start it as the node's `exec` did (doing
+    /// nothing when it runs); `None` where the lab cannot.
+    fn daemon(&self) -> Option<Daemon> {
+        None
+    }
+}
+
+/// A daemon's lifecycle in a node, as shell commands.
+#[derive(Debug, Clone, Copy)]
+pub struct Daemon {
+    pub stop: &'static str,
+    pub kill: &'static str,
+    pub start: &'static str,
+    /// Where its log is, for the evidence of a failed case.
+    pub log: &'static str,
 }
 
 /// The reader for a `lab.bgp` label value.

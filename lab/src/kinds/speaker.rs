@@ -15,6 +15,15 @@ impl BgpKind for Speaker {
         ["speaker", "status", "--json"].map(String::from).to_vec()
     }
 
+    fn daemon(&self) -> Option<super::Daemon> {
+        Some(super::Daemon {
+            stop: "kill -TERM \"$(cat /run/speaker/speaker.pid)\"",
+            kill: "kill -KILL \"$(cat /run/speaker/speaker.pid)\"",
+            start: "kill -0 \"$(cat /run/speaker/speaker.pid 2>/dev/null)\" 2>/dev/null || { speaker run -c /etc/speaker/speaker.yaml >>/var/log/speaker.log 2>&1 & echo $! >/run/speaker/speaker.pid; }",
+            log: "/var/log/speaker.log",
+        })
+    }
+
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
         let v: Value = serde_json::from_str(out).map_err(|e| read_error(self, format!("not JSON: {e}")))?;
         let peers = v["peers"]

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::intent::{NodeIntent, RouterIntent, CONNECT_RETRY, HOLD, KEEPALIVE};
+use super::intent::{NodeIntent, RouterIntent, CONNECT_RETRY, HOLD, KEEPALIVE, RESTART_TIME};
 
 fn v4(nets: &[IpNet]) -> Option<IpNet> {
     nets.iter().copied().find(|n| matches!(n, IpNet::V4(_)))
@@ -28,7 +28,7 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# {name}: {about}\n# BIRD configured as Calico's confd configures it (bird.cfg), rendered by `lab render`\n# from the node's BGP intent.\nrouter id {};\ntimeformat protocol iso long;\n",
+        "# {name}: {about}\n# BIRD configured as Calico's confd configures it (bird.cfg), rendered by `lab render`\n# from the node's BGP intent.\nrouter id {};\ntimeformat protocol iso long;\nlog \"/var/log/bird.log\" all;\n",
         n.router_id
     );
     s.push_str(
@@ -72,7 +72,7 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
         let t = if *f == "ipv4" { "bgp_template" } else { "bgp_template6" };
         let _ = writeln!(
             s,
-            "template bgp {t} {{\n  description \"Connection to BGP peer\";\n  {f} {{\n    import all;\n    export filter calico_export_to_bgp_peers;\n  }};\n  graceful restart;\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n}}\n"
+            "template bgp {t} {{\n  description \"Connection to BGP peer\";\n  {f} {{\n    import all;\n    export filter calico_export_to_bgp_peers;\n  }};\n  graceful restart;\n  graceful restart time {RESTART_TIME};\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n}}\n"
         );
     }
     for (peer, asn, passive) in n.sessions() {
@@ -160,7 +160,7 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
     }
     let _ = writeln!(
         s,
-        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n bgp graceful-restart\n bgp bestpath as-path multipath-relax",
+        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}\n bgp bestpath as-path multipath-relax",
         n.as_number, n.router_id
     );
     let sessions = n.sessions();
@@ -209,7 +209,7 @@ pub fn bird_router(about: &str, r: &RouterIntent, dual: bool, program_kernel: bo
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# {}: {about}\n# Rendered by `lab render`.\nrouter id {};\ntimeformat protocol iso long;\n\nprotocol device {{ scan time 2; }}\n",
+        "# {}: {about}\n# Rendered by `lab render`.\nrouter id {};\ntimeformat protocol iso long;\nlog \"/var/log/bird.log\" all;\n\nprotocol device {{ scan time 2; }}\n",
         r.name, r.router_id
     );
     let families: &[&str] = if dual { &["ipv4", "ipv6"] } else { &["ipv4"] };
@@ -228,7 +228,7 @@ pub fn bird_router(about: &str, r: &RouterIntent, dual: bool, program_kernel: bo
     for n in &r.neighbors {
         let f = if n.address.is_ipv4() { "ipv4" } else { "ipv6" };
         let mut body = format!(
-            "  local as {};\n  neighbor {} as {};\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n  connect delay time 1;\n  connect retry time {CONNECT_RETRY};\n",
+            "  local as {};\n  neighbor {} as {};\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n  connect delay time 1;\n  connect retry time {CONNECT_RETRY};\n  # After an error (a hold timer expired), try again soon: BIRD's default waits 60 s.\n  error wait time 1, 10;\n",
             r.as_number, n.address, n.as_number
         );
         if n.as_number != r.as_number {

@@ -303,7 +303,7 @@ fn daemon_exec(bgp: &str) -> Vec<String> {
     match bgp {
         // The PID file is how the lab stops, kills and restarts it (never by name).
         "speaker" => vec![
-            "sh -c \"mkdir -p /run/speaker && speaker run -c /etc/speaker/speaker.yaml >/var/log/speaker.log 2>&1 & echo $! >/run/speaker/speaker.pid\"".into(),
+            "sh -c \"mkdir -p /run/speaker; speaker run -c /etc/speaker/speaker.yaml >/var/log/speaker.log 2>&1 & echo $! >/run/speaker/speaker.pid\"".into(),
         ],
         "bird" => vec![
             "mkdir -p /run/bird".into(),

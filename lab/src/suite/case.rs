@@ -1,0 +1,533 @@
+//! Conformance cases as data: `suites/<family>.yaml` files hold the cases of one
+//! family of the catalogue (`SES`, `RT`, ...), each with an ID, a title, the cells
+//! it applies to (and the ones left out, with why), and its steps: actions on the
+//! lab and expectations retried until they hold or a deadline passes. Errors name
+//! the file, the line where YAML knows it, and the field.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::render::{Cell, Fabric, Family, NodeSpeaker};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: {msg}")]
+    Invalid { file: PathBuf, msg: String },
+}
+
+/// One file of cases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    /// The catalogue's family: SES, RT, DP, WD, GR, RB.
+    pub family: String,
+    pub title: String,
+    pub cases: Vec<Case>,
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub id: String,
+    pub title: String,
+    /// The cells it runs on; empty lists mean every value.
+    #[serde(default)]
+    pub cells: CellFilter,
+    /// Cells left out, each with why: a case that does not make sense there.
+    #[serde(default)]
+    pub skip: Vec<Skip>,
+    /// Part of the smoke subset `make test` runs.
+    #[serde(default)]
+    pub smoke: bool,
+    pub steps: Vec<Step>,
+    /// Run after the steps whatever happened, to give the lab back as it was.
+    #[serde(default)]
+    pub always: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellFilter {
+    #[serde(default)]
+    pub node: Vec<String>,
+    /// `mesh`, `tor`, `rr` (any implementation), or `tor/frr` and the like.
+    #[serde(default)]
+    pub fabric: Vec<String>,
+    #[serde(default)]
+    pub family: Vec<String>,
+}
+
+impl CellFilter {
+    pub fn matches(&self, cell: &Cell) -> bool {
+        (self.node.is_empty() || self.node.iter().any(|n| n == cell.node.as_str()))
+            && (self.fabric.is_empty()
+                || self
+                    .fabric
+                    .iter()
+                    .any(|f| *f == cell.fabric.to_string() || f == cell.fabric.kind()))
+            && (self.family.is_empty() || self.family.iter().any(|f| f == cell.family.as_str()))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for n in &self.node {
+            n.parse::<NodeSpeaker>()?;
+        }
+        for f in &self.fabric {
+            if !["mesh", "tor", "rr"].contains(&f.as_str()) {
+                f.parse::<Fabric>()?;
+            }
+        }
+        for f in &self.family {
+            f.parse::<Family>()?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Skip {
+    #[serde(flatten)]
+    pub cells: CellFilter,
+    pub why: String,
+}
+
+/// One step: exactly one action or expectation, and what modifies it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// A pod: `{node: n1, name: web, ip: borrowed}` (`ip`: `borrowed`, the next free
+    /// address of the node's block when absent, or an address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_add: Option<PodAdd>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_del: Option<NodeName>,
+    /// `ip route` in a node: `{node: n1, add: "blackhole {n1.block}"}` (or del, replace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteAct>,
+    /// A link end down or up: `{node: n1, iface: eth1, up: false}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkAct>,
+    /// `docker pause` / `unpause` of a node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpause: Option<String>,
+    /// The node's BGP daemon: `{node: n1, do: stop|kill|start}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<DaemonAct>,
+    /// A continuous ping between pods, for the loss it counts: `{from: POD, to: POD}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
+    /// A pause in the case: `2s`, `500ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
+    /// On an action: time how its route change reaches the other nodes' kernels,
+    /// from route events, against a budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<Timing>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodAdd {
+    pub node: String,
+    pub name: String,
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeName {
+    pub node: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteAct {
+    pub node: String,
+    /// `ip route replace`: adds, or leaves as it is (for `always` steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub del: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkAct {
+    pub node: String,
+    #[serde(default = "eth1")]
+    pub iface: String,
+    pub up: bool,
+}
+
+fn eth1() -> String {
+    "eth1".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonOp {
+    /// SIGTERM.
+    Stop,
+    /// SIGKILL.
+    Kill,
+    /// Started again, as the node's `exec` started it.
+    Start,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonAct {
+    pub node: String,
+    #[serde(rename = "do")]
+    pub op: DaemonOp,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// How long it may take to hold (retried until then): default 10 s.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
+    /// Every session of the lab Established (`true`), or the sessions of the nodes
+    /// listed not Established.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionsExpect>,
+    /// Prefixes in kernel FIBs: `{nodes: others:n1, has: [...], lacks: [...]}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fib: Option<FibExpect>,
+    /// Pods ping: `all` of them each other, or `{from: POD, to: POD}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping: Option<PingExpect>,
+    /// Every node's FIB equals the lab's model (WD-04), as after every case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<bool>,
+    /// The traffic started in this case lost at most this many packets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<u64>,
+    /// The time from `lab up` to every session Established, at most this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub up_within: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SessionsExpect {
+    /// `true`: every session Established.
+    All(bool),
+    /// The sessions the listed nodes' peers have with them are not Established.
+    Down { down: Vec<String> },
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum PingExpect {
+    /// `all`: every pod pings every other.
+    All(String),
+    Pair {
+        from: String,
+        to: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FibExpect {
+    /// `all` (Kubernetes nodes), `others:n1`, or a node list `n2,n3`.
+    #[serde(default = "all")]
+    pub nodes: String,
+    #[serde(default)]
+    pub has: Vec<String>,
+    #[serde(default)]
+    pub lacks: Vec<String>,
+    /// The routes of `has` are of this protocol (`static`, `bird`, ...).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+fn all() -> String {
+    "all".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// The route that changes (placeholders allowed).
+    pub prefix: String,
+    /// Timed to its removal (true) or its appearance.
+    #[serde(default)]
+    pub deleted: bool,
+    /// Every follower's kernel must have followed within this.
+    pub budget: String,
+    /// What the timing is called in the report (default: the case's title).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `2s`, `500ms`, `1.5s`.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (n, unit) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        return Err(format!("{s:?} is not a duration: write 2s or 500ms"));
+    };
+    let v: f64 = n.trim().parse().map_err(|_| format!("{s:?} is not a duration"))?;
+    if !(0.0..=3600.0).contains(&v) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(v * unit))
+}
+
+impl Step {
+    /// What the step says, as written, for messages.
+    pub fn describe(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let n = [
+            self.pod_add.is_some(),
+            self.pod_del.is_some(),
+            self.route.is_some(),
+            self.link.is_some(),
+            self.pause.is_some(),
+            self.unpause.is_some(),
+            self.daemon.is_some(),
+            self.traffic.is_some(),
+            self.wait.is_some(),
+            self.expect.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if n != 1 {
+            return Err(format!(
+                "a step holds exactly one of pod_add, pod_del, route, link, pause, unpause, daemon, traffic, wait, expect; this one has {n}"
+            ));
+        }
+        if let Some(w) = &self.wait {
+            duration(w)?;
+        }
+        if let Some(r) = &self.route {
+            if [r.add.is_some(), r.del.is_some(), r.replace.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count()
+                != 1
+            {
+                return Err("route: give one of add, del, replace".into());
+            }
+        }
+        if let Some(t) = &self.time {
+            duration(&t.budget)?;
+            if self.expect.is_some() || self.wait.is_some() {
+                return Err("time: goes on an action, not on expect or wait".into());
+            }
+        }
+        if let Some(e) = &self.expect {
+            if let Some(PingExpect::All(s)) = &e.ping {
+                if s != "all" {
+                    return Err(format!("expect ping: {s:?}: write all, or {{from: POD, to: POD}}"));
+                }
+            }
+            if let Some(w) = &e.within {
+                duration(w)?;
+            }
+            if let Some(w) = &e.up_within {
+                duration(w)?;
+            }
+            let n = [
+                e.sessions.is_some(),
+                e.fib.is_some(),
+                e.ping.is_some(),
+                e.model.is_some(),
+                e.loss.is_some(),
+                e.up_within.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
+            if n != 1 {
+                return Err(format!(
+                    "expect: holds exactly one of sessions, fib, ping, model, loss, up_within; this one has {n}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads and checks one file of cases.
+pub fn load(path: &Path) -> Result<SuiteFile, CaseError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CaseError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<SuiteFile, CaseError> {
+    let invalid = |msg: String| CaseError::Invalid {
+        file: path.to_path_buf(),
+        msg,
+    };
+    let mut suite: SuiteFile = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    suite.file = path.to_path_buf();
+    let mut ids = std::collections::HashSet::new();
+    for (i, c) in suite.cases.iter().enumerate() {
+        let at = |field: &str| format!("cases[{i}] ({}).{field}", c.id);
+        if !c.id.starts_with(&format!("{}-", suite.family)) {
+            return Err(invalid(format!(
+                "{}: {} is not of family {}",
+                at("id"),
+                c.id,
+                suite.family
+            )));
+        }
+        if !ids.insert(c.id.clone()) {
+            return Err(invalid(format!("{}: {} appears twice", at("id"), c.id)));
+        }
+        c.cells.check().map_err(|m| invalid(format!("{}: {m}", at("cells"))))?;
+        for (j, s) in c.skip.iter().enumerate() {
+            s.cells
+                .check()
+                .map_err(|m| invalid(format!("{}: {m}", at(&format!("skip[{j}]")))))?;
+        }
+        for (j, s) in c.steps.iter().enumerate() {
+            s.check()
+                .map_err(|m| invalid(format!("{}: {m}", at(&format!("steps[{j}]")))))?;
+        }
+        for (j, s) in c.always.iter().enumerate() {
+            s.check()
+                .map_err(|m| invalid(format!("{}: {m}", at(&format!("always[{j}]")))))?;
+        }
+    }
+    Ok(suite)
+}
+
+/// Every `*.yaml` file of a folder, in name order.
+pub fn load_dir(dir: &Path) -> Result<Vec<SuiteFile>, CaseError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| CaseError::Read {
+            file: dir.to_path_buf(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut suites: Vec<SuiteFile> = files.iter().map(|f| load(f)).collect::<Result<_, _>>()?;
+    // The catalogue's order.
+    let order = |f: &str| {
+        ["SES", "RT", "DP", "WD", "GR", "RB"]
+            .iter()
+            .position(|x| *x == f)
+            .unwrap_or(99)
+    };
+    suites.sort_by_key(|s| order(&s.family));
+    Ok(suites)
+}
+
+impl Case {
+    /// Whether the case runs on `cell`: `Err` with why when it is left out there.
+    pub fn applies(&self, cell: &Cell) -> Result<bool, String> {
+        if !self.cells.matches(cell) {
+            return Ok(false);
+        }
+        match self.skip.iter().find(|s| s.cells.matches(cell)) {
+            Some(s) => Err(s.why.clone()),
+            None => Ok(true),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<SuiteFile, CaseError> {
+        parse(s, Path::new("suites/x.yaml"))
+    }
+
+    #[test]
+    fn a_case_reads_and_applies_to_its_cells() {
+        let s = parse_str(
+            r#"
+family: WD
+title: Withdrawal
+cases:
+  - id: WD-01
+    title: pod delete
+    cells: {fabric: [tor]}
+    skip: [{node: [frr], why: "FRR has no borrowed IPs"}]
+    steps:
+      - pod_add: {node: n1, name: wd01, ip: borrowed}
+      - pod_del: {node: n1, name: wd01}
+        time: {prefix: "{pod.wd01}/32", deleted: true, budget: 1s}
+      - expect: {fib: {nodes: "others:n1", lacks: ["{pod.wd01}/32"]}, within: 2s}
+"#,
+        )
+        .unwrap();
+        let c = &s.cases[0];
+        let cell = |node, fabric: &str| Cell {
+            node,
+            fabric: fabric.parse().unwrap(),
+            family: Family::V4,
+        };
+        assert_eq!(c.applies(&cell(NodeSpeaker::Speaker, "tor/bird")), Ok(true));
+        assert_eq!(c.applies(&cell(NodeSpeaker::Speaker, "mesh")), Ok(false));
+        assert!(c.applies(&cell(NodeSpeaker::Frr, "tor/frr")).is_err());
+        assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = parse_str("family: WD\ntitle: t\ncases:\n  - id: RT-01\n    title: x\n    steps: []\n").unwrap_err();
+        assert!(
+            e.to_string().contains("cases[0] (RT-01).id: RT-01 is not of family WD"),
+            "{e}"
+        );
+        let e = parse_str(
+            "family: WD\ntitle: t\ncases:\n  - id: WD-01\n    title: x\n    steps: [{wait: 2s, pause: n1}]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("steps[0]: a step holds exactly one"), "{e}");
+        let e = parse_str("family: WD\ntitle: t\ncases:\n  - id: WD-01\n    title: x\n    steps: [{wiat: 2s}]\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field `wiat`"), "{e}");
+        assert!(e.to_string().contains("line"), "{e}");
+        let e = parse_str(
+            "family: WD\ntitle: t\ncases:\n  - id: WD-01\n    title: x\n    cells: {fabric: [ring]}\n    steps: []\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown fabric"), "{e}");
+    }
+}

@@ -1,0 +1,333 @@
+//! The conformance suite: cases as data (`case.rs`) run over the cells of the matrix
+//! (`render`), one deployment per cell shared by its cases. Each case's actions and
+//! expectations run here (`steps.rs`); after every case the lab is checked against
+//! its model, nothing missing and nothing stale (`model.rs`, WD-04), and a lab left
+//! dirty is deployed again before the next case. Results go to reports (`report.rs`).
+//! `lab test` and the `suites` test harness both drive this runner.
+
+pub mod case;
+pub mod model;
+pub mod report;
+mod steps;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bringup::{self, UpReport};
+use crate::deploy::{self, UpOptions};
+use crate::pods::Pod;
+use crate::progress::Progress;
+use crate::render::{Cell, Plan};
+use crate::runtime::Runtime;
+use crate::topology::Topology;
+
+pub use case::{Case, SuiteFile};
+
+/// How a case ended on a cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail(String),
+    /// Left out on this cell, and why.
+    Skip(String),
+}
+
+/// One timing of a case: how long a node's kernel took to follow a change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    pub name: String,
+    pub node: String,
+    /// Milliseconds; `None` when the node did not follow within the deadline.
+    pub ms: Option<f64>,
+    pub budget_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub title: String,
+    pub family: String,
+    pub cell: String,
+    pub node: String,
+    pub fabric: String,
+    pub ip_family: String,
+    pub outcome: Outcome,
+    pub secs: f64,
+    #[serde(default)]
+    pub samples: Vec<Sample>,
+    /// Packets sent and lost by the case's traffic.
+    #[serde(default)]
+    pub traffic: Option<(u64, u64)>,
+    /// Where the evidence of a failure was written.
+    #[serde(default)]
+    pub evidence: Option<String>,
+}
+
+impl CaseResult {
+    /// As the test is named: `WD-01 pod delete [node=speaker fabric=tor/frr v4]`.
+    pub fn name(&self) -> String {
+        format!("{} {} [{}]", self.id, self.title, self.cell)
+    }
+}
+
+/// The name of a case on a cell, as tests and reports carry it.
+pub fn test_name(case: &Case, cell: &Cell) -> String {
+    format!("{} {} [{cell}]", case.id, case.title)
+}
+
+/// A deployed cell and what the cases did to it.
+pub struct Lab {
+    pub cell: Cell,
+    pub topo: Topology,
+    pub up: UpReport,
+    /// Each Kubernetes node's own addresses (on its links, not management).
+    pub addresses: BTreeMap<String, Vec<IpAddr>>,
+    /// Pods the cases made, by name.
+    pub pods: BTreeMap<String, Pod>,
+    /// Every address a case gave a pod, still known after the pod is gone.
+    pub pod_ips: BTreeMap<String, IpAddr>,
+    /// Each Kubernetes node's blocks as they are now: its labels', less what a case
+    /// released, plus what it allocated.
+    pub blocks: BTreeMap<String, Vec<ipnet::IpNet>>,
+    /// Nodes whose BGP daemon a case stopped or killed, or which it paused.
+    pub down: BTreeSet<String>,
+    /// Borrowed addresses handed out so far.
+    borrowed: u16,
+}
+
+pub struct Runner {
+    pub rt: Runtime,
+    /// Where cells are rendered.
+    pub cells_dir: PathBuf,
+    /// Where evidence of failed cases goes.
+    pub report_dir: PathBuf,
+    pub progress: Progress,
+    pub lab: Option<Lab>,
+}
+
+impl Runner {
+    pub async fn new(cells_dir: PathBuf, report_dir: PathBuf, quiet: bool) -> Result<Runner, String> {
+        let rt = Runtime::connect().await.map_err(|e| e.to_string())?;
+        Ok(Runner {
+            rt,
+            cells_dir,
+            report_dir,
+            progress: Progress::new(quiet),
+            lab: None,
+        })
+    }
+
+    /// Renders and deploys `cell` (replacing whatever was up), and checks it is up as
+    /// `lab up` checks: sessions, blocks, pods, ping matrix.
+    pub async fn deploy(&mut self, cell: Cell) -> Result<(), String> {
+        self.teardown().await;
+        let plan = Plan::new(cell)?;
+        let path = plan
+            .write(&self.cells_dir.join(cell.slug()))
+            .map_err(|e| format!("{}: {e}", self.cells_dir.display()))?;
+        let topo = Topology::load(&path).map_err(|e| e.to_string())?;
+        let opts = UpOptions {
+            reconfigure: true,
+            keep_on_error: false,
+        };
+        let up = bringup::up(&self.rt, &topo, &opts, Duration::from_secs(60), &self.progress)
+            .await
+            .map_err(|e| format!("cell [{cell}] did not come up: {e}"))?
+            .ok_or("no wait")?;
+        let addresses = steps::node_addresses(&self.rt, &topo).await?;
+        let blocks = topo
+            .nodes
+            .values()
+            .filter_map(|n| {
+                let b = n.labels.get("lab.block")?;
+                Some((
+                    n.name.clone(),
+                    b.split(',').filter_map(|b| b.trim().parse().ok()).collect(),
+                ))
+            })
+            .collect();
+        self.lab = Some(Lab {
+            cell,
+            topo,
+            up,
+            addresses,
+            pods: BTreeMap::new(),
+            pod_ips: BTreeMap::new(),
+            blocks,
+            down: BTreeSet::new(),
+            borrowed: 0,
+        });
+        Ok(())
+    }
+
+    /// Removes the deployed cell.
+    pub async fn teardown(&mut self) {
+        if let Some(lab) = self.lab.take() {
+            let _ = deploy::down(&self.rt, &lab.topo.name, &self.progress).await;
+        }
+    }
+
+    /// Runs one case on the deployed cell (`family`: its file's), then checks the lab
+    /// against its model; a lab left dirty is deployed again.
+    pub async fn run_case(&mut self, case: &Case, family: &str) -> CaseResult {
+        let start = Instant::now();
+        let cell = self.lab.as_ref().map(|l| l.cell).expect("a deployed cell");
+        let mut result = CaseResult {
+            id: case.id.clone(),
+            title: case.title.clone(),
+            family: family.to_string(),
+            cell: cell.to_string(),
+            node: cell.node.as_str().into(),
+            fabric: cell.fabric.to_string(),
+            ip_family: cell.family.as_str().into(),
+            outcome: Outcome::Pass,
+            secs: 0.0,
+            samples: Vec::new(),
+            traffic: None,
+            evidence: None,
+        };
+        let lab = self.lab.as_mut().expect("a deployed cell");
+        let capture = steps::Capture::start(&self.rt, lab).await;
+        let mut ctx = steps::CaseRun::default();
+        let mut failure = None;
+        for (i, step) in case.steps.iter().enumerate() {
+            if let Err(e) = steps::run(&self.rt, lab, &mut ctx, step).await {
+                failure = Some(format!("step {} {}: {e}", i + 1, step.describe()));
+                break;
+            }
+        }
+        for step in &case.always {
+            if let Err(e) = steps::run(&self.rt, lab, &mut ctx, step).await {
+                failure.get_or_insert(format!("putting the lab back ({}): {e}", step.describe()));
+            }
+        }
+        result.traffic = ctx.stop_traffic(&self.rt, lab).await;
+        result.samples = std::mem::take(&mut ctx.samples);
+        // WD-04 after every case: nothing missing, nothing stale.
+        let clean = model::wait_exact(&self.rt, lab, Duration::from_secs(10)).await;
+        if let (None, Err(e)) = (&failure, &clean) {
+            failure = Some(format!("WD-04 nothing lingers, after the case: {e}"));
+        }
+        if let Some(f) = failure {
+            let dir = self
+                .report_dir
+                .join("evidence")
+                .join(format!("{}-{}", case.id, cell.slug()));
+            capture.collect(&self.rt, lab, &dir, &f).await;
+            result.evidence = Some(dir.display().to_string());
+            result.outcome = Outcome::Fail(f);
+        } else {
+            capture.discard(&self.rt, lab).await;
+        }
+        if clean.is_err() || !lab.down.is_empty() {
+            // The next case starts from a clean, re-checked lab.
+            if let Err(e) = self.deploy(cell).await {
+                tracing::error!("cannot deploy [{cell}] again: {e}");
+            }
+        }
+        result.secs = start.elapsed().as_secs_f64();
+        result
+    }
+}
+
+/// Every case of `suites` applying to `cell`, with the family it belongs to, or
+/// skipped there with why.
+pub fn cases_for<'a>(suites: &'a [SuiteFile], cell: &Cell) -> Vec<(&'a Case, &'a str, Result<(), String>)> {
+    let mut out = Vec::new();
+    for s in suites {
+        for c in &s.cases {
+            match c.applies(cell) {
+                Ok(true) => out.push((c, s.family.as_str(), Ok(()))),
+                Ok(false) => {}
+                Err(why) => out.push((c, s.family.as_str(), Err(why))),
+            }
+        }
+    }
+    out
+}
+
+/// The cases of `suites` run over `cells`, a deployment per cell, each case filtered
+/// by `filter` (matched against its test name). Results come back in order.
+pub async fn run(
+    runner: &mut Runner,
+    suites: &[SuiteFile],
+    cells: &[Cell],
+    filter: &dyn Fn(&str) -> bool,
+) -> Vec<CaseResult> {
+    let mut results = Vec::new();
+    for cell in cells {
+        let cases: Vec<_> = cases_for(suites, cell)
+            .into_iter()
+            .filter(|(c, ..)| filter(&test_name(c, cell)))
+            .collect();
+        if cases.is_empty() {
+            continue;
+        }
+        let deployed = runner.deploy(*cell).await;
+        for (case, family, applies) in cases {
+            let r = match (&deployed, applies) {
+                (_, Err(why)) => skipped(case, family, cell, why),
+                (Err(e), Ok(())) => failed(case, family, cell, e.clone()),
+                (Ok(()), Ok(())) => runner.run_case(case, family).await,
+            };
+            runner.progress.note(&format!("{} {}", verdict(&r.outcome), r.name()));
+            results.push(r);
+        }
+        runner.teardown().await;
+    }
+    results
+}
+
+/// A result for a case that did not run.
+pub fn skipped(case: &Case, family: &str, cell: &Cell, why: String) -> CaseResult {
+    not_run(case, family, cell, Outcome::Skip(why))
+}
+
+pub fn failed(case: &Case, family: &str, cell: &Cell, why: String) -> CaseResult {
+    not_run(case, family, cell, Outcome::Fail(why))
+}
+
+fn not_run(case: &Case, family: &str, cell: &Cell, outcome: Outcome) -> CaseResult {
+    CaseResult {
+        id: case.id.clone(),
+        title: case.title.clone(),
+        family: family.to_string(),
+        cell: cell.to_string(),
+        node: cell.node.as_str().into(),
+        fabric: cell.fabric.to_string(),
+        ip_family: cell.family.as_str().into(),
+        outcome,
+        secs: 0.0,
+        samples: Vec::new(),
+        traffic: None,
+        evidence: None,
+    }
+}
+
+pub fn verdict(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail(_) => "FAIL",
+        Outcome::Skip(_) => "skip",
+    }
+}
+
+/// Cells `i` of `n` shards takes: every n-th, so each shard gets a mix.
+pub fn shard(cells: Vec<Cell>, i: usize, n: usize) -> Vec<Cell> {
+    cells
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| n == 0 || k % n == i.saturating_sub(1) % n.max(1))
+        .map(|(_, c)| c)
+        .collect()
+}
+
+/// The folder of case files: `suites/` at the workspace root.
+pub fn suites_dir(root: &Path) -> PathBuf {
+    root.join("suites")
+}

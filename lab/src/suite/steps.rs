@@ -1,0 +1,762 @@
+//! Carrying out a case's steps on a deployed cell: pods, routes, links, pauses, the
+//! node's BGP daemon, traffic, waits, and expectations retried until they hold. Also
+//! what a case leaves as evidence when it fails: a pcap of TCP port 179 in every node
+//! taken during the case, the daemons' logs, and the peers and FIBs as JSON.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use super::case::{self, DaemonOp, Expect, FibExpect, PingExpect, SessionsExpect, Step};
+use super::{Lab, Sample};
+use crate::pods::{self, Pod};
+use crate::probes;
+use crate::runtime::Runtime;
+use crate::watch;
+
+/// What a case made along the way: its traffic, its timings.
+#[derive(Default)]
+pub struct CaseRun {
+    traffic: Option<(String, u32)>,
+    /// What the traffic counted when it was stopped.
+    last_traffic: Option<(u64, u64)>,
+    pub samples: Vec<Sample>,
+}
+
+fn sh(cmd: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), cmd.into()]
+}
+
+async fn exec_ok(rt: &Runtime, lab: &Lab, node: &str, cmd: &[String]) -> Result<String, String> {
+    let container = lab.topo.container_name(node);
+    let out = rt.exec(&container, cmd).await.map_err(|e| e.to_string())?;
+    if out.ok() {
+        Ok(out.stdout)
+    } else {
+        Err(format!(
+            "{node}: `{}` exited with {}: {}",
+            cmd.join(" "),
+            out.code,
+            format!("{}{}", out.stdout, out.stderr).trim()
+        ))
+    }
+}
+
+/// The Kubernetes nodes of the lab (`lab.role: node`).
+pub fn k8s_nodes(lab: &Lab) -> Vec<String> {
+    lab.topo
+        .nodes
+        .values()
+        .filter(|n| n.role() == Some("node"))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+/// A node's blocks as they are now.
+pub fn blocks(lab: &Lab, node: &str) -> Vec<IpNet> {
+    lab.blocks.get(node).cloned().unwrap_or_default()
+}
+
+/// A node's blocks as its labels give them (what `{n1.block}` names).
+fn label_blocks(lab: &Lab, node: &str) -> Vec<IpNet> {
+    lab.topo
+        .nodes
+        .get(node)
+        .and_then(|n| n.labels.get("lab.block"))
+        .map(|b| b.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Replaces `{n1.block}`, `{n1.block6}` and `{pod.NAME}` in `s`.
+fn subst(lab: &Lab, s: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').ok_or_else(|| format!("{s:?}: an unclosed {{"))? + i;
+        let key = &rest[i + 1..end];
+        let value = match key.split_once('.') {
+            Some(("pod", name)) => lab
+                .pod_ips
+                .get(name)
+                .map(|ip| ip.to_string())
+                .ok_or_else(|| format!("{s:?}: no pod {name} made by this case"))?,
+            Some((node, "block")) | Some((node, "block6")) => {
+                let v6 = key.ends_with('6');
+                label_blocks(lab, node)
+                    .into_iter()
+                    .find(|b| matches!(b, IpNet::V6(_)) == v6)
+                    .map(|b| b.to_string())
+                    .ok_or_else(|| format!("{s:?}: node {node} has no such block in this cell"))?
+            }
+            _ => return Err(format!("{s:?}: unknown placeholder {{{key}}}")),
+        };
+        out.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The nodes a node set names: `all`, `others:n1`, or `n2,n3`.
+fn node_set(lab: &Lab, spec: &str) -> Result<Vec<String>, String> {
+    let all = k8s_nodes(lab);
+    let set: Vec<String> = match spec {
+        "all" => all,
+        s if s.starts_with("others:") => {
+            let me = &s["others:".len()..];
+            all.into_iter().filter(|n| n != me).collect()
+        }
+        s => s.split(',').map(|n| n.trim().to_string()).collect(),
+    };
+    for n in &set {
+        if !lab.topo.nodes.contains_key(n) {
+            return Err(format!("no node {n} in this cell"));
+        }
+    }
+    Ok(set)
+}
+
+/// `10.244.1.5` and `10.244.1.5/32` alike.
+pub fn host_prefix(s: &str) -> String {
+    match s.parse::<IpAddr>() {
+        Ok(ip) => format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }),
+        Err(_) => s.to_string(),
+    }
+}
+
+fn check_node(lab: &Lab, node: &str) -> Result<(), String> {
+    if lab.topo.nodes.contains_key(node) {
+        Ok(())
+    } else {
+        Err(format!(
+            "no node {node} in this cell (nodes: {})",
+            lab.topo.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
+/// Runs one step.
+pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) -> Result<(), String> {
+    if let Some(w) = &step.wait {
+        tokio::time::sleep(case::duration(w)?).await;
+        return Ok(());
+    }
+    if let Some(e) = &step.expect {
+        return expect(rt, lab, ctx, e).await;
+    }
+    if let Some(t) = &step.traffic {
+        return ctx.start_traffic(rt, lab, &t.from, &t.to).await;
+    }
+    let origin = action_node(lab, step)?;
+    if let Some(p) = &step.pod_add {
+        // Known before it exists, so the timing can name it.
+        let ip = pod_ip(lab, p)?;
+        lab.pod_ips.insert(p.name.clone(), ip);
+    }
+    let Some(timing) = &step.time else {
+        return act(rt, lab, step).await;
+    };
+    let prefix = host_prefix(&subst(lab, &timing.prefix)?);
+    prefix_of(&prefix)?;
+    let budget = case::duration(&timing.budget)?;
+    let followers = followers(rt, lab, &origin, &prefix, timing.deleted).await?;
+    let change = watch::Change {
+        prefix: &prefix,
+        deleted: timing.deleted,
+        origin: &origin,
+        followers: &followers,
+        deadline: budget.max(Duration::from_secs(3)) * 2,
+    };
+    let topo = lab.topo.clone();
+    let prop = watch::time_change(rt, &topo, change, async { act(rt, lab, step).await.map_err(Why) })
+        .await
+        .map_err(|Why(e)| e)?;
+    let name = timing.name.clone().unwrap_or_else(|| "route change".into());
+    let budget_ms = budget.as_secs_f64() * 1000.0;
+    let mut late = Vec::new();
+    for (node, ms) in &prop.after_ms {
+        ctx.samples.push(Sample {
+            name: name.clone(),
+            node: node.clone(),
+            ms: *ms,
+            budget_ms,
+        });
+        match ms {
+            Some(ms) if *ms <= budget_ms => {}
+            Some(ms) => late.push(format!("{node} after {ms:.1} ms")),
+            None => late.push(format!("{node} not at all")),
+        }
+    }
+    if prop.origin_at.is_none() {
+        return Err(format!("{} did not change in {origin}'s kernel", prop.prefix));
+    }
+    if !late.is_empty() {
+        return Err(format!(
+            "{} {}: budget {budget_ms:.0} ms; {}",
+            prop.prefix,
+            if timing.deleted { "removed" } else { "added" },
+            late.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// A step's failure, as `watch::time_change` needs it.
+struct Why(String);
+
+impl From<crate::runtime::RuntimeError> for Why {
+    fn from(e: crate::runtime::RuntimeError) -> Why {
+        Why(e.to_string())
+    }
+}
+
+fn prefix_of(s: &str) -> Result<IpNet, String> {
+    s.parse().map_err(|_| format!("{s:?} is not a prefix"))
+}
+
+/// The node an action happens in.
+fn action_node(lab: &Lab, step: &Step) -> Result<String, String> {
+    let node = if let Some(p) = &step.pod_add {
+        &p.node
+    } else if let Some(p) = &step.pod_del {
+        &p.node
+    } else if let Some(r) = &step.route {
+        &r.node
+    } else if let Some(l) = &step.link {
+        &l.node
+    } else if let Some(d) = &step.daemon {
+        &d.node
+    } else if let Some(n) = step.pause.as_ref().or(step.unpause.as_ref()) {
+        n
+    } else {
+        return Err("not an action".into());
+    };
+    check_node(lab, node)?;
+    Ok(node.clone())
+}
+
+/// Who must follow a change of `prefix` made in `origin`: the other nodes and ToRs
+/// (what programs a FIB from BGP; reflectors only reflect). For a removal, those that
+/// route to it now.
+async fn followers(rt: &Runtime, lab: &Lab, origin: &str, prefix: &str, deleted: bool) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for n in lab.topo.nodes.values() {
+        if n.name == origin || !matches!(n.role(), Some("node" | "tor")) || lab.down.contains(&n.name) {
+            continue;
+        }
+        if deleted {
+            let fib = probes::fib(rt, &lab.topo.container_name(&n.name))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !fib
+                .iter()
+                .any(|r| host_prefix(&r.dst) == prefix && r.kind != "blackhole")
+            {
+                continue;
+            }
+        }
+        out.push(n.name.clone());
+    }
+    Ok(out)
+}
+
+/// The address a `pod_add` gives its pod.
+fn pod_ip(lab: &mut Lab, p: &case::PodAdd) -> Result<IpAddr, String> {
+    if let Some(ip) = lab.pod_ips.get(&p.name) {
+        return Ok(*ip);
+    }
+    match p.ip.as_deref() {
+        None => free_in_block(lab, &p.node),
+        Some("borrowed") => {
+            // Outside every node's block, inside the pool.
+            lab.borrowed += 1;
+            Ok(IpAddr::from([10, 244, 250, lab.borrowed as u8]))
+        }
+        Some(ip) => subst(lab, ip)?
+            .parse()
+            .map_err(|_| format!("pod_add: {ip:?} is not an address")),
+    }
+}
+
+/// The next free address of a node's IPv4 block, for a pod.
+fn free_in_block(lab: &Lab, node: &str) -> Result<IpAddr, String> {
+    let block = label_blocks(lab, node)
+        .into_iter()
+        .find(|b| matches!(b, IpNet::V4(_)))
+        .ok_or_else(|| format!("node {node} has no IPv4 block"))?;
+    // The declared pods take the first addresses; cases take from the top down.
+    let used: Vec<IpAddr> = lab.pod_ips.values().copied().collect();
+    block
+        .hosts()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|ip| !used.contains(ip))
+        .ok_or_else(|| format!("no free address in {block}"))
+}
+
+async fn act(rt: &Runtime, lab: &mut Lab, step: &Step) -> Result<(), String> {
+    if let Some(p) = &step.pod_add {
+        let ip = pod_ip(lab, p)?;
+        let pod = Pod {
+            node: p.node.clone(),
+            name: p.name.clone(),
+            ip,
+            iface: pods::iface_name(&p.name),
+        };
+        pods::add(rt, &lab.topo, &pod).await.map_err(|e| e.to_string())?;
+        lab.pods.insert(p.name.clone(), pod);
+        return Ok(());
+    }
+    if let Some(p) = &step.pod_del {
+        pods::delete(rt, &lab.topo, &p.node, &p.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        lab.pods.remove(&p.name);
+        return Ok(());
+    }
+    if let Some(r) = &step.route {
+        let (verb, spec) = match (&r.add, &r.del, &r.replace) {
+            (Some(a), ..) => ("add", a),
+            (_, Some(d), _) => ("del", d),
+            (.., Some(x)) => ("replace", x),
+            _ => return Err("route: add, del or replace".into()),
+        };
+        let spec = subst(lab, spec)?;
+        let mut cmd = vec!["ip".to_string()];
+        if spec.contains(':') {
+            cmd.push("-6".into());
+        }
+        cmd.extend(["route".to_string(), verb.to_string()]);
+        cmd.extend(spec.split_whitespace().map(String::from));
+        exec_ok(rt, lab, &r.node, &cmd).await?;
+        // A blackhole in the pools is a block, as Calico's IPAM makes one.
+        let words: Vec<&str> = spec.split_whitespace().collect();
+        if let ["blackhole", net, ..] = words[..] {
+            if let Ok(net) = net.parse::<IpNet>() {
+                let b = lab.blocks.entry(r.node.clone()).or_default();
+                b.retain(|x| *x != net);
+                if verb != "del" {
+                    b.push(net);
+                }
+            }
+        }
+        return Ok(());
+    }
+    if let Some(l) = &step.link {
+        let state = if l.up { "up" } else { "down" };
+        let cmd: Vec<String> = ["ip", "link", "set", &l.iface, state].map(String::from).to_vec();
+        exec_ok(rt, lab, &l.node, &cmd).await?;
+        return Ok(());
+    }
+    if let Some(n) = &step.pause {
+        rt.pause(&lab.topo.container_name(n)).await.map_err(|e| e.to_string())?;
+        lab.down.insert(n.clone());
+        return Ok(());
+    }
+    if let Some(n) = &step.unpause {
+        match rt.unpause(&lab.topo.container_name(n)).await {
+            Ok(()) => {}
+            // Unpausing what runs leaves it running (for `always` steps).
+            Err(e) if e.to_string().contains("is not paused") => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        lab.down.remove(n);
+        return Ok(());
+    }
+    if let Some(d) = &step.daemon {
+        let node = lab.topo.nodes.get(&d.node).ok_or("no such node")?;
+        let kind = node
+            .bgp()
+            .and_then(crate::kinds::for_label)
+            .ok_or_else(|| format!("{}: no BGP daemon", d.node))?;
+        let daemon = kind
+            .daemon()
+            .ok_or_else(|| format!("{}: the lab cannot control {}", d.node, kind.name()))?;
+        let cmd = match d.op {
+            DaemonOp::Stop => daemon.stop,
+            DaemonOp::Kill => daemon.kill,
+            DaemonOp::Start => daemon.start,
+        };
+        exec_ok(rt, lab, &d.node, &sh(cmd)).await?;
+        match d.op {
+            DaemonOp::Start => lab.down.remove(&d.node),
+            _ => lab.down.insert(d.node.clone()),
+        };
+        return Ok(());
+    }
+    Err("not an action".into())
+}
+
+async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expect) -> Result<(), String> {
+    if let Some(limit) = &e.up_within {
+        let limit = case::duration(limit)?;
+        let took = lab.up.sessions_after;
+        return if took <= limit {
+            Ok(())
+        } else {
+            Err(format!(
+                "every session Established {:.1} s after lab up began, more than {:.0} s",
+                took.as_secs_f64(),
+                limit.as_secs_f64()
+            ))
+        };
+    }
+    if let Some(max) = e.loss {
+        let Some((sent, lost)) = ctx.peek_traffic(rt, lab).await else {
+            return Err("expect loss: no traffic was started in this case".into());
+        };
+        return if lost <= max {
+            Ok(())
+        } else {
+            Err(format!(
+                "the traffic lost {lost} of {sent} packets (at most {max} allowed)"
+            ))
+        };
+    }
+    let within = e
+        .within
+        .as_deref()
+        .map(case::duration)
+        .transpose()?
+        .unwrap_or(Duration::from_secs(10));
+    let start = Instant::now();
+    loop {
+        let r = once(rt, lab, e).await;
+        match r {
+            Ok(()) => return Ok(()),
+            Err(why) if start.elapsed() >= within => {
+                return Err(format!("not within {:.1} s: {why}", within.as_secs_f64()))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// One look at what an expectation says.
+async fn once(rt: &Runtime, lab: &Lab, e: &Expect) -> Result<(), String> {
+    if let Some(s) = &e.sessions {
+        return sessions(rt, lab, s).await;
+    }
+    if let Some(f) = &e.fib {
+        return fib(rt, lab, f).await;
+    }
+    if let Some(ping) = &e.ping {
+        let mut list = pods::list(rt, &lab.topo).await.map_err(|e| e.to_string())?;
+        if let PingExpect::Pair { from, to } = ping {
+            for p in [from, to] {
+                if !list.iter().any(|x| x.name == *p) {
+                    return Err(format!("no pod {p}"));
+                }
+            }
+            list.retain(|p| p.name == *from || p.name == *to);
+        }
+        let m = pods::ping_matrix(rt, &lab.topo, list, Duration::from_secs(2))
+            .await
+            .map_err(|e| e.to_string())?;
+        let failing: Vec<String> = m
+            .reached
+            .iter()
+            .flat_map(|(a, row)| {
+                row.iter()
+                    .filter(|(_, ok)| !**ok)
+                    .map(move |(b, _)| format!("{a}->{b}"))
+            })
+            .filter(|pair| match ping {
+                PingExpect::Pair { from, to } => *pair == format!("{from}->{to}"),
+                PingExpect::All(_) => true,
+            })
+            .collect();
+        return if failing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} pod pair(s) do not ping: {}",
+                failing.len(),
+                failing.join(" ")
+            ))
+        };
+    }
+    if e.model == Some(true) {
+        return super::model::check(rt, lab).await;
+    }
+    Err("an empty expectation".into())
+}
+
+async fn sessions(rt: &Runtime, lab: &Lab, s: &SessionsExpect) -> Result<(), String> {
+    let table = probes::peers(rt, Some(&lab.topo.name))
+        .await
+        .map_err(|e| e.to_string())?;
+    match s {
+        SessionsExpect::All(true) => {
+            let stuck: Vec<String> = table
+                .rows
+                .iter()
+                .filter(|r| r.session.state != "Established")
+                .map(|r| format!("{} -> {} {}", r.node, r.session.peer, r.session.state))
+                .chain(table.unreadable.iter().map(|u| format!("{}: {}", u.node, u.error)))
+                .collect();
+            if stuck.is_empty() && !table.rows.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not Established: {}", stuck.join("; ")))
+            }
+        }
+        SessionsExpect::All(false) => Err("sessions: false means nothing; use {down: [NODE]}".into()),
+        SessionsExpect::Down { down } => {
+            let mut up = Vec::new();
+            for node in down {
+                let addrs = lab.addresses.get(node).ok_or_else(|| format!("no node {node}"))?;
+                for r in table.rows.iter().filter(|r| &r.node != node) {
+                    let peer: Option<IpAddr> = r.session.peer.parse().ok();
+                    if peer.is_some_and(|p| addrs.contains(&p)) && r.session.state == "Established" {
+                        up.push(format!("{} -> {node} ({})", r.node, r.session.peer));
+                    }
+                }
+            }
+            if up.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("still Established: {}", up.join("; ")))
+            }
+        }
+    }
+}
+
+async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
+    let has: Vec<String> = f
+        .has
+        .iter()
+        .map(|p| subst(lab, p).map(|p| host_prefix(&p)))
+        .collect::<Result<_, _>>()?;
+    let lacks: Vec<String> = f
+        .lacks
+        .iter()
+        .map(|p| subst(lab, p).map(|p| host_prefix(&p)))
+        .collect::<Result<_, _>>()?;
+    let mut wrong = Vec::new();
+    for node in node_set(lab, &f.nodes)? {
+        let routes = probes::fib(rt, &lab.topo.container_name(&node))
+            .await
+            .map_err(|e| e.to_string())?;
+        for p in &has {
+            let found = routes
+                .iter()
+                .find(|r| host_prefix(&r.dst) == *p && r.kind != "blackhole");
+            match (found, &f.protocol) {
+                (None, _) => wrong.push(format!("{p} missing from {node}")),
+                (Some(r), Some(proto)) if r.protocol != *proto => {
+                    wrong.push(format!("{p} in {node} is of protocol {}, not {proto}", r.protocol))
+                }
+                _ => {}
+            }
+        }
+        for p in &lacks {
+            if let Some(r) = routes.iter().find(|r| host_prefix(&r.dst) == *p) {
+                wrong.push(format!("{p} still in {node} ({} {})", r.protocol, r.gateways.join(",")));
+            }
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
+    }
+}
+
+impl CaseRun {
+    async fn start_traffic(&mut self, rt: &Runtime, lab: &Lab, from: &str, to: &str) -> Result<(), String> {
+        let list = pods::list(rt, &lab.topo).await.map_err(|e| e.to_string())?;
+        let find = |name: &str| {
+            list.iter()
+                .find(|p| p.name == name)
+                .cloned()
+                .ok_or_else(|| format!("traffic: no pod {name}"))
+        };
+        let (src, dst) = (find(from)?, find(to)?);
+        // ip netns exec becomes ping: the PID we print is ping's.
+        let cmd = format!(
+            "ip netns exec pod-{} ping -n -i 0.05 -W 1 {} >/tmp/lab-traffic.log 2>&1 & echo $!",
+            src.name, dst.ip
+        );
+        let out = exec_ok(rt, lab, &src.node, &sh(&cmd)).await?;
+        let pid: u32 = out.trim().parse().map_err(|_| format!("traffic: no PID in {out:?}"))?;
+        self.traffic = Some((src.node, pid));
+        Ok(())
+    }
+
+    /// Stops the traffic (if any) and says what it sent and lost.
+    pub async fn stop_traffic(&mut self, rt: &Runtime, lab: &Lab) -> Option<(u64, u64)> {
+        let Some((node, pid)) = self.traffic.take() else {
+            return self.last_traffic;
+        };
+        let cmd = format!("kill -INT {pid}; sleep 0.3; cat /tmp/lab-traffic.log; rm -f /tmp/lab-traffic.log");
+        let out = exec_ok(rt, lab, &node, &sh(&cmd)).await.ok()?;
+        parse_ping_summary(&out)
+    }
+
+    /// Stops the traffic to count it; a later `loss` sees the same count.
+    async fn peek_traffic(&mut self, rt: &Runtime, lab: &Lab) -> Option<(u64, u64)> {
+        let counted = self.stop_traffic(rt, lab).await;
+        if counted.is_some() {
+            self.last_traffic = counted;
+        }
+        self.last_traffic
+    }
+}
+
+/// `20 packets transmitted, 19 received, 5% packet loss` -> (20, 1).
+fn parse_ping_summary(out: &str) -> Option<(u64, u64)> {
+    let line = out.lines().find(|l| l.contains("packets transmitted"))?;
+    let nums: Vec<u64> = line
+        .split(',')
+        .filter_map(|part| part.split_whitespace().next()?.parse().ok())
+        .collect();
+    match nums[..] {
+        [sent, received, ..] => Some((sent, sent.saturating_sub(received))),
+        _ => None,
+    }
+}
+
+/// Each Kubernetes node's own addresses on its links (not lo, not management).
+pub async fn node_addresses(
+    rt: &Runtime,
+    topo: &crate::topology::Topology,
+) -> Result<BTreeMap<String, Vec<IpAddr>>, String> {
+    let mut out = BTreeMap::new();
+    for n in topo.nodes.values() {
+        let cmd: Vec<String> = ["ip", "-j", "addr", "show"].map(String::from).to_vec();
+        let o = rt
+            .exec(&topo.container_name(&n.name), &cmd)
+            .await
+            .map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
+        let addrs: Vec<IpAddr> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| !matches!(i["ifname"].as_str(), Some("lo" | "eth0")))
+            .flat_map(|i| i["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter(|a| a["scope"] == "global")
+            .filter_map(|a| a["local"].as_str()?.parse().ok())
+            .collect();
+        out.insert(n.name.clone(), addrs);
+    }
+    Ok(out)
+}
+
+/// A pcap of TCP port 179 in every BGP node, for the length of a case.
+pub struct Capture {
+    nodes: Vec<(String, u32)>,
+}
+
+const PCAP: &str = "/tmp/lab-case.pcap";
+
+impl Capture {
+    pub async fn start(rt: &Runtime, lab: &Lab) -> Capture {
+        let mut nodes = Vec::new();
+        for n in lab.topo.nodes.values().filter(|n| n.bgp().is_some()) {
+            let cmd = format!("tcpdump -i any -U -s 256 -w {PCAP} 'tcp port 179' >/dev/null 2>&1 & echo $!");
+            if let Ok(out) = exec_ok(rt, lab, &n.name, &sh(&cmd)).await {
+                if let Ok(pid) = out.trim().parse() {
+                    nodes.push((n.name.clone(), pid));
+                }
+            }
+        }
+        Capture { nodes }
+    }
+
+    async fn stop(&self, rt: &Runtime, lab: &Lab) {
+        for (node, pid) in &self.nodes {
+            let _ = exec_ok(rt, lab, node, &sh(&format!("kill -INT {pid} 2>/dev/null; sleep 0.1"))).await;
+        }
+    }
+
+    pub async fn discard(self, rt: &Runtime, lab: &Lab) {
+        self.stop(rt, lab).await;
+        for (node, _) in &self.nodes {
+            let _ = exec_ok(rt, lab, node, &sh(&format!("rm -f {PCAP}"))).await;
+        }
+    }
+
+    /// Writes the case's evidence into `dir`.
+    pub async fn collect(self, rt: &Runtime, lab: &Lab, dir: &Path, why: &str) {
+        self.stop(rt, lab).await;
+        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::write(dir.join("failure.txt"), format!("{why}\n"));
+        if let Ok(t) = probes::peers(rt, Some(&lab.topo.name)).await {
+            let _ = std::fs::write(
+                dir.join("peers.json"),
+                serde_json::to_string_pretty(&t.rows).unwrap_or_default(),
+            );
+        }
+        for n in lab.topo.nodes.values() {
+            let container = lab.topo.container_name(&n.name);
+            if let Ok(routes) = probes::fib(rt, &container).await {
+                let _ = std::fs::write(
+                    dir.join(format!("fib-{}.json", n.name)),
+                    serde_json::to_string_pretty(&routes).unwrap_or_default(),
+                );
+            }
+            if let Some(d) = n.bgp().and_then(crate::kinds::for_label).and_then(|k| k.daemon()) {
+                if let Ok(log) = exec_ok(rt, lab, &n.name, &sh(&format!("tail -c 300000 {}", d.log))).await {
+                    let _ = std::fs::write(dir.join(format!("{}.log", n.name)), log);
+                }
+            }
+            if self.nodes.iter().any(|(node, _)| *node == n.name) {
+                if let Ok(b64) = exec_ok(rt, lab, &n.name, &sh(&format!("base64 -w0 {PCAP}; rm -f {PCAP}"))).await {
+                    if let Some(bytes) = base64_decode(b64.trim()) {
+                        let _ = std::fs::write(dir.join(format!("{}.pcap", n.name)), bytes);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Standard base64, as coreutils writes it.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        })
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, b) in chunk.iter().enumerate() {
+            n |= val(*b)? << (18 - 6 * i);
+        }
+        let take = chunk.len().saturating_sub(1);
+        for i in 0..take {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_summaries_and_base64_read() {
+        let out = "PING 10.244.2.1\n\n--- 10.244.2.1 ping statistics ---\n40 packets transmitted, 37 received, 7.5% packet loss, time 1950ms\n";
+        assert_eq!(parse_ping_summary(out), Some((40, 3)));
+        assert_eq!(parse_ping_summary("nothing"), None);
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+        assert_eq!(host_prefix("10.244.1.5"), "10.244.1.5/32");
+        assert_eq!(host_prefix("fd00::5"), "fd00::5/128");
+    }
+}

@@ -163,6 +163,9 @@ enum PodVerb {
         node: String,
         #[arg(long)]
         ip: std::net::IpAddr,
+        /// Its IPv6 address too (a dual-stack pod).
+        #[arg(long)]
+        ip6: Option<std::net::IpAddr>,
         /// Default: <node>-<ip with dashes>.
         #[arg(long)]
         name: Option<String>,
@@ -524,6 +527,7 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
             topo,
             node,
             ip,
+            ip6,
             name,
             timing,
             json,
@@ -535,17 +539,17 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
                 node,
                 name,
                 ip,
+                ip6,
             };
             if !timing {
                 pods::add(&rt, &t, &p).await?;
                 println!("pod {} ({}) on {} via {}", p.name, p.ip, p.node, p.iface);
                 return Ok(ExitCode::SUCCESS);
             }
-            // Every node that programs a FIB from BGP may follow; reflectors do not.
             let followers: Vec<String> = t
                 .nodes
                 .values()
-                .filter(|n| n.name != p.node && n.bgp().is_some() && n.role() != Some("rr"))
+                .filter(|n| n.name != p.node && programs_fib(n))
                 .map(|n| n.name.clone())
                 .collect();
             let prefix = host_prefix(p.ip);
@@ -581,7 +585,7 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
             let prefix = host_prefix(pod.ip);
             // The nodes whose kernels route to the pod now: each must let go.
             let mut followers = Vec::new();
-            for n in t.nodes.values().filter(|n| n.name != node && n.bgp().is_some()) {
+            for n in t.nodes.values().filter(|n| n.name != node && programs_fib(n)) {
                 let fib = probes::fib(&rt, &t.container_name(&n.name)).await?;
                 if fib
                     .iter()
@@ -609,13 +613,22 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
-                    .map(|p| vec![p.node.clone(), p.name.clone(), p.ip.to_string(), p.iface.clone()])
+                    .map(|p| {
+                        let ips: Vec<String> = p.addresses().iter().map(|a| a.to_string()).collect();
+                        vec![p.node.clone(), p.name.clone(), ips.join(" "), p.iface.clone()]
+                    })
                     .collect();
                 print!("{}", report::table(&["NODE", "POD", "IP", "HOST IFACE"], &rows));
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a node's kernel follows BGP: Kubernetes nodes and ToRs do; route
+/// reflectors and switches are left out of timings, adding and deleting alike.
+fn programs_fib(n: &lab::topology::Node) -> bool {
+    n.bgp().is_some() && n.role() != Some("rr") && n.role() != Some("switch")
 }
 
 /// A host route's prefix as route events and `ip -j route` name it.

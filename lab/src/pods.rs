@@ -36,9 +36,20 @@ pub enum PodError {
 pub struct Pod {
     pub node: String,
     pub name: String,
+    /// The pod's IPv4 address.
     pub ip: IpAddr,
+    /// Its IPv6 address, on a dual-stack node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<IpAddr>,
     /// The node side of the pod's veth.
     pub iface: String,
+}
+
+impl Pod {
+    /// Its addresses: IPv4, then IPv6 where it has one.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        std::iter::once(self.ip).chain(self.ip6).collect()
+    }
 }
 
 /// Calico names the node side `cali` + 11 hex digits of a hash of the endpoint.
@@ -60,8 +71,25 @@ fn check_name(name: &str) -> Result<(), PodError> {
     }
 }
 
+/// A node's blocks from its `lab.block` label: one CIDR, or one of each family
+/// separated by a comma (`10.244.1.0/26,fd00:244:0:1::/122`).
+pub fn node_blocks(node: &crate::topology::Node) -> Result<Vec<IpNet>, PodError> {
+    let Some(label) = node.labels.get("lab.block") else {
+        return Ok(Vec::new());
+    };
+    label
+        .split(',')
+        .map(|b| {
+            b.trim()
+                .parse()
+                .map_err(|_| PodError::Invalid(format!("node {}: lab.block {label:?}: {b:?} is not a CIDR", node.name)))
+        })
+        .collect()
+}
+
 /// The pods a topology declares with `lab.pods: N` on a node that has a `lab.block`:
-/// N pods named `<node>-pod<i>` on the first addresses of the block.
+/// N pods named `<node>-pod<i>` on the first addresses of the block (of each block,
+/// on a dual-stack node).
 pub fn declared(topo: &Topology) -> Result<Vec<Pod>, PodError> {
     let mut pods = Vec::new();
     for n in topo.nodes.values() {
@@ -74,17 +102,19 @@ pub fn declared(topo: &Topology) -> Result<Vec<Pod>, PodError> {
                 n.name
             ))
         })?;
-        let block: IpNet = n
-            .labels
-            .get("lab.block")
-            .ok_or_else(|| {
-                PodError::Invalid(format!(
-                    "node {}: lab.pods needs a lab.block to take addresses from",
-                    n.name
-                ))
-            })?
-            .parse()
-            .map_err(|_| PodError::Invalid(format!("node {}: lab.block is not a CIDR", n.name)))?;
+        let blocks = node_blocks(n)?;
+        let block = *blocks.iter().find(|b| matches!(b, IpNet::V4(_))).ok_or_else(|| {
+            PodError::Invalid(format!(
+                "node {}: lab.pods needs an IPv4 lab.block to take addresses from",
+                n.name
+            ))
+        })?;
+        let hosts6: Vec<IpAddr> = blocks
+            .iter()
+            .find(|b| matches!(b, IpNet::V6(_)))
+            // The same host numbers as the IPv4 ones: ::1, ::2 (not the subnet's ::).
+            .map(|b| b.hosts().skip(1).take(count).collect())
+            .unwrap_or_default();
         let hosts: Vec<IpAddr> = block.hosts().take(count).collect();
         if hosts.len() < count {
             return Err(PodError::Invalid(format!(
@@ -100,6 +130,7 @@ pub fn declared(topo: &Topology) -> Result<Vec<Pod>, PodError> {
                 iface: iface_name(&name),
                 name,
                 ip,
+                ip6: hosts6.get(i).copied(),
             });
         }
     }
@@ -117,13 +148,16 @@ pub async fn add(rt: &Runtime, topo: &Topology, pod: &Pod) -> Result<(), PodErro
     }
     let IpAddr::V4(ip) = pod.ip else {
         return Err(PodError::Invalid(format!(
-            "pod {}: IPv6 pods are not supported yet",
-            pod.name
+            "pod {}: {} is not an IPv4 address (a pod has one, and an IPv6 one beside it on a dual-stack node)",
+            pod.name, pod.ip
         )));
     };
+    if pod.ip6.is_some_and(|a| a.is_ipv4()) {
+        return Err(PodError::Invalid(format!("pod {}: its IPv6 address is IPv4", pod.name)));
+    }
     let text = r#"
 set -e
-ns="$1"; ip="$2"; host="$3"
+ns="$1"; ip="$2"; host="$3"; ip6="$4"
 # A pod of that name stays as it is; what this script makes is undone if a step fails.
 ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null; ip link del "$host" 2>/dev/null' ERR
@@ -137,6 +171,15 @@ echo 1 > "/proc/sys/net/ipv4/conf/$host/proxy_arp"
 echo 0 > "/proc/sys/net/ipv4/neigh/$host/proxy_delay"
 ip link set "$host" up
 ip route add "$ip/32" dev "$host" scope link
+if [ -n "$ip6" ]; then
+  # IPv6 as Calico does it: the pod's /128, a default route to a link-local
+  # address of the node's side, and a /128 route to the pod on the node.
+  ip netns exec "$ns" sh -c 'echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad'
+  ip -n "$ns" -6 addr add "$ip6/128" dev eth0 nodad
+  ip -6 addr add fe80::1/64 dev "$host" nodad
+  ip -n "$ns" -6 route add default via fe80::1 dev eth0
+  ip -6 route add "$ip6/128" dev "$host"
+fi
 "#;
     let ns = format!("{NETNS_PREFIX}{}", pod.name);
     script(
@@ -146,7 +189,12 @@ ip route add "$ip/32" dev "$host" scope link
         &pod.name,
         "add",
         text,
-        &[&ns, &ip.to_string(), &pod.iface],
+        &[
+            &ns,
+            &ip.to_string(),
+            &pod.iface,
+            &pod.ip6.map(|a| a.to_string()).unwrap_or_default(),
+        ],
     )
     .await
 }
@@ -180,16 +228,16 @@ pub async fn delete(rt: &Runtime, topo: &Topology, node: &str, name: &str) -> Re
     check_name(name)?;
     // Routes first, one by one, so every kernel (this one too) reports their removal;
     // a deleted link takes its IPv4 routes away without a word.
-    let text = r#"ns="$1"; host="$2"; ip link show "$host" >/dev/null && ip route flush dev "$host" && ip link del "$host" && ip netns del "$ns""#;
+    let text = r#"ns="$1"; host="$2"; ip link show "$host" >/dev/null && ip route flush dev "$host" && { ip -6 route flush dev "$host" proto boot || true; } && ip link del "$host" && ip netns del "$ns""#;
     let ns = format!("{NETNS_PREFIX}{name}");
     script(rt, topo, node, name, "delete", text, &[&ns, &iface_name(name)]).await
 }
 
 /// The pods that exist in the lab's running nodes, read from the nodes themselves.
 pub async fn list(rt: &Runtime, topo: &Topology) -> Result<Vec<Pod>, PodError> {
-    // One line per pod: "<netns> <address>".
+    // One line per pod: "<netns> <address> [<IPv6 address>]".
     let script = r#"for ns in $(ip netns list | awk '{print $1}'); do
-  case "$ns" in pod-*) echo "$ns $(ip -n "$ns" -o -4 addr show dev eth0 | awk '{print $4}')";; esac
+  case "$ns" in pod-*) echo "$ns $(ip -n "$ns" -o -4 addr show dev eth0 | awk '{print $4}') $(ip -n "$ns" -o -6 addr show dev eth0 scope global | awk '{print $4}')";; esac
 done"#;
     let mut pods = Vec::new();
     for node in topo.nodes.keys() {
@@ -208,10 +256,12 @@ done"#;
             let Ok(ip) = addr.split('/').next().unwrap_or("").parse() else {
                 continue;
             };
+            let ip6 = it.next().and_then(|a| a.split('/').next()?.parse().ok());
             pods.push(Pod {
                 node: node.clone(),
                 name: name.to_string(),
                 ip,
+                ip6,
                 iface: iface_name(name),
             });
         }
@@ -283,7 +333,7 @@ for ip in "$@"; do (ping -n -q -c 1 -W 1 -I eth0 "$ip" >/dev/null 2>&1 && echo "
                     "ping".into(),
                     "_".into(),
                 ];
-                cmd.extend(targets.iter().map(|t| t.ip.to_string()));
+                cmd.extend(targets.iter().flat_map(|t| t.addresses()).map(|a| a.to_string()));
                 let out = rt.exec(&topo.container_name(&src.node), &cmd).await?;
                 let answered: Vec<String> = out.stdout.lines().map(str::to_string).collect();
                 Ok((src.name.clone(), answered))
@@ -291,9 +341,12 @@ for ip in "$@"; do (ping -n -q -c 1 -W 1 -I eth0 "$ip" >/dev/null 2>&1 && echo "
         });
         for r in futures::future::join_all(rounds).await {
             let (src, answered) = r?;
-            for ip in answered {
-                if let Some(dst) = pods.iter().find(|p| p.ip.to_string() == ip) {
-                    m.reached.get_mut(&src).expect("row").insert(dst.name.clone(), true);
+            // A pair is reached when every address of the target answered.
+            for dst in &pods {
+                if !answered.is_empty() && dst.addresses().iter().all(|a| answered.contains(&a.to_string())) {
+                    if let Some(v) = m.reached.get_mut(&src).and_then(|row| row.get_mut(&dst.name)) {
+                        *v = true;
+                    }
                 }
             }
         }

@@ -156,15 +156,19 @@ pub async fn wait_blocks(
     timeout: Duration,
     progress: &Progress,
 ) -> Result<usize, Vec<String>> {
+    // Every block of every node (one of each family on a dual-stack node).
     let blocks: Vec<(&str, &str)> = topo
         .nodes
         .values()
         .filter_map(|n| n.labels.get("lab.block").map(|b| (n.name.as_str(), b.as_str())))
+        .flat_map(|(n, b)| b.split(',').map(move |b| (n, b.trim())))
         .collect();
+    let mut nodes: Vec<&str> = blocks.iter().map(|(n, _)| *n).collect();
+    nodes.dedup();
     let start = Instant::now();
     loop {
         let mut missing = Vec::new();
-        for (node, _) in &blocks {
+        for node in &nodes {
             let routes = match fib(rt, &topo.container_name(node)).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -174,7 +178,8 @@ pub async fn wait_blocks(
             };
             for (owner, block) in &blocks {
                 let found = routes.iter().find(|r| r.dst == *block);
-                let ok = if owner == node {
+                let node = *node;
+                let ok = if *owner == node {
                     found.is_some_and(|r| r.kind == "blackhole")
                 } else {
                     found.is_some_and(|r| r.kind == "unicast" && !r.gateways.is_empty())

@@ -20,6 +20,8 @@ impl BgpKind for Bird {
 
     fn daemon(&self) -> Option<super::Daemon> {
         Some(super::Daemon {
+            pid_file: "/run/bird/bird.pid",
+            drain: None,
             stop: "kill -TERM \"$(cat /run/bird/bird.pid)\"",
             kill: "kill -KILL \"$(cat /run/bird/bird.pid)\"",
             start: "kill -0 \"$(cat /run/bird/bird.pid 2>/dev/null)\" 2>/dev/null || { mkdir -p /run/bird && bird -c /etc/bird/bird.conf -s /run/bird/bird.ctl -P /run/bird/bird.pid; }",

@@ -22,6 +22,8 @@ impl BgpKind for Frr {
     /// again by watchfrr; a stop stops every FRR daemon (zebra removes its routes).
     fn daemon(&self) -> Option<super::Daemon> {
         Some(super::Daemon {
+            pid_file: "/var/run/frr/bgpd.pid",
+            drain: None,
             stop: "/usr/lib/frr/frrinit.sh stop",
             kill: "kill -KILL \"$(cat /var/run/frr/bgpd.pid)\"",
             start: "/usr/lib/frr/frrinit.sh start",

@@ -59,9 +59,14 @@ pub trait BgpKind {
 /// A daemon's lifecycle in a node, as shell commands.
 #[derive(Debug, Clone, Copy)]
 pub struct Daemon {
+    /// Where its PID is (the one whose memory is measured).
+    pub pid_file: &'static str,
     pub stop: &'static str,
     pub kill: &'static str,
     pub start: &'static str,
+    /// Withdraws the node's routes and returns when its peers have them (and the
+    /// undoing of it), where the daemon has such a command.
+    pub drain: Option<(&'static str, &'static str)>,
     /// Where its log is, for the evidence of a failed case.
     pub log: &'static str,
 }

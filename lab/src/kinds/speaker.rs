@@ -17,6 +17,8 @@ impl BgpKind for Speaker {
 
     fn daemon(&self) -> Option<super::Daemon> {
         Some(super::Daemon {
+            pid_file: "/run/speaker/speaker.pid",
+            drain: Some(("speaker drain", "speaker undrain")),
             stop: "kill -TERM \"$(cat /run/speaker/speaker.pid)\"",
             kill: "kill -KILL \"$(cat /run/speaker/speaker.pid)\"",
             start: "kill -0 \"$(cat /run/speaker/speaker.pid 2>/dev/null)\" 2>/dev/null || { speaker run -c /etc/speaker/speaker.yaml >>/var/log/speaker.log 2>&1 & echo $! >/run/speaker/speaker.pid; }",

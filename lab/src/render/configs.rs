@@ -188,6 +188,10 @@ pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
     );
     if let Some(c) = r.cluster_id {
         let _ = writeln!(s, " bgp cluster-id {c}");
+    } else {
+        // A ToR: a node's link that flaps under its session must not end the session
+        // (FRR resets eBGP sessions on a link that goes down, by default).
+        s.push_str(" no bgp fast-external-failover\n");
     }
     for n in &r.neighbors {
         frr_neighbor(&mut s, n.address, &n.as_number.to_string(), None);

@@ -15,7 +15,7 @@ pub const KEEPALIVE: u16 = 3;
 pub const CONNECT_RETRY: u16 = 2;
 /// Graceful restart time: Calico's is 120 s; the lab's is short enough that a peer
 /// that never comes back (GR-03) is seen out within a case.
-pub const RESTART_TIME: u16 = 20;
+pub const RESTART_TIME: u16 = 10;
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -42,6 +42,10 @@ pub struct Case {
     /// Cells left out, each with why: a case that does not make sense there.
     #[serde(default)]
     pub skip: Vec<Skip>,
+    /// What is known of failures on some cells: the reports give this why beside the
+    /// failure (a finding about BIRD or FRR is a result, not a skip).
+    #[serde(default)]
+    pub findings: Vec<Skip>,
     /// Part of the smoke subset `make test` runs.
     #[serde(default)]
     pub smoke: bool,
@@ -122,6 +126,19 @@ pub struct Step {
     /// The node's BGP daemon: `{node: n1, do: stop|kill|start}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daemon: Option<DaemonAct>,
+    /// Drops the node's BGP connections as they are now, both ways, so that a daemon
+    /// killed after it closes nothing its peers see (a node that lost power).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_sessions: Option<String>,
+    /// Lets them through again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncut_sessions: Option<String>,
+    /// A link taken down and up `times` times, 100 ms each way: `{node, iface, times}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flap: Option<FlapAct>,
+    /// Pod churn: `cycles` borrowed pods added and deleted one after the other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnAct>,
     /// A continuous ping between pods, for the loss it counts: `{from: POD, to: POD}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Traffic>,
@@ -188,6 +205,25 @@ pub enum DaemonOp {
     Kill,
     /// Started again, as the node's `exec` started it.
     Start,
+    /// Withdraw the node's routes before maintenance, where the daemon can.
+    Drain,
+    Undrain,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapAct {
+    pub node: String,
+    #[serde(default = "eth1")]
+    pub iface: String,
+    pub times: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnAct {
+    pub node: String,
+    pub cycles: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -231,6 +267,17 @@ pub struct Expect {
     /// The time from `lab up` to every session Established, at most this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub up_within: Option<String>,
+    /// The node's BGP daemon's resident memory grew by at most this many KiB since
+    /// the case began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_growth: Option<RssExpect>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RssExpect {
+    pub node: String,
+    pub max_kib: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -321,6 +368,10 @@ impl Step {
             self.pause.is_some(),
             self.unpause.is_some(),
             self.daemon.is_some(),
+            self.cut_sessions.is_some(),
+            self.uncut_sessions.is_some(),
+            self.flap.is_some(),
+            self.churn.is_some(),
             self.traffic.is_some(),
             self.wait.is_some(),
             self.expect.is_some(),
@@ -330,7 +381,7 @@ impl Step {
         .count();
         if n != 1 {
             return Err(format!(
-                "a step holds exactly one of pod_add, pod_del, route, link, pause, unpause, daemon, traffic, wait, expect; this one has {n}"
+                "a step holds exactly one of pod_add, pod_del, route, link, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, traffic, wait, expect; this one has {n}"
             ));
         }
         if let Some(w) = &self.wait {
@@ -371,13 +422,14 @@ impl Step {
                 e.model.is_some(),
                 e.loss.is_some(),
                 e.up_within.is_some(),
+                e.rss_growth.is_some(),
             ]
             .iter()
             .filter(|x| **x)
             .count();
             if n != 1 {
                 return Err(format!(
-                    "expect: holds exactly one of sessions, fib, ping, model, loss, up_within; this one has {n}"
+                    "expect: holds exactly one of sessions, fib, ping, model, loss, up_within, rss_growth; this one has {n}"
                 ));
             }
         }
@@ -421,6 +473,11 @@ pub fn parse(text: &str, path: &Path) -> Result<SuiteFile, CaseError> {
                 .check()
                 .map_err(|m| invalid(format!("{}: {m}", at(&format!("skip[{j}]")))))?;
         }
+        for (j, s) in c.findings.iter().enumerate() {
+            s.cells
+                .check()
+                .map_err(|m| invalid(format!("{}: {m}", at(&format!("findings[{j}]")))))?;
+        }
         for (j, s) in c.steps.iter().enumerate() {
             s.check()
                 .map_err(|m| invalid(format!("{}: {m}", at(&format!("steps[{j}]")))))?;
@@ -457,6 +514,14 @@ pub fn load_dir(dir: &Path) -> Result<Vec<SuiteFile>, CaseError> {
 }
 
 impl Case {
+    /// What is known of a failure on `cell`.
+    pub fn finding(&self, cell: &Cell) -> Option<&str> {
+        self.findings
+            .iter()
+            .find(|f| f.cells.matches(cell))
+            .map(|f| f.why.as_str())
+    }
+
     /// Whether the case runs on `cell`: `Err` with why when it is left out there.
     pub fn applies(&self, cell: &Cell) -> Result<bool, String> {
         if !self.cells.matches(cell) {

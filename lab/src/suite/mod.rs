@@ -66,6 +66,12 @@ pub struct CaseResult {
     /// Where the evidence of a failure was written.
     #[serde(default)]
     pub evidence: Option<String>,
+    /// Memory of BGP daemons the case measured: (node, KiB before, KiB after).
+    #[serde(default)]
+    pub rss: Vec<(String, u64, u64)>,
+    /// What the case file knows of a failure on this cell.
+    #[serde(default)]
+    pub known: Option<String>,
 }
 
 impl CaseResult {
@@ -91,6 +97,7 @@ pub struct Lab {
     pub pods: BTreeMap<String, Pod>,
     /// Every address a case gave a pod, still known after the pod is gone.
     pub pod_ips: BTreeMap<String, IpAddr>,
+    pub pod_ips6: BTreeMap<String, IpAddr>,
     /// Each Kubernetes node's blocks as they are now: its labels', less what a case
     /// released, plus what it allocated.
     pub blocks: BTreeMap<String, Vec<ipnet::IpNet>>,
@@ -158,6 +165,7 @@ impl Runner {
             addresses,
             pods: BTreeMap::new(),
             pod_ips: BTreeMap::new(),
+            pod_ips6: BTreeMap::new(),
             blocks,
             down: BTreeSet::new(),
             borrowed: 0,
@@ -190,10 +198,13 @@ impl Runner {
             samples: Vec::new(),
             traffic: None,
             evidence: None,
+            rss: Vec::new(),
+            known: None,
         };
         let lab = self.lab.as_mut().expect("a deployed cell");
         let capture = steps::Capture::start(&self.rt, lab).await;
         let mut ctx = steps::CaseRun::default();
+        ctx.measure_start(&self.rt, lab, &case.steps).await;
         let mut failure = None;
         for (i, step) in case.steps.iter().enumerate() {
             if let Err(e) = steps::run(&self.rt, lab, &mut ctx, step).await {
@@ -208,6 +219,7 @@ impl Runner {
         }
         result.traffic = ctx.stop_traffic(&self.rt, lab).await;
         result.samples = std::mem::take(&mut ctx.samples);
+        result.rss = std::mem::take(&mut ctx.rss);
         // WD-04 after every case: nothing missing, nothing stale.
         let clean = model::wait_exact(&self.rt, lab, Duration::from_secs(10)).await;
         if let (None, Err(e)) = (&failure, &clean) {
@@ -220,6 +232,7 @@ impl Runner {
                 .join(format!("{}-{}", case.id, cell.slug()));
             capture.collect(&self.rt, lab, &dir, &f).await;
             result.evidence = Some(dir.display().to_string());
+            result.known = case.finding(&cell).map(String::from);
             result.outcome = Outcome::Fail(f);
         } else {
             capture.discard(&self.rt, lab).await;
@@ -306,6 +319,8 @@ fn not_run(case: &Case, family: &str, cell: &Cell, outcome: Outcome) -> CaseResu
         samples: Vec::new(),
         traffic: None,
         evidence: None,
+        rss: Vec::new(),
+        known: None,
     }
 }
 

@@ -47,7 +47,9 @@ pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
             entry.insert(b.to_string(), Want::Blackhole);
         }
         for p in all_pods.iter().filter(|p| p.node == *n) {
-            entry.insert(host_prefix(&p.ip.to_string()), Want::Pod);
+            for a in p.addresses() {
+                entry.insert(host_prefix(&a.to_string()), Want::Pod);
+            }
         }
         if lab.down.contains(n) {
             continue;
@@ -57,9 +59,9 @@ pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
             for b in &own {
                 e.insert(b.to_string(), Want::Via);
             }
-            for p in all_pods.iter().filter(|p| p.node == *n) {
-                if !own.iter().any(|b| b.contains(&p.ip)) {
-                    e.insert(host_prefix(&p.ip.to_string()), Want::Via);
+            for a in all_pods.iter().filter(|p| p.node == *n).flat_map(|p| p.addresses()) {
+                if !own.iter().any(|b| b.contains(&a)) {
+                    e.insert(host_prefix(&a.to_string()), Want::Via);
                 }
             }
         }

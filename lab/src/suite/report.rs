@@ -155,7 +155,14 @@ pub fn summary(results: &[CaseResult]) -> String {
             if let Outcome::Fail(why) = &r.outcome {
                 let first = why.lines().next().unwrap_or_default();
                 let short: String = first.chars().take(400).collect();
-                let _ = writeln!(s, "- **{}**: {short}", r.name());
+                match &r.known {
+                    Some(known) => {
+                        let _ = writeln!(s, "- **{}**: {known} (seen: {short})", r.name());
+                    }
+                    None => {
+                        let _ = writeln!(s, "- **{}**: {short}", r.name());
+                    }
+                }
             }
         }
         s.push('\n');
@@ -174,6 +181,48 @@ pub fn summary(results: &[CaseResult]) -> String {
         s.push('\n');
     }
     s.push_str(&timing_table(results));
+    s.push_str(&traffic_table(results));
+    s
+}
+
+/// The continuous pings cases ran during faults, and the memory they measured.
+fn traffic_table(results: &[CaseResult]) -> String {
+    let mut s = String::new();
+    let with: Vec<&CaseResult> = results.iter().filter(|r| r.traffic.is_some()).collect();
+    if !with.is_empty() {
+        s.push_str(
+            "## Traffic during faults
+
+A ping every 50 ms between pods while the case ran.
+
+| case | cell | sent | lost |
+|---|---|--:|--:|
+",
+        );
+        for r in with {
+            let (sent, lost) = r.traffic.unwrap_or_default();
+            let _ = writeln!(s, "| {} {} | {} | {sent} | {lost} |", r.id, r.title, r.cell);
+        }
+        s.push('\n');
+    }
+    let mem: Vec<&CaseResult> = results.iter().filter(|r| !r.rss.is_empty()).collect();
+    if !mem.is_empty() {
+        s.push_str(
+            "## Memory
+
+Resident memory of the node's BGP daemon, before and after the case (KiB).
+
+| case | cell | node | before | after |
+|---|---|---|--:|--:|
+",
+        );
+        for r in mem {
+            for (node, before, after) in &r.rss {
+                let _ = writeln!(s, "| {} {} | {} | {node} | {before} | {after} |", r.id, r.title, r.cell);
+            }
+        }
+        s.push('\n');
+    }
     s
 }
 
@@ -308,6 +357,8 @@ mod tests {
             }],
             traffic: None,
             evidence: None,
+            rss: Vec::new(),
+            known: None,
         }
     }
 

@@ -17,12 +17,17 @@ use crate::probes;
 use crate::runtime::Runtime;
 use crate::watch;
 
-/// What a case made along the way: its traffic, its timings.
+/// What a case made along the way: its traffic, its timings, the memory of the
+/// daemons it measures.
 #[derive(Default)]
 pub struct CaseRun {
+    /// Each node's daemon's resident memory (KiB) when the case first looked.
+    rss_at_start: BTreeMap<String, u64>,
     traffic: Option<(String, u32)>,
     /// What the traffic counted when it was stopped.
     last_traffic: Option<(u64, u64)>,
+    /// Memory measured: (node, KiB at the start, KiB at the check).
+    pub rss: Vec<(String, u64, u64)>,
     pub samples: Vec<Sample>,
 }
 
@@ -84,6 +89,11 @@ fn subst(lab: &Lab, s: &str) -> Result<String, String> {
                 .get(name)
                 .map(|ip| ip.to_string())
                 .ok_or_else(|| format!("{s:?}: no pod {name} made by this case"))?,
+            Some(("pod6", name)) => lab
+                .pod_ips6
+                .get(name)
+                .map(|ip| ip.to_string())
+                .ok_or_else(|| format!("{s:?}: no IPv6 pod {name} made by this case (an IPv4 cell?)"))?,
             Some((node, "block")) | Some((node, "block6")) => {
                 let v6 = key.ends_with('6');
                 label_blocks(lab, node)
@@ -139,8 +149,63 @@ fn check_node(lab: &Lab, node: &str) -> Result<(), String> {
     }
 }
 
+/// `{peer}`: n1's BGP peer in the cell's fabric (n2 in the mesh, its ToR, the route
+/// reflector); any other name as it is.
+fn resolve_node(lab: &Lab, name: &str) -> String {
+    use crate::render::Fabric;
+    match name {
+        "{peer}" => match lab.cell.fabric {
+            Fabric::Mesh => "n2",
+            Fabric::Tor(_) => "tor1",
+            Fabric::Rr(_) => "rr",
+        }
+        .to_string(),
+        n => n.to_string(),
+    }
+}
+
+/// The step with its node names resolved.
+fn resolved(lab: &Lab, step: &Step) -> Step {
+    let mut s = step.clone();
+    let r = |n: &mut String| *n = resolve_node(lab, n);
+    if let Some(x) = s.pod_add.as_mut() {
+        r(&mut x.node);
+    }
+    if let Some(x) = s.pod_del.as_mut() {
+        r(&mut x.node);
+    }
+    if let Some(x) = s.route.as_mut() {
+        r(&mut x.node);
+    }
+    if let Some(x) = s.link.as_mut() {
+        r(&mut x.node);
+    }
+    if let Some(x) = s.daemon.as_mut() {
+        r(&mut x.node);
+    }
+    if let Some(x) = s.flap.as_mut() {
+        r(&mut x.node);
+    }
+    if let Some(x) = s.churn.as_mut() {
+        r(&mut x.node);
+    }
+    for x in [
+        s.pause.as_mut(),
+        s.unpause.as_mut(),
+        s.cut_sessions.as_mut(),
+        s.uncut_sessions.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        r(x);
+    }
+    s
+}
+
 /// Runs one step.
 pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) -> Result<(), String> {
+    let step = &resolved(lab, step);
     if let Some(w) = &step.wait {
         tokio::time::sleep(case::duration(w)?).await;
         return Ok(());
@@ -156,6 +221,9 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
         // Known before it exists, so the timing can name it.
         let ip = pod_ip(lab, p)?;
         lab.pod_ips.insert(p.name.clone(), ip);
+        if let Some(ip6) = pod_ip6(lab, p, ip)? {
+            lab.pod_ips6.insert(p.name.clone(), ip6);
+        }
     }
     let Some(timing) = &step.time else {
         return act(rt, lab, step).await;
@@ -230,8 +298,18 @@ fn action_node(lab: &Lab, step: &Step) -> Result<String, String> {
         &l.node
     } else if let Some(d) = &step.daemon {
         &d.node
-    } else if let Some(n) = step.pause.as_ref().or(step.unpause.as_ref()) {
+    } else if let Some(n) = step
+        .pause
+        .as_ref()
+        .or(step.unpause.as_ref())
+        .or(step.cut_sessions.as_ref())
+        .or(step.uncut_sessions.as_ref())
+    {
         n
+    } else if let Some(f) = &step.flap {
+        &f.node
+    } else if let Some(c) = &step.churn {
+        &c.node
     } else {
         return Err("not an action".into());
     };
@@ -282,6 +360,35 @@ fn pod_ip(lab: &mut Lab, p: &case::PodAdd) -> Result<IpAddr, String> {
     }
 }
 
+/// The IPv6 address of a pod on a dual-stack node: in the node's IPv6 block beside
+/// its IPv4 one (the same host number), or in the pool for a borrowed one.
+fn pod_ip6(lab: &Lab, p: &case::PodAdd, ip: IpAddr) -> Result<Option<IpAddr>, String> {
+    if let Some(ip6) = lab.pod_ips6.get(&p.name) {
+        return Ok(Some(*ip6));
+    }
+    let blocks = label_blocks(lab, &p.node);
+    let (Some(b4), Some(b6)) = (
+        blocks.iter().find(|b| matches!(b, IpNet::V4(_))),
+        blocks.iter().find(|b| matches!(b, IpNet::V6(_))),
+    ) else {
+        return Ok(None);
+    };
+    let IpAddr::V4(v4) = ip else { return Ok(None) };
+    let base = match b6 {
+        IpNet::V6(n) => u128::from(n.network()),
+        IpNet::V4(_) => unreachable!("found a v6 block"),
+    };
+    let IpNet::V4(b4) = b4 else { return Ok(None) };
+    let host = u128::from(u32::from(v4) & !u32::from(b4.netmask()));
+    let addr = if b4.contains(&v4) {
+        base + host
+    } else {
+        // Borrowed: outside every block, inside the pool (fd00:244:0:250::/64).
+        (0xfd00_0244_0000_0250u128 << 64) + u128::from(u32::from(v4) & 0xff)
+    };
+    Ok(Some(IpAddr::V6(std::net::Ipv6Addr::from(addr))))
+}
+
 /// The next free address of a node's IPv4 block, for a pod.
 fn free_in_block(lab: &Lab, node: &str) -> Result<IpAddr, String> {
     let block = label_blocks(lab, node)
@@ -306,6 +413,7 @@ async fn act(rt: &Runtime, lab: &mut Lab, step: &Step) -> Result<(), String> {
             node: p.node.clone(),
             name: p.name.clone(),
             ip,
+            ip6: lab.pod_ips6.get(&p.name).copied(),
             iface: pods::iface_name(&p.name),
         };
         pods::add(rt, &lab.topo, &pod).await.map_err(|e| e.to_string())?;
@@ -313,9 +421,13 @@ async fn act(rt: &Runtime, lab: &mut Lab, step: &Step) -> Result<(), String> {
         return Ok(());
     }
     if let Some(p) = &step.pod_del {
-        pods::delete(rt, &lab.topo, &p.node, &p.name)
-            .await
-            .map_err(|e| e.to_string())?;
+        if let Err(e) = pods::delete(rt, &lab.topo, &p.node, &p.name).await {
+            // Deleting a pod that is gone already leaves it gone (for `always` steps).
+            let list = pods::list(rt, &lab.topo).await.map_err(|e| e.to_string())?;
+            if list.iter().any(|x| x.name == p.name && x.node == p.node) {
+                return Err(e.to_string());
+            }
+        }
         lab.pods.remove(&p.name);
         return Ok(());
     }
@@ -369,30 +481,132 @@ async fn act(rt: &Runtime, lab: &mut Lab, step: &Step) -> Result<(), String> {
         return Ok(());
     }
     if let Some(d) = &step.daemon {
-        let node = lab.topo.nodes.get(&d.node).ok_or("no such node")?;
-        let kind = node
-            .bgp()
-            .and_then(crate::kinds::for_label)
-            .ok_or_else(|| format!("{}: no BGP daemon", d.node))?;
-        let daemon = kind
-            .daemon()
-            .ok_or_else(|| format!("{}: the lab cannot control {}", d.node, kind.name()))?;
-        let cmd = match d.op {
-            DaemonOp::Stop => daemon.stop,
-            DaemonOp::Kill => daemon.kill,
-            DaemonOp::Start => daemon.start,
+        let daemon = daemon_of(lab, &d.node)?;
+        let cmd = match (d.op, daemon.drain) {
+            (DaemonOp::Stop, _) => daemon.stop,
+            (DaemonOp::Kill, _) => daemon.kill,
+            (DaemonOp::Start, _) => daemon.start,
+            (DaemonOp::Drain, Some((drain, _))) => drain,
+            (DaemonOp::Undrain, Some((_, undrain))) => undrain,
+            (DaemonOp::Drain | DaemonOp::Undrain, None) => {
+                return Err(format!("{}: this daemon has no drain command", d.node))
+            }
         };
         exec_ok(rt, lab, &d.node, &sh(cmd)).await?;
         match d.op {
-            DaemonOp::Start => lab.down.remove(&d.node),
-            _ => lab.down.insert(d.node.clone()),
-        };
+            DaemonOp::Start => {
+                lab.down.remove(&d.node);
+            }
+            DaemonOp::Stop | DaemonOp::Kill => {
+                lab.down.insert(d.node.clone());
+            }
+            DaemonOp::Drain | DaemonOp::Undrain => {}
+        }
+        return Ok(());
+    }
+    if let Some(node) = &step.cut_sessions {
+        // Each BGP connection of the node as it is now: dropped both ways.
+        let script = r#"nft add table inet lab-cut
+nft add chain inet lab-cut out '{ type filter hook output priority -10 ; }'
+nft add chain inet lab-cut in '{ type filter hook input priority -10 ; }'
+ss -tnH state established '( sport = :179 or dport = :179 )' | while read -r _ _ local peer _; do
+  lp="${local##*:}"; pp="${peer##*:}"
+  nft add rule inet lab-cut out tcp sport "$lp" tcp dport "$pp" drop
+  nft add rule inet lab-cut in tcp sport "$pp" tcp dport "$lp" drop
+done"#;
+        exec_ok(rt, lab, node, &sh(script)).await?;
+        return Ok(());
+    }
+    if let Some(node) = &step.uncut_sessions {
+        exec_ok(rt, lab, node, &sh("nft delete table inet lab-cut 2>/dev/null; true")).await?;
+        return Ok(());
+    }
+    if let Some(f) = &step.flap {
+        let script = format!(
+            "for i in $(seq {}); do ip link set {} down; sleep 0.1; ip link set {} up; sleep 0.1; done",
+            f.times, f.iface, f.iface
+        );
+        exec_ok(rt, lab, &f.node, &sh(&script)).await?;
+        return Ok(());
+    }
+    if let Some(c) = &step.churn {
+        // Borrowed pods made and unmade as fast as the node takes them: the host
+        // side of a pod's veth and its /32 is what a node speaker sees of it.
+        let script = format!(
+            r#"for i in $(seq {}); do
+  ip=10.244.251.$(( i % 250 + 1 ))
+  ip link add calichurn type veth peer name calichurnp
+  ip link set calichurn up
+  ip route add "$ip/32" dev calichurn
+  ip route del "$ip/32" dev calichurn
+  ip link del calichurn
+done"#,
+            c.cycles
+        );
+        exec_ok(rt, lab, &c.node, &sh(&script)).await?;
         return Ok(());
     }
     Err("not an action".into())
 }
 
+/// The lifecycle of a node's BGP daemon.
+fn daemon_of(lab: &Lab, node: &str) -> Result<crate::kinds::Daemon, String> {
+    let n = lab.topo.nodes.get(node).ok_or_else(|| format!("no node {node}"))?;
+    let kind = n
+        .bgp()
+        .and_then(crate::kinds::for_label)
+        .ok_or_else(|| format!("{node}: no BGP daemon"))?;
+    kind.daemon()
+        .ok_or_else(|| format!("{node}: the lab cannot control {}", kind.name()))
+}
+
+/// The resident memory (KiB) of a node's BGP daemon.
+async fn rss(rt: &Runtime, lab: &Lab, node: &str) -> Result<u64, String> {
+    let d = daemon_of(lab, node)?;
+    let out = exec_ok(
+        rt,
+        lab,
+        node,
+        &sh(&format!("grep VmRSS /proc/$(cat {})/status", d.pid_file)),
+    )
+    .await?;
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{node}: cannot read VmRSS from {out:?}"))
+}
+
+impl CaseRun {
+    /// Notes the memory of the daemons the case's expectations measure.
+    pub async fn measure_start(&mut self, rt: &Runtime, lab: &Lab, steps: &[Step]) {
+        for s in steps {
+            if let Some(r) = s.expect.as_ref().and_then(|e| e.rss_growth.as_ref()) {
+                if let Ok(kib) = rss(rt, lab, &r.node).await {
+                    self.rss_at_start.insert(r.node.clone(), kib);
+                }
+            }
+        }
+    }
+}
+
 async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expect) -> Result<(), String> {
+    if let Some(r) = &e.rss_growth {
+        let now = rss(rt, lab, &r.node).await?;
+        let start = *ctx
+            .rss_at_start
+            .get(&r.node)
+            .ok_or_else(|| format!("{}: its memory was not read when the case began", r.node))?;
+        let grew = now.saturating_sub(start);
+        ctx.rss.push((r.node.clone(), start, now));
+        return if grew <= r.max_kib {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: the BGP daemon grew from {start} KiB to {now} KiB (+{grew}, at most +{} allowed)",
+                r.node, r.max_kib
+            ))
+        };
+    }
     if let Some(limit) = &e.up_within {
         let limit = case::duration(limit)?;
         let took = lab.up.sessions_after;
@@ -544,9 +758,15 @@ async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         for p in &has {
-            let found = routes
-                .iter()
-                .find(|r| host_prefix(&r.dst) == *p && r.kind != "blackhole");
+            // With a protocol asked for, a route of that protocol, if there is one.
+            let of_prefix = || {
+                routes
+                    .iter()
+                    .filter(|r| host_prefix(&r.dst) == *p && r.kind != "blackhole")
+            };
+            let found = of_prefix()
+                .find(|r| f.protocol.as_ref().is_none_or(|proto| r.protocol == *proto))
+                .or_else(|| of_prefix().next());
             match (found, &f.protocol) {
                 (None, _) => wrong.push(format!("{p} missing from {node}")),
                 (Some(r), Some(proto)) if r.protocol != *proto => {

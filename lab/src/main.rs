@@ -130,6 +130,15 @@ enum Verb {
         #[arg(long)]
         list: bool,
     },
+    /// Merge the results of several `lab test` runs (the shards of one matrix) into one
+    /// set of reports: `lab report --report OUT shard-*/results.json`.
+    Report {
+        /// The runs' `results.json` files, or the folders holding them.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long, default_value = "target/lab-report/conformance")]
+        report: PathBuf,
+    },
     /// Write cells of the conformance matrix as containerlab folders, from each node's
     /// BGP intent: `lab render --node speaker --fabric tor/frr --family v4`.
     Render {
@@ -481,6 +490,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     report_dir.display()
                 );
             }
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_NOT_HOLDING)
+            })
+        }
+        Verb::Report { inputs, report: out } => {
+            let files: Vec<PathBuf> = inputs
+                .iter()
+                .map(|p| if p.is_dir() { p.join("results.json") } else { p.clone() })
+                .collect();
+            let refs: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+            let results = lab::suite::report::merge(&refs).map_err(anyhow::Error::msg)?;
+            lab::suite::report::write_all(&results, &out).with_context(|| format!("writing {}", out.display()))?;
+            let failed = results
+                .iter()
+                .filter(|r| matches!(r.outcome, lab::suite::Outcome::Fail(_)))
+                .count();
+            println!(
+                "{} case runs from {} file(s), {failed} failed; reports in {}",
+                results.len(),
+                files.len(),
+                out.display()
+            );
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {

@@ -112,6 +112,9 @@ pub struct ViewChanges {
     /// The kernel may have changed our routes without telling us: a link went down
     /// or up, an address changed, or events were lost. Time to read them back.
     pub fib_suspect: bool,
+    /// Routes of ours (our protocol, our table) the kernel reports deleted, with their
+    /// next hops: ours, or someone else's `ip route del` behind our back.
+    pub own_deleted: Vec<(IpNet, Vec<IpAddr>)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,6 +257,9 @@ impl KernelView {
         for event in events {
             match event {
                 KernelEvent::Route { route, present } => {
+                    if route.protocol == self.config.protocol && route.table == self.config.table && !present {
+                        changes.own_deleted.push((route.prefix, route.gateways.clone()));
+                    }
                     if self.route(route, *present, &mut dirty) {
                         changes.reach = true;
                     }

@@ -324,6 +324,16 @@ impl Node {
                 self.sync_fib(prefix);
             }
         }
+        for (prefix, mut hops) in changes.own_deleted {
+            // Our own removals were forgotten when they were sent; a route of ours
+            // the kernel drops that we still hold as installed went behind our back.
+            hops.sort();
+            if self.fib.installed.get(&prefix).is_some_and(|i| i.next_hops == hops) {
+                warn!(%prefix, "a route of ours was deleted behind our back: putting it back");
+                self.fib.installed.remove(&prefix);
+                self.sync_fib(prefix);
+            }
+        }
         if changes.fib_suspect && self.started {
             self.read_fib();
         }

@@ -593,6 +593,7 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
                 origin: &p.node,
                 followers: &followers,
                 deadline: Duration::from_secs(10),
+                from_origin_event: true,
             };
             let prop = watch::time_change(&rt, &t, c, change).await?;
             return print_propagation(&prop, json);
@@ -634,6 +635,7 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
                 origin: &node,
                 followers: &followers,
                 deadline: Duration::from_secs(10),
+                from_origin_event: true,
             };
             let prop = watch::time_change(&rt, &t, c, change).await?;
             return print_propagation(&prop, json);
@@ -659,9 +661,10 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
 }
 
 /// Whether a node's kernel follows BGP: Kubernetes nodes and ToRs do; route
-/// reflectors and switches are left out of timings, adding and deleting alike.
+/// reflectors, scripted peers and switches are left out of timings, adding and
+/// deleting alike.
 fn programs_fib(n: &lab::topology::Node) -> bool {
-    n.bgp().is_some() && n.role() != Some("rr") && n.role() != Some("switch")
+    n.bgp().is_some() && !matches!(n.role(), Some("rr" | "peer" | "switch"))
 }
 
 /// A host route's prefix as route events and `ip -j route` name it.

@@ -86,7 +86,8 @@ impl Node {
     pub fn bgp(&self) -> Option<&str> {
         self.labels.get("lab.bgp").map(String::as_str)
     }
-    /// The node's role in the fabric (`lab.role` label): node, tor, rr, spine, switch.
+    /// The node's role in the fabric (`lab.role` label): node, tor, rr, spine, peer
+    /// (a scripted peer, such as ExaBGP), switch.
     pub fn role(&self) -> Option<&str> {
         self.labels.get("lab.role").map(String::as_str)
     }

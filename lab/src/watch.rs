@@ -135,6 +135,10 @@ pub struct Change<'a> {
     pub followers: &'a [String],
     /// How long the followers get.
     pub deadline: Duration,
+    /// Timed from the route's own change in the origin's kernel (a pod, a block), or,
+    /// when the act changes no route there (a daemon stopped, a link cut), from the
+    /// moment the act starts.
+    pub from_origin_event: bool,
 }
 
 /// Watches the change's prefix in its origin and followers, runs `act` (which makes the
@@ -145,11 +149,18 @@ where
     E: From<RuntimeError>,
 {
     let mut watches = Vec::new();
-    for node in std::iter::once(c.origin).chain(c.followers.iter().map(String::as_str)) {
+    let origin = c.from_origin_event.then_some(c.origin);
+    for node in origin.into_iter().chain(c.followers.iter().map(String::as_str)) {
         watches.push(RouteWatch::start(rt, topo, node).await?);
     }
     // `ip` subscribes right after it starts; give it that moment.
     tokio::time::sleep(Duration::from_millis(100)).await;
+    // The containers share the host's kernel and clock: their events' stamps and this
+    // one compare.
+    let act_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
     let result = act.await;
     let until = Instant::now() + c.deadline;
     let mut times = Vec::new();
@@ -160,11 +171,15 @@ where
         w.stop(rt).await;
     }
     result?;
-    let origin_at = times[0];
+    let (origin_at, follower_times) = if c.from_origin_event {
+        (times[0], &times[1..])
+    } else {
+        (Some(act_at), &times[..])
+    };
     let after_ms = c
         .followers
         .iter()
-        .zip(&times[1..])
+        .zip(follower_times)
         // Microseconds are noise at this scale: tenths of a millisecond.
         .map(|(n, t)| {
             (

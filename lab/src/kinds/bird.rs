@@ -21,12 +21,120 @@ impl BgpKind for Bird {
     fn daemon(&self) -> Option<super::Daemon> {
         Some(super::Daemon {
             pid_file: "/run/bird/bird.pid",
+            reload: "birdc -s /run/bird/bird.ctl configure",
             drain: None,
             stop: "kill -TERM \"$(cat /run/bird/bird.pid)\"",
             kill: "kill -KILL \"$(cat /run/bird/bird.pid)\"",
-            start: "kill -0 \"$(cat /run/bird/bird.pid 2>/dev/null)\" 2>/dev/null || { mkdir -p /run/bird && bird -c /etc/bird/bird.conf -s /run/bird/bird.ctl -P /run/bird/bird.pid; }",
+            // `-R`: a restarted BIRD recovers gracefully (sets the Restart State bit,
+            // keeps its kernel routes, waits for its peers' End-of-RIB before it
+            // sends its own), as calico-node runs it. Without it, a restarted route
+            // reflector sends End-of-RIB to its first client before it has heard the
+            // others, and that client flushes their stale routes (seen in GR-01).
+            start: "kill -0 \"$(cat /run/bird/bird.pid 2>/dev/null)\" 2>/dev/null || { mkdir -p /run/bird && bird -R -c /etc/bird/bird.conf -s /run/bird/bird.ctl -P /run/bird/bird.pid; }",
             log: "/var/log/bird.log",
         })
+    }
+
+    fn route_command(&self, prefix: &str) -> Option<Vec<String>> {
+        Some(
+            [
+                "birdc",
+                "-s",
+                "/run/bird/bird.ctl",
+                "show",
+                "route",
+                "all",
+                "for",
+                prefix,
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+    }
+
+    /// The first (best) route's `BGP.originator_id` and `BGP.cluster_list` lines.
+    fn parse_reflection(&self, out: &str, _prefix: &str) -> Option<(Option<String>, Vec<String>)> {
+        if !out.contains("BGP.") {
+            return None;
+        }
+        let mut originator = None;
+        let mut clusters = Vec::new();
+        for line in out.lines().map(str::trim) {
+            if line.contains(" unicast [") && (originator.is_some() || !clusters.is_empty()) {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("BGP.originator_id:") {
+                originator = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("BGP.cluster_list:") {
+                clusters = v.split_whitespace().map(String::from).collect();
+            }
+        }
+        Some((originator, clusters))
+    }
+
+    fn capabilities_command(&self, _peer: &str) -> Option<Vec<String>> {
+        Some(self.sessions_command())
+    }
+
+    /// In the protocol whose `Neighbor address` is `peer`, the capabilities listed both
+    /// under `Local capabilities` and `Neighbor capabilities`.
+    fn parse_capabilities(&self, out: &str, peer: &str) -> Result<Vec<String>, ReadError> {
+        // A protocol's block: its unindented name line and the indented lines after it.
+        let mut block = Vec::new();
+        let mut found = false;
+        for line in out.lines() {
+            if !line.starts_with(char::is_whitespace) && !line.trim().is_empty() {
+                if found {
+                    break;
+                }
+                block.clear();
+            }
+            block.push(line);
+            found |= line.trim() == format!("Neighbor address: {peer}");
+        }
+        if !found {
+            return Err(read_error(self, format!("no protocol with neighbor {peer}")));
+        }
+        let block = block.join("\n");
+        let section = |title: &str| -> Vec<String> {
+            let mut lines = block.lines().skip_while(|l| l.trim() != title);
+            let Some(head) = lines.next() else { return Vec::new() };
+            let indent = head.len() - head.trim_start().len();
+            lines
+                .take_while(|l| l.len() - l.trim_start().len() > indent)
+                .map(|l| l.trim().to_string())
+                .collect()
+        };
+        let name = |lines: &[String]| -> Vec<&'static str> {
+            let mut out = Vec::new();
+            for l in lines {
+                match l.as_str() {
+                    "4-octet AS numbers" => out.push("4-octet-as"),
+                    "Route refresh" => out.push("route-refresh"),
+                    "Graceful restart" => out.push("graceful-restart"),
+                    l if l.starts_with("AF announced:") => {
+                        if l.contains("ipv4") {
+                            out.push("ipv4-unicast");
+                        }
+                        if l.contains("ipv6") {
+                            out.push("ipv6-unicast");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            out
+        };
+        let (local, neighbor) = (section("Local capabilities"), section("Neighbor capabilities"));
+        if local.is_empty() || neighbor.is_empty() {
+            return Err(read_error(self, format!("no capabilities listed for {peer}")));
+        }
+        let theirs = name(&neighbor);
+        Ok(name(&local)
+            .into_iter()
+            .filter(|c| theirs.contains(c))
+            .map(String::from)
+            .collect())
     }
 
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {

@@ -15,24 +15,119 @@ impl BgpKind for Frr {
     }
 
     fn sessions_command(&self) -> Vec<String> {
-        ["vtysh", "-c", "show bgp summary json"].map(String::from).to_vec()
+        // The summary, then every neighbor: why a session is down (a NOTIFICATION, a
+        // prefix limit) is only in the second.
+        ["vtysh", "-c", "show bgp summary json", "-c", "show bgp neighbors json"]
+            .map(String::from)
+            .to_vec()
     }
 
-    /// FRR runs under watchfrr, as it does in production: a killed bgpd is started
-    /// again by watchfrr; a stop stops every FRR daemon (zebra removes its routes).
+    /// FRR runs under watchfrr, as it does in production. A killed bgpd is started
+    /// again at once through watchfrr's own script (watchfrr alone would take its
+    /// time, 10-20 s here); a stop stops every FRR daemon (zebra removes its routes).
+    /// A reload that changes graceful restart makes frr-reload.py fail with "reset all
+    /// peers to take effect": the reload does so.
     fn daemon(&self) -> Option<super::Daemon> {
         Some(super::Daemon {
             pid_file: "/var/run/frr/bgpd.pid",
+            reload: "out=$(/usr/lib/frr/frr-reload.py --reload /etc/frr/frr.conf 2>&1) || { echo \"$out\" | grep -q 'reset all peers' && vtysh -c 'clear bgp *'; } || { echo \"$out\" >&2; exit 1; }",
             drain: None,
             stop: "/usr/lib/frr/frrinit.sh stop",
             kill: "kill -KILL \"$(cat /var/run/frr/bgpd.pid)\"",
-            start: "/usr/lib/frr/frrinit.sh start",
+            start: "kill -0 \"$(cat /var/run/frr/bgpd.pid 2>/dev/null)\" 2>/dev/null || if kill -0 \"$(cat /var/run/frr/watchfrr.pid 2>/dev/null)\" 2>/dev/null; then /usr/lib/frr/watchfrr.sh start bgpd; else /usr/lib/frr/frrinit.sh start; fi",
             log: "/var/log/frr/frr.log",
         })
     }
 
-    fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
+    fn route_command(&self, prefix: &str) -> Option<Vec<String>> {
+        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        Some(vec![
+            "vtysh".into(),
+            "-c".into(),
+            format!("show bgp {family} unicast {prefix} json"),
+        ])
+    }
+
+    fn parse_reflection(&self, out: &str, _prefix: &str) -> Option<(Option<String>, Vec<String>)> {
+        let v: Value = serde_json::from_str(out).ok()?;
+        let paths = v["paths"].as_array()?;
+        let best = paths
+            .iter()
+            .find(|p| p["bestpath"]["overall"] == true)
+            .or_else(|| paths.first())?;
+        Some((
+            best["originatorId"].as_str().map(String::from),
+            best["clusterList"]["list"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect(),
+        ))
+    }
+
+    fn capabilities_command(&self, peer: &str) -> Option<Vec<String>> {
+        Some(vec![
+            "vtysh".into(),
+            "-c".into(),
+            format!("show bgp neighbors {peer} json"),
+        ])
+    }
+
+    fn parse_capabilities(&self, out: &str, peer: &str) -> Result<Vec<String>, ReadError> {
         let v: Value = serde_json::from_str(out).map_err(|e| read_error(self, format!("not JSON: {e}")))?;
+        let caps = &v[peer]["neighborCapabilities"];
+        if caps.is_null() {
+            return Err(read_error(self, format!("no neighborCapabilities for {peer}")));
+        }
+        let both = |k: &str| caps[k].as_str().is_some_and(|s| s.starts_with("advertisedAndReceived"));
+        let mut out = Vec::new();
+        if both("4byteAs") {
+            out.push("4-octet-as".to_string());
+        }
+        if both("routeRefresh") {
+            out.push("route-refresh".into());
+        }
+        if both("gracefulRestart")
+            || caps["gracefulRestartCapability"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("advertisedAndReceived"))
+        {
+            out.push("graceful-restart".into());
+        }
+        for (k, name) in [("ipv4Unicast", "ipv4-unicast"), ("ipv6Unicast", "ipv6-unicast")] {
+            if caps["multiprotocolExtensions"][k]["advertisedAndReceived"] == true {
+                out.push(name.into());
+            }
+        }
+        Ok(out)
+    }
+
+    /// A blackhole route in its kernel, taken into BGP with `network`.
+    fn announce(&self, prefix: &str) -> Option<(String, String)> {
+        let (ip, family) = if prefix.contains(':') {
+            ("ip -6", "ipv6")
+        } else {
+            ("ip", "ipv4")
+        };
+        let bgp = |no: &str| {
+            format!(
+                "vtysh -c 'configure terminal' -c \"router bgp $(awk '/^router bgp/{{print $3}}' /etc/frr/frr.conf)\" -c 'address-family {family} unicast' -c '{no}network {prefix}'"
+            )
+        };
+        Some((
+            format!("{ip} route replace blackhole {prefix} && {}", bgp("")),
+            format!("{}; {ip} route del blackhole {prefix}", bgp("no ")),
+        ))
+    }
+
+    fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
+        let mut docs = serde_json::Deserializer::from_str(out).into_iter::<Value>();
+        let v = docs
+            .next()
+            .ok_or_else(|| read_error(self, "no output"))?
+            .map_err(|e| read_error(self, format!("not JSON: {e}")))?;
+        let neighbors = docs.next().and_then(Result::ok).unwrap_or(Value::Null);
         let families = v
             .as_object()
             .ok_or_else(|| read_error(self, "expected a JSON object"))?;
@@ -56,11 +151,7 @@ impl BgpKind for Frr {
                         .then(|| p.get("peerUptimeMsec").and_then(Value::as_u64).map(|ms| ms / 1000))
                         .flatten(),
                     prefixes_received: None,
-                    info: p
-                        .get("lastNotificationReason")
-                        .or_else(|| p.get("lastResetDueTo"))
-                        .and_then(Value::as_str)
-                        .map(String::from),
+                    info: why_down(p, &neighbors[addr.as_str()]),
                 });
                 if let Some(n) = received {
                     *s.prefixes_received.get_or_insert(0) += n;
@@ -69,6 +160,29 @@ impl BgpKind for Frr {
         }
         Ok(by_peer.into_values().collect())
     }
+}
+
+/// Why a session is down, as FRR says it: the last NOTIFICATION, the last reset's
+/// cause, or the state's own note ("Idle (PfxCt)").
+fn why_down(summary: &Value, neighbor: &Value) -> Option<String> {
+    if summary.get("state").and_then(Value::as_str) == Some("Established") {
+        return None;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for v in [
+        summary.get("state"),
+        neighbor.get("lastNotificationReason"),
+        neighbor.get("lastResetDueTo"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(Value::as_str)
+    {
+        if v.contains('(') || !matches!(v, "Idle" | "Active" | "Connect" | "OpenSent" | "OpenConfirm") {
+            parts.push(v.to_string());
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 #[cfg(test)]
@@ -94,6 +208,23 @@ mod tests {
         assert_eq!(tor2.state, "Active");
         assert_eq!(tor2.uptime_secs, None);
         assert_eq!(tor2.remote_as, Some(65002));
+    }
+
+    #[test]
+    fn why_a_session_is_down_comes_from_the_neighbors() {
+        // Read on a lab node after x1 sent 16 prefixes over a session limited to 10.
+        let s = Frr
+            .parse_sessions(include_str!("testdata/frr-summary-neighbors-pfxct.json"))
+            .unwrap();
+        let x1 = s.iter().find(|s| s.peer == "10.0.0.100").unwrap();
+        let info = x1.info.as_deref().unwrap();
+        assert!(
+            info.contains("PfxCt") && info.contains("Maximum Number of Prefixes"),
+            "{info}"
+        );
+        let n2 = s.iter().find(|s| s.peer == "10.0.0.12").unwrap();
+        assert_eq!(n2.state, "Established");
+        assert_eq!(n2.info, None);
     }
 
     #[test]

@@ -16,6 +16,14 @@ impl BgpKind for Gobgp {
         ["gobgp", "-j", "neighbor"].map(String::from).to_vec()
     }
 
+    fn announce(&self, prefix: &str) -> Option<(String, String)> {
+        let family = if prefix.contains(':') { "-a ipv6" } else { "-a ipv4" };
+        Some((
+            format!("gobgp global rib {family} add {prefix}"),
+            format!("gobgp global rib {family} del {prefix}"),
+        ))
+    }
+
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
         let v: Value = serde_json::from_str(out).map_err(|e| read_error(self, format!("not JSON: {e}")))?;
         let peers = v.as_array().ok_or_else(|| read_error(self, "expected a JSON list"))?;

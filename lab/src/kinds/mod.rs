@@ -5,12 +5,13 @@
 use serde::{Deserialize, Serialize};
 
 mod bird;
+mod exabgp;
 mod frr;
 mod gobgp;
 mod speaker;
 
 /// Values of the `lab.bgp` node label.
-pub const BGP_KINDS: [&str; 4] = ["frr", "bird", "gobgp", "speaker"];
+pub const BGP_KINDS: [&str; 5] = ["frr", "bird", "gobgp", "speaker", "exabgp"];
 
 /// One BGP session as the implementation itself reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +55,41 @@ pub trait BgpKind {
     fn daemon(&self) -> Option<Daemon> {
         None
     }
+    /// The command that shows the daemon's best path to `prefix`, and what it says of
+    /// route reflection: (ORIGINATOR_ID, CLUSTER_LIST).
+    fn route_command(&self, _prefix: &str) -> Option<Vec<String>> {
+        None
+    }
+    fn parse_reflection(&self, _out: &str, _prefix: &str) -> Option<(Option<String>, Vec<String>)> {
+        None
+    }
+    /// The command that shows a session's capabilities as the daemon negotiated them,
+    /// and the ones both sides have, named as [`CAPABILITIES`] names them.
+    fn capabilities_command(&self, _peer: &str) -> Option<Vec<String>> {
+        None
+    }
+    fn parse_capabilities(&self, _out: &str, _peer: &str) -> Result<Vec<String>, ReadError> {
+        Err(ReadError {
+            kind: self.name(),
+            command: String::new(),
+            msg: "the lab cannot read this daemon's capabilities".into(),
+        })
+    }
+    /// Shell commands that make the daemon announce `prefix` to its peers, and stop;
+    /// `None` where the lab cannot inject a route through it.
+    fn announce(&self, _prefix: &str) -> Option<(String, String)> {
+        None
+    }
 }
+
+/// Capability names as the lab reports them.
+pub const CAPABILITIES: [&str; 5] = [
+    "4-octet-as",
+    "route-refresh",
+    "graceful-restart",
+    "ipv4-unicast",
+    "ipv6-unicast",
+];
 
 /// A daemon's lifecycle in a node, as shell commands.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +102,8 @@ pub struct Daemon {
     /// Withdraws the node's routes and returns when its peers have them (and the
     /// undoing of it), where the daemon has such a command.
     pub drain: Option<(&'static str, &'static str)>,
+    /// Makes the running daemon read its configuration file again.
+    pub reload: &'static str,
     /// Where its log is, for the evidence of a failed case.
     pub log: &'static str,
 }
@@ -78,6 +115,7 @@ pub fn for_label(label: &str) -> Option<&'static dyn BgpKind> {
         "bird" => Some(&bird::Bird),
         "gobgp" => Some(&gobgp::Gobgp),
         "speaker" => Some(&speaker::Speaker),
+        "exabgp" => Some(&exabgp::Exabgp),
         _ => None,
     }
 }

@@ -18,12 +18,33 @@ impl BgpKind for Speaker {
     fn daemon(&self) -> Option<super::Daemon> {
         Some(super::Daemon {
             pid_file: "/run/speaker/speaker.pid",
+            reload: "kill -HUP \"$(cat /run/speaker/speaker.pid)\"",
             drain: Some(("speaker drain", "speaker undrain")),
             stop: "kill -TERM \"$(cat /run/speaker/speaker.pid)\"",
             kill: "kill -KILL \"$(cat /run/speaker/speaker.pid)\"",
             start: "kill -0 \"$(cat /run/speaker/speaker.pid 2>/dev/null)\" 2>/dev/null || { speaker run -c /etc/speaker/speaker.yaml >>/var/log/speaker.log 2>&1 & echo $! >/run/speaker/speaker.pid; }",
             log: "/var/log/speaker.log",
         })
+    }
+
+    fn route_command(&self, _prefix: &str) -> Option<Vec<String>> {
+        Some(["speaker", "routes", "--json"].map(String::from).to_vec())
+    }
+
+    fn parse_reflection(&self, out: &str, prefix: &str) -> Option<(Option<String>, Vec<String>)> {
+        let v: Value = serde_json::from_str(out).ok()?;
+        let route = v["learned"].as_array()?.iter().find(|r| r["prefix"] == prefix)?;
+        let best = route["paths"].as_array()?.iter().find(|p| p["best"] == true)?;
+        let attrs = &best["attrs"];
+        Some((
+            attrs["originator_id"].as_str().map(String::from),
+            attrs["cluster_list"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect(),
+        ))
     }
 
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {

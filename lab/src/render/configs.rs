@@ -18,6 +18,12 @@ fn v6(nets: &[IpNet]) -> Option<IpNet> {
     nets.iter().copied().find(|n| matches!(n, IpNet::V6(_)))
 }
 
+/// A text of several lines made one comment: every line after the first gets the
+/// comment mark (the first follows the one the caller writes).
+pub(crate) fn comment_lines(text: &str, mark: &str) -> String {
+    text.replace('\n', &format!("\n{mark} "))
+}
+
 /// A BIRD protocol name for a peer address, as Calico names them (`Mesh_10_0_0_12`).
 fn proto_name(prefix: &str, addr: IpAddr) -> String {
     format!("{prefix}_{}", addr.to_string().replace(['.', ':'], "_"))
@@ -25,6 +31,7 @@ fn proto_name(prefix: &str, addr: IpAddr) -> String {
 
 /// A Kubernetes node with BIRD configured as Calico configures it.
 pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
+    let about = &comment_lines(about, "#");
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -68,11 +75,12 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
             "protocol direct d{k} {{\n  {f};\n  interface -\"cali*\", \"*\";\n}}\n"
         );
     }
+    let gr = if n.graceful_restart.enabled { "on" } else { "off" };
     for f in &families {
         let t = if *f == "ipv4" { "bgp_template" } else { "bgp_template6" };
         let _ = writeln!(
             s,
-            "template bgp {t} {{\n  description \"Connection to BGP peer\";\n  {f} {{\n    import all;\n    export filter calico_export_to_bgp_peers;\n  }};\n  graceful restart;\n  graceful restart time {RESTART_TIME};\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n}}\n"
+            "template bgp {t} {{\n  description \"Connection to BGP peer\";\n  {f} {{\n    import all;\n    export filter calico_export_to_bgp_peers;\n  }};\n  graceful restart {gr};\n  graceful restart time {RESTART_TIME};\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n}}\n"
         );
     }
     for (peer, asn, passive) in n.sessions() {
@@ -83,9 +91,16 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
         } else {
             "bgp_template6"
         };
+        let limit = match n.max_prefixes(peer) {
+            Some(max) => format!(
+                "\n  {} {{ import limit {max} action disable; }};",
+                if peer.is_ipv4() { "ipv4" } else { "ipv6" }
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{}\n}}\n",
+            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{}{limit}\n}}\n",
             n.as_number,
             n.address_of(peer),
             if passive {
@@ -101,6 +116,7 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
 const FRR_HEAD: &str = "frr version 8.4\nfrr defaults datacenter\n";
 
 fn frr_head(name: &str, about: &str) -> String {
+    let about = &comment_lines(about, "!");
     format!(
         "! {name}: {about}\n! Rendered by `lab render`.\n{FRR_HEAD}hostname {name}\nlog file /var/log/frr/frr.log informational\nservice integrated-vtysh-config\n!\n"
     )
@@ -160,30 +176,49 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
     }
     let _ = writeln!(
         s,
-        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}\n bgp bestpath as-path multipath-relax",
-        n.as_number, n.router_id
+        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n {}\n bgp bestpath as-path multipath-relax",
+        n.as_number,
+        n.router_id,
+        // With graceful restart, the forwarding state is preserved too (the F bit):
+        // zebra keeps a restarting bgpd's routes in the kernel.
+        if n.graceful_restart.enabled {
+            format!("bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}\n bgp graceful-restart preserve-fw-state")
+        } else {
+            "no bgp graceful-restart".to_string()
+        }
     );
     let sessions = n.sessions();
     for (peer, asn, _) in &sessions {
         frr_neighbor(&mut s, *peer, &asn.to_string(), Some(n.address_of(*peer)));
     }
     let peers: Vec<IpAddr> = sessions.iter().map(|(p, ..)| *p).collect();
+    let limits = |v6: bool| -> Vec<String> {
+        n.peers
+            .iter()
+            .filter(|p| p.peer_ip.is_ipv6() == v6)
+            .filter_map(|p| Some(format!("neighbor {} maximum-prefix {}", p.peer_ip, p.max_prefixes?)))
+            .collect()
+    };
+    let with =
+        |first: &str, v6: bool| -> Vec<String> { std::iter::once(first.to_string()).chain(limits(v6)).collect() };
     frr_families(
         &mut s,
         &peers,
-        &["redistribute kernel route-map POD_ROUTES".to_string()],
-        &["redistribute kernel route-map POD_ROUTES6".to_string()],
+        &with("redistribute kernel route-map POD_ROUTES", false),
+        &with("redistribute kernel route-map POD_ROUTES6", true),
         b6.is_some(),
     );
     s
 }
 
-/// A fabric router on FRR: eBGP to its neighbors, or a route reflector for clients.
+/// A fabric router on FRR: eBGP to its neighbors, or a route reflector for clients; a
+/// graceful restart speaker as the BIRD and GoBGP ones are (FRR's default is helper
+/// only, whose capability lists no family: its peers would flush its routes).
 pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
     let mut s = frr_head(&r.name, about);
     let _ = writeln!(
         s,
-        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax",
+        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}",
         r.as_number, r.router_id
     );
     if let Some(c) = r.cluster_id {
@@ -210,6 +245,7 @@ pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
 
 /// A fabric router on BIRD: programs its kernel (a ToR), or only reflects (an RR).
 pub fn bird_router(about: &str, r: &RouterIntent, dual: bool, program_kernel: bool) -> String {
+    let about = &comment_lines(about, "#");
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -232,7 +268,7 @@ pub fn bird_router(about: &str, r: &RouterIntent, dual: bool, program_kernel: bo
     for n in &r.neighbors {
         let f = if n.address.is_ipv4() { "ipv4" } else { "ipv6" };
         let mut body = format!(
-            "  local as {};\n  neighbor {} as {};\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n  connect delay time 1;\n  connect retry time {CONNECT_RETRY};\n  # After an error (a hold timer expired), try again soon: BIRD's default waits 60 s.\n  error wait time 1, 10;\n",
+            "  local as {};\n  neighbor {} as {};\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n  connect delay time 1;\n  connect retry time {CONNECT_RETRY};\n  # After an error (a hold timer expired), try again soon: BIRD's default waits 60 s.\n  error wait time 1, 10;\n  # A restarting speaker too (run with -R): after a restart it sends its peers\n  # End-of-RIB only once every peer has sent it theirs.\n  graceful restart on;\n  graceful restart time {RESTART_TIME};\n",
             r.as_number, n.address, n.as_number
         );
         if n.as_number != r.as_number {
@@ -252,8 +288,10 @@ pub fn bird_router(about: &str, r: &RouterIntent, dual: bool, program_kernel: bo
     s
 }
 
-/// A route reflector on GoBGP (control plane only: it programs no kernel).
+/// A route reflector on GoBGP (control plane only: it programs no kernel), a graceful
+/// restart helper for its clients as the other reflectors are.
 pub fn gobgp_rr(about: &str, r: &RouterIntent) -> String {
+    let about = &comment_lines(about, "#");
     let mut s = format!(
         "# {}: {about}\n# Rendered by `lab render`.\n[global.config]\n  as = {}\n  router-id = \"{}\"\n  port = 179\n",
         r.name, r.as_number, r.router_id
@@ -270,7 +308,7 @@ pub fn gobgp_rr(about: &str, r: &RouterIntent) -> String {
         };
         let _ = writeln!(
             s,
-            "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n  [neighbors.timers.config]\n    hold-time = {HOLD}\n    keepalive-interval = {KEEPALIVE}\n    connect-retry = {CONNECT_RETRY}\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"",
+            "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n  [neighbors.timers.config]\n    hold-time = {HOLD}\n    keepalive-interval = {KEEPALIVE}\n    connect-retry = {CONNECT_RETRY}\n  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {RESTART_TIME}\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"\n    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true",
             n.address, n.as_number
         );
         if let (true, Some(c)) = (n.rr_client, r.cluster_id) {
@@ -279,6 +317,21 @@ pub fn gobgp_rr(about: &str, r: &RouterIntent) -> String {
                 "  [neighbors.route-reflector.config]\n    route-reflector-client = true\n    route-reflector-cluster-id = \"{c}\""
             );
         }
+    }
+    s
+}
+
+/// A scripted peer on ExaBGP: one neighbor block per (our address, our AS) towards
+/// the same node, IPv4 unicast, no graceful restart (what it announced leaves with
+/// it). It announces nothing of itself; cases make it announce through `exabgp-cli`.
+pub fn exabgp_peer(about: &str, name: &str, node: IpAddr, node_as: u32, locals: &[(IpAddr, u32)]) -> String {
+    let about = &comment_lines(about, "#");
+    let mut s = format!("# {name}: {about}\n# Rendered by `lab render`.\n");
+    for (addr, asn) in locals {
+        let _ = writeln!(
+            s,
+            "\nneighbor {node} {{\n    router-id {addr};\n    local-address {addr};\n    local-as {asn};\n    peer-as {node_as};\n    hold-time {HOLD};\n    family {{ ipv4 unicast; }}\n    capability {{ route-refresh; }}\n}}"
+        );
     }
     s
 }

@@ -57,6 +57,10 @@ pub struct PeerIntent {
     pub hold_time: u16,
     pub keepalive_time: u16,
     pub connect_retry_time: u16,
+    /// A field of ours, not Calico's: the session stops (Cease, RFC 4486) when the
+    /// peer sends more. BIRD: `import limit N action disable`; FRR: `maximum-prefix`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_prefixes: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -99,6 +103,7 @@ impl NodeIntent {
             hold_time: HOLD,
             keepalive_time: KEEPALIVE,
             connect_retry_time: CONNECT_RETRY,
+            max_prefixes: None,
         });
     }
 
@@ -113,10 +118,19 @@ impl NodeIntent {
 
     /// The speaker's configuration: the intent as it is.
     pub fn speaker_yaml(&self, name: &str, about: &str) -> String {
+        let about = super::configs::comment_lines(about, "#");
         let body = serde_yaml::to_string(self).expect("an intent serializes");
         format!(
             "# {name}: {about}\n# Rendered by `lab render` from the node's BGP intent, in Calico's field names.\n{body}"
         )
+    }
+
+    /// The prefix limit set on the BGPPeer to `peer`, if any.
+    pub fn max_prefixes(&self, peer: IpAddr) -> Option<u32> {
+        self.peers
+            .iter()
+            .find(|p| p.peer_ip == peer)
+            .and_then(|p| p.max_prefixes)
     }
 
     /// Every session of the node: (peer address, peer AS, passive), mesh first.

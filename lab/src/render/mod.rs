@@ -214,7 +214,7 @@ impl Cell {
 #[derive(Clone, Debug)]
 pub struct PlanNode {
     pub name: String,
-    /// `node`, `tor`, `rr`, `switch`.
+    /// `node`, `tor`, `rr`, `peer` (a scripted one), `switch`.
     pub role: &'static str,
     /// `speaker`, `bird`, `frr`, `gobgp`; none on a switch.
     pub bgp: Option<&'static str>,
@@ -224,6 +224,19 @@ pub struct PlanNode {
     /// (file name in the node's folder, content, where it is mounted).
     pub files: Vec<(String, String, String)>,
     pub exec: Vec<String>,
+    /// A Kubernetes node's BGP intent, from which its files were rendered.
+    pub intent: Option<NodeIntent>,
+    about: String,
+}
+
+/// A change to a node's intent a conformance case makes, to see what follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tweak {
+    /// Every peer's AS number is wrong.
+    WrongPeerAs,
+    /// Graceful restart off.
+    NoGracefulRestart,
 }
 
 /// A link of a rendered cell, with the addresses of each end.
@@ -311,6 +324,7 @@ fn daemon_exec(bgp: &str) -> Vec<String> {
         ],
         "frr" => vec!["/usr/lib/frr/frrinit.sh start".into()],
         "gobgp" => vec!["sh -c \"gobgpd -f /etc/gobgp/gobgpd.toml -t toml --log-plain >/var/log/gobgpd.log 2>&1 &\"".into()],
+        "exabgp" => vec!["exabgp-start".into()],
         _ => vec![],
     }
 }
@@ -355,6 +369,8 @@ fn switch(ports: usize) -> PlanNode {
         pods: 0,
         files: vec![],
         exec,
+        intent: None,
+        about: String::new(),
     }
 }
 
@@ -368,6 +384,8 @@ fn node(name: &str, about: &str, cell: &Cell, n: &NodeIntent, addrs: &[String]) 
         pods: 2,
         files: speaker_files(name, about, n, cell.node),
         exec: node_exec(cell.node, addrs, &n.blocks),
+        intent: Some(n.clone()),
+        about: about.to_string(),
     }
 }
 
@@ -476,6 +494,38 @@ impl Plan {
         Ok(path)
     }
 
+    /// A Kubernetes node's configuration files rendered again from its intent, with
+    /// `tweak` made to it (none: as the cell has it).
+    pub fn node_files(&self, node: &str, tweak: Option<Tweak>) -> Result<Vec<(String, String, String)>, String> {
+        let n = self
+            .nodes
+            .iter()
+            .find(|n| n.name == node)
+            .ok_or_else(|| format!("no node {node} in this cell"))?;
+        let mut intent = n
+            .intent
+            .clone()
+            .ok_or_else(|| format!("{node} is not a Kubernetes node: it has no BGP intent"))?;
+        match tweak {
+            None => {}
+            Some(Tweak::WrongPeerAs) => {
+                for p in &mut intent.peers {
+                    p.as_number += 1000;
+                }
+                if intent.node_to_node_mesh.enabled {
+                    // The mesh takes the node's own AS: the peers become explicit.
+                    let peers: Vec<IpAddr> = std::mem::take(&mut intent.node_to_node_mesh.peers);
+                    intent.node_to_node_mesh.enabled = false;
+                    for p in peers {
+                        intent.peer(p, intent.as_number + 1000);
+                    }
+                }
+            }
+            Some(Tweak::NoGracefulRestart) => intent.graceful_restart.enabled = false,
+        }
+        Ok(speaker_files(node, &n.about, &intent, self.cell.node))
+    }
+
     /// The Kubernetes nodes.
     pub fn k8s_nodes(&self) -> impl Iterator<Item = &PlanNode> {
         self.nodes.iter().filter(|n| n.role == "node")
@@ -500,11 +550,11 @@ fn mesh(cell: Cell) -> Plan {
         cell,
         lab: format!("c-{}", cell.slug()),
         about: format!(
-            "Calico's default: three Kubernetes nodes in an iBGP node-to-node mesh (AS {ASN}) on\none L2 segment (a switch container bridging its ports), {} as the node speaker.\n\n       sw (bridge br0)\n     /      |      \\\n   n1      n2      n3       10.0.0.11-13/24{}",
+            "Calico's default: three Kubernetes nodes in an iBGP node-to-node mesh (AS {ASN}) on\none L2 segment (a switch container bridging its ports), {} as the node speaker.\nx1 is a scripted peer (ExaBGP) with two eBGP sessions to n1, from AS {XA} and AS {XB},\nfor the robustness cases; it announces nothing unless a case makes it.\n\n          sw (bridge br0)\n     /      |      |      \\\n   n1      n2      n3      x1     10.0.0.11-13/24{}, x1 10.0.0.100-101/24",
             cell.node.as_str(),
             if cell.dual() { ", fd00::11-13/64" } else { "" }
         ),
-        nodes: vec![switch(hosts.len())],
+        nodes: vec![switch(hosts.len() + 1)],
         links: Vec::new(),
     };
     let addr = |h: u8| -> Vec<IpAddr> {
@@ -522,7 +572,13 @@ fn mesh(cell: Cell) -> Plan {
         n.addresses = addr(*h);
         n.node_to_node_mesh.enabled = true;
         n.node_to_node_mesh.peers = hosts.iter().filter(|o| *o != h).flat_map(|o| addr(*o)).collect();
-        let about = "a Kubernetes node in Calico's node-to-node mesh (iBGP) with the other two.";
+        let mut about = "a Kubernetes node in Calico's node-to-node mesh (iBGP) with the other two.";
+        if k == 1 {
+            n.peer(IpAddr::V4(seg4(X_HOSTS[0])), XA);
+            n.peers[0].max_prefixes = Some(X_LIMIT);
+            n.peer(IpAddr::V4(seg4(X_HOSTS[1])), XB);
+            about = "a Kubernetes node in Calico's node-to-node mesh (iBGP) with the other two, and\nwith two eBGP BGPPeers on x1, the first limited to 10 prefixes.";
+        }
         plan.nodes.push(node(
             &name,
             about,
@@ -536,8 +592,43 @@ fn mesh(cell: Cell) -> Plan {
             addrs: vec![],
         });
     }
+    let about = "a scripted peer (ExaBGP) with two eBGP sessions to n1.";
+    let locals: Vec<(IpAddr, u32)> = vec![(IpAddr::V4(seg4(X_HOSTS[0])), XA), (IpAddr::V4(seg4(X_HOSTS[1])), XB)];
+    let mut exec: Vec<String> = X_HOSTS
+        .iter()
+        .map(|h| format!("ip addr add {}/24 dev eth1", seg4(*h)))
+        .collect();
+    exec.extend(daemon_exec("exabgp"));
+    plan.nodes.push(PlanNode {
+        name: "x1".into(),
+        role: "peer",
+        bgp: Some("exabgp"),
+        image: "podlab/base:latest",
+        blocks: vec![],
+        pods: 0,
+        files: vec![(
+            "exabgp.conf".into(),
+            configs::exabgp_peer(about, "x1", IpAddr::V4(seg4(hosts[0])), ASN, &locals),
+            "/etc/exabgp/exabgp.conf".into(),
+        )],
+        exec,
+        intent: None,
+        about: about.into(),
+    });
+    plan.links.push(PlanLink {
+        a: ("x1".into(), "eth1".into()),
+        b: ("sw".into(), format!("eth{}", hosts.len() + 1)),
+        addrs: vec![],
+    });
     plan
 }
+
+/// The scripted peer's addresses on the mesh segment, its two ASes, and the prefix
+/// limit n1 sets on the first session.
+const X_HOSTS: [u8; 2] = [100, 101];
+const XA: u32 = 65000;
+const XB: u32 = 65001;
+const X_LIMIT: u32 = 10;
 
 fn tor(cell: Cell, r: Router) -> Plan {
     let mut plan = Plan {
@@ -658,6 +749,8 @@ fn tor(cell: Cell, r: Router) -> Plan {
                 pods: 0,
                 files: router_files(r, &about, t, cell.dual(), true),
                 exec: daemon_exec(r.as_str()),
+                intent: None,
+                about,
             },
         );
     }
@@ -738,6 +831,8 @@ fn rr(cell: Cell, r: Router) -> Plan {
             pods: 0,
             files: router_files(r, &about, &rri, cell.dual(), false),
             exec,
+            intent: None,
+            about,
         },
     );
     plan.links.insert(
@@ -781,6 +876,32 @@ mod tests {
             for n in t.nodes.values().filter(|n| n.role() == Some("node")) {
                 let blocks = n.labels["lab.block"].split(',').count();
                 assert_eq!(blocks, if cell.dual() { 2 } else { 1 }, "{cell}: {}", n.name);
+            }
+            // Every node's files: the header is comment lines to its last, and the
+            // speaker's configuration reads back.
+            for n in t.nodes.values() {
+                let Ok(files) = std::fs::read_dir(dir.join(cell.slug()).join(&n.name)) else {
+                    continue;
+                };
+                for f in files {
+                    let f = f.unwrap().path();
+                    let text = std::fs::read_to_string(&f).unwrap();
+                    let end = text
+                        .find("endered by")
+                        .unwrap_or_else(|| panic!("{}: no header", f.display()));
+                    for line in text[..end].lines() {
+                        assert!(
+                            line.starts_with(['#', '!']),
+                            "{}: header line {line:?} is not a comment",
+                            f.display()
+                        );
+                    }
+                    if f.ends_with("speaker.yaml") {
+                        let v: serde_yaml::Value =
+                            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                        assert!(v.get("asNumber").is_some(), "{}", f.display());
+                    }
+                }
             }
         }
         let _ = std::fs::remove_dir_all(&dir);

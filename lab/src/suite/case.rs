@@ -139,6 +139,21 @@ pub struct Step {
     /// Pod churn: `cycles` borrowed pods added and deleted one after the other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub churn: Option<ChurnAct>,
+    /// A command in a node: `{node: tor1, cmd: "vtysh -c 'clear bgp {n1.addr}'"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecAct>,
+    /// A fabric router announces a prefix, or stops: `{node: tor1, prefix: 0.0.0.0/0}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announce: Option<PrefixAct>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdraw: Option<PrefixAct>,
+    /// A node's BGP intent changed and its daemon told to read it again:
+    /// `{node: n1, change: wrong_peer_as}` (or `no_graceful_restart`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconfigure: Option<ReconfigureAct>,
+    /// A node's configuration as the cell has it again, read again by its daemon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
     /// A continuous ping between pods, for the loss it counts: `{from: POD, to: POD}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Traffic>,
@@ -212,6 +227,27 @@ pub enum DaemonOp {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct ExecAct {
+    pub node: String,
+    pub cmd: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixAct {
+    pub node: String,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconfigureAct {
+    pub node: String,
+    pub change: crate::render::Tweak,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct FlapAct {
     pub node: String,
     #[serde(default = "eth1")]
@@ -271,6 +307,75 @@ pub struct Expect {
     /// the case began.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss_growth: Option<RssExpect>,
+    /// How `node` sees the best path to `prefix`: reflected, with `originator`'s
+    /// router ID as ORIGINATOR_ID and a CLUSTER_LIST (RFC 4456).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reflected: Option<ReflectedExpect>,
+    /// The capabilities `node` negotiated with `peer`, read from its own output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CapsExpect>,
+    /// What `node` says of its sessions (`info`) holds one of these words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<InfoExpect>,
+    /// A command's output in a node has a line holding every one of these strings:
+    /// `{node: x1, cmd: "exabgp-cli show adj-rib in extensive", line: [10.244.203.0/26]}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputExpect>,
+    /// `node`'s sessions with `peer` have been Established for at least `min`, as
+    /// `node` itself reports it: the session was not reset meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub up_for: Option<UpForExpect>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpForExpect {
+    pub node: String,
+    /// A node, or an address.
+    pub peer: String,
+    /// Up at least this long (`5s`); by default, since the case started.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<String>,
+    /// And at most this long: the session was reset within it (a case's reset did
+    /// happen).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputExpect {
+    pub node: String,
+    pub cmd: String,
+    pub line: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReflectedExpect {
+    pub node: String,
+    pub prefix: String,
+    pub originator: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapsExpect {
+    pub node: String,
+    pub peer: String,
+    pub has: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfoExpect {
+    pub node: String,
+    /// Only its sessions with this peer (a node, or an address); all of them if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    pub any: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -372,6 +477,11 @@ impl Step {
             self.uncut_sessions.is_some(),
             self.flap.is_some(),
             self.churn.is_some(),
+            self.exec.is_some(),
+            self.announce.is_some(),
+            self.withdraw.is_some(),
+            self.reconfigure.is_some(),
+            self.restore.is_some(),
             self.traffic.is_some(),
             self.wait.is_some(),
             self.expect.is_some(),
@@ -381,7 +491,7 @@ impl Step {
         .count();
         if n != 1 {
             return Err(format!(
-                "a step holds exactly one of pod_add, pod_del, route, link, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, traffic, wait, expect; this one has {n}"
+                "a step holds exactly one of pod_add, pod_del, route, link, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, exec, announce, withdraw, reconfigure, restore, traffic, wait, expect; this one has {n}"
             ));
         }
         if let Some(w) = &self.wait {
@@ -423,13 +533,18 @@ impl Step {
                 e.loss.is_some(),
                 e.up_within.is_some(),
                 e.rss_growth.is_some(),
+                e.reflected.is_some(),
+                e.capabilities.is_some(),
+                e.info.is_some(),
+                e.output.is_some(),
+                e.up_for.is_some(),
             ]
             .iter()
             .filter(|x| **x)
             .count();
             if n != 1 {
                 return Err(format!(
-                    "expect: holds exactly one of sessions, fib, ping, model, loss, up_within, rss_growth; this one has {n}"
+                    "expect: holds exactly one of sessions, fib, ping, model, loss, up_within, rss_growth, reflected, capabilities, info, output, up_for; this one has {n}"
                 ));
             }
         }

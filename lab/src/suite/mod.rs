@@ -89,6 +89,9 @@ pub fn test_name(case: &Case, cell: &Cell) -> String {
 /// A deployed cell and what the cases did to it.
 pub struct Lab {
     pub cell: Cell,
+    pub plan: Plan,
+    /// Where the cell's folder is.
+    pub dir: PathBuf,
     pub topo: Topology,
     pub up: UpReport,
     /// Each Kubernetes node's own addresses (on its links, not management).
@@ -134,8 +137,9 @@ impl Runner {
     pub async fn deploy(&mut self, cell: Cell) -> Result<(), String> {
         self.teardown().await;
         let plan = Plan::new(cell)?;
+        let dir = self.cells_dir.join(cell.slug());
         let path = plan
-            .write(&self.cells_dir.join(cell.slug()))
+            .write(&dir)
             .map_err(|e| format!("{}: {e}", self.cells_dir.display()))?;
         let topo = Topology::load(&path).map_err(|e| e.to_string())?;
         let opts = UpOptions {
@@ -160,6 +164,8 @@ impl Runner {
             .collect();
         self.lab = Some(Lab {
             cell,
+            plan,
+            dir,
             topo,
             up,
             addresses,

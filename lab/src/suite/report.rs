@@ -257,7 +257,7 @@ fn timing_table(results: &[CaseResult]) -> String {
         return String::new();
     }
     let mut s = String::from(
-        "## Timings\n\nFrom the route event in the node where a change was made to the route event in each node that\nfollowed (kernel events, not polling), in ms.\n\n| timing | cell | samples | p50 | p95 | max | missed | budget |\n|---|---|--:|--:|--:|--:|--:|--:|\n",
+        "## Timings\n\nFrom the route event in the node where a change was made (or, for a daemon stopped or a link\ncut, from the act) to the route event in each node that followed (kernel events, not polling),\nin ms.\n\n| timing | cell | samples | p50 | p95 | max | missed | budget |\n|---|---|--:|--:|--:|--:|--:|--:|\n",
     );
     for ((name, cell), (mut v, missed, budget)) in by {
         v.sort_by(|a, b| a.total_cmp(b));

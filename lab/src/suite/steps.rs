@@ -19,8 +19,9 @@ use crate::watch;
 
 /// What a case made along the way: its traffic, its timings, the memory of the
 /// daemons it measures.
-#[derive(Default)]
 pub struct CaseRun {
+    /// When the case started: `up_for` without a minimum asks for a session up since.
+    started: std::time::Instant,
     /// Each node's daemon's resident memory (KiB) when the case first looked.
     rss_at_start: BTreeMap<String, u64>,
     traffic: Option<(String, u32)>,
@@ -29,6 +30,19 @@ pub struct CaseRun {
     /// Memory measured: (node, KiB at the start, KiB at the check).
     pub rss: Vec<(String, u64, u64)>,
     pub samples: Vec<Sample>,
+}
+
+impl Default for CaseRun {
+    fn default() -> CaseRun {
+        CaseRun {
+            started: std::time::Instant::now(),
+            rss_at_start: BTreeMap::new(),
+            traffic: None,
+            last_traffic: None,
+            rss: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
 }
 
 fn sh(cmd: &str) -> Vec<String> {
@@ -94,6 +108,15 @@ fn subst(lab: &Lab, s: &str) -> Result<String, String> {
                 .get(name)
                 .map(|ip| ip.to_string())
                 .ok_or_else(|| format!("{s:?}: no IPv6 pod {name} made by this case (an IPv4 cell?)"))?,
+            Some((node, "addr")) | Some((node, "addr6")) => {
+                let v6 = key.ends_with('6');
+                let node = resolve_node(lab, node);
+                lab.addresses
+                    .get(&node)
+                    .and_then(|a| a.iter().find(|a| a.is_ipv6() == v6))
+                    .map(|a| a.to_string())
+                    .ok_or_else(|| format!("{s:?}: node {node} has no such address"))?
+            }
             Some((node, "block")) | Some((node, "block6")) => {
                 let v6 = key.ends_with('6');
                 label_blocks(lab, node)
@@ -189,11 +212,40 @@ fn resolved(lab: &Lab, step: &Step) -> Step {
     if let Some(x) = s.churn.as_mut() {
         r(&mut x.node);
     }
+    if let Some(x) = s.exec.as_mut() {
+        r(&mut x.node);
+    }
+    for x in [s.announce.as_mut(), s.withdraw.as_mut()].into_iter().flatten() {
+        r(&mut x.node);
+    }
+    if let Some(x) = s.reconfigure.as_mut() {
+        r(&mut x.node);
+    }
+    if let Some(e) = s.expect.as_mut() {
+        if let Some(x) = e.capabilities.as_mut() {
+            r(&mut x.node);
+            r(&mut x.peer);
+        }
+        if let Some(x) = e.info.as_mut() {
+            r(&mut x.node);
+            if let Some(p) = x.peer.as_mut() {
+                r(p);
+            }
+        }
+        if let Some(x) = e.output.as_mut() {
+            r(&mut x.node);
+        }
+        if let Some(x) = e.up_for.as_mut() {
+            r(&mut x.node);
+            r(&mut x.peer);
+        }
+    }
     for x in [
         s.pause.as_mut(),
         s.unpause.as_mut(),
         s.cut_sessions.as_mut(),
         s.uncut_sessions.as_mut(),
+        s.restore.as_mut(),
     ]
     .into_iter()
     .flatten()
@@ -238,6 +290,9 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
         origin: &origin,
         followers: &followers,
         deadline: budget.max(Duration::from_secs(3)) * 2,
+        // A pod or a route changes the prefix in the acting node's kernel first; a
+        // daemon, a link or a pause does not, and is timed from the act.
+        from_origin_event: step.pod_add.is_some() || step.pod_del.is_some() || step.route.is_some(),
     };
     let topo = lab.topo.clone();
     let prop = watch::time_change(rt, &topo, change, async { act(rt, lab, step).await.map_err(Why) })
@@ -304,8 +359,15 @@ fn action_node(lab: &Lab, step: &Step) -> Result<String, String> {
         .or(step.unpause.as_ref())
         .or(step.cut_sessions.as_ref())
         .or(step.uncut_sessions.as_ref())
+        .or(step.restore.as_ref())
     {
         n
+    } else if let Some(x) = &step.exec {
+        &x.node
+    } else if let Some(x) = step.announce.as_ref().or(step.withdraw.as_ref()) {
+        &x.node
+    } else if let Some(x) = &step.reconfigure {
+        &x.node
     } else if let Some(f) = &step.flap {
         &f.node
     } else if let Some(c) = &step.churn {
@@ -445,7 +507,12 @@ async fn act(rt: &Runtime, lab: &mut Lab, step: &Step) -> Result<(), String> {
         }
         cmd.extend(["route".to_string(), verb.to_string()]);
         cmd.extend(spec.split_whitespace().map(String::from));
-        exec_ok(rt, lab, &r.node, &cmd).await?;
+        match exec_ok(rt, lab, &r.node, &cmd).await {
+            Ok(_) => {}
+            // Deleting what is gone leaves it gone (for `always` steps).
+            Err(e) if verb == "del" && e.contains("No such process") => {}
+            Err(e) => return Err(e),
+        }
         // A blackhole in the pools is a block, as Calico's IPAM makes one.
         let words: Vec<&str> = spec.split_whitespace().collect();
         if let ["blackhole", net, ..] = words[..] {
@@ -529,6 +596,37 @@ done"#;
         exec_ok(rt, lab, &f.node, &sh(&script)).await?;
         return Ok(());
     }
+    if let Some(x) = &step.exec {
+        let cmd = subst(lab, &x.cmd)?;
+        exec_ok(rt, lab, &x.node, &sh(&cmd)).await?;
+        return Ok(());
+    }
+    if let Some((x, on)) = step
+        .announce
+        .as_ref()
+        .map(|x| (x, true))
+        .or(step.withdraw.as_ref().map(|x| (x, false)))
+    {
+        let kind = lab
+            .topo
+            .nodes
+            .get(&x.node)
+            .and_then(|n| n.bgp())
+            .and_then(crate::kinds::for_label)
+            .ok_or_else(|| format!("{}: no BGP daemon", x.node))?;
+        let prefix = subst(lab, &x.prefix)?;
+        let (add, del) = kind
+            .announce(&prefix)
+            .ok_or_else(|| format!("{}: the lab cannot make {} announce a route", x.node, kind.name()))?;
+        exec_ok(rt, lab, &x.node, &sh(if on { &add } else { &del })).await?;
+        return Ok(());
+    }
+    if let Some(x) = &step.reconfigure {
+        return reconfigure(rt, lab, &x.node, Some(x.change)).await;
+    }
+    if let Some(node) = &step.restore {
+        return reconfigure(rt, lab, node, None).await;
+    }
     if let Some(c) = &step.churn {
         // Borrowed pods made and unmade as fast as the node takes them: the host
         // side of a pod's veth and its /32 is what a node speaker sees of it.
@@ -547,6 +645,20 @@ done"#,
         return Ok(());
     }
     Err("not an action".into())
+}
+
+/// Renders a node's configuration again from its intent (changed by `tweak`), writes
+/// it where the node reads it, and has its daemon read it again.
+async fn reconfigure(rt: &Runtime, lab: &Lab, node: &str, tweak: Option<crate::render::Tweak>) -> Result<(), String> {
+    let files = lab.plan.node_files(node, tweak)?;
+    for (file, content, _) in &files {
+        let path = lab.dir.join(node).join(file);
+        // Written in place: the node sees the file through a bind mount of this inode.
+        std::fs::write(&path, content).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let daemon = daemon_of(lab, node)?;
+    exec_ok(rt, lab, node, &sh(daemon.reload)).await?;
+    Ok(())
 }
 
 /// The lifecycle of a node's BGP daemon.
@@ -590,6 +702,26 @@ impl CaseRun {
 }
 
 async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expect) -> Result<(), String> {
+    if e.reflected.is_some() || e.capabilities.is_some() || e.info.is_some() || e.output.is_some() || e.up_for.is_some()
+    {
+        // An uptime is looked at once: retried, a reset session would pass in the end.
+        let default = if e.up_for.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(10)
+        };
+        let within = e.within.as_deref().map(case::duration).transpose()?.unwrap_or(default);
+        let start = Instant::now();
+        loop {
+            match daemon_view(rt, lab, e, ctx.started.elapsed()).await {
+                Ok(()) => return Ok(()),
+                Err(why) if start.elapsed() >= within => {
+                    return Err(format!("not within {:.1} s: {why}", within.as_secs_f64()))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        }
+    }
     if let Some(r) = &e.rss_growth {
         let now = rss(rt, lab, &r.node).await?;
         let start = *ctx
@@ -649,6 +781,165 @@ async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expect) -> Resul
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+}
+
+/// What a daemon says itself: reflection attributes, capabilities, session info.
+async fn daemon_view(rt: &Runtime, lab: &Lab, e: &Expect, case_age: Duration) -> Result<(), String> {
+    let kind_of = |node: &str| {
+        lab.topo
+            .nodes
+            .get(node)
+            .and_then(|n| n.bgp())
+            .and_then(crate::kinds::for_label)
+            .ok_or_else(|| format!("{node}: no BGP daemon"))
+    };
+    if let Some(r) = &e.reflected {
+        let kind = kind_of(&r.node)?;
+        let prefix = subst(lab, &r.prefix)?;
+        let cmd = kind
+            .route_command(&prefix)
+            .ok_or_else(|| format!("{}: the lab cannot read {}'s routes", r.node, kind.name()))?;
+        let out = exec_ok(rt, lab, &r.node, &cmd).await?;
+        let (originator, clusters) = kind
+            .parse_reflection(&out, &prefix)
+            .ok_or_else(|| format!("{}: no path to {prefix} in `{}`", r.node, cmd.join(" ")))?;
+        let want = lab
+            .addresses
+            .get(&r.originator)
+            .and_then(|a| a.iter().find(|a| a.is_ipv4()))
+            .map(|a| a.to_string())
+            .ok_or_else(|| format!("no node {}", r.originator))?;
+        return match originator {
+            Some(o) if o == want && !clusters.is_empty() => Ok(()),
+            o => Err(format!(
+                "{}'s path to {prefix}: ORIGINATOR_ID {o:?}, CLUSTER_LIST {clusters:?}; expected {want} and a cluster",
+                r.node
+            )),
+        };
+    }
+    if let Some(c) = &e.capabilities {
+        let kind = kind_of(&c.node)?;
+        let peers: Vec<String> = lab
+            .addresses
+            .get(&c.peer)
+            .ok_or_else(|| format!("no node {}", c.peer))?
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let mut missing = Vec::new();
+        for peer in &peers {
+            let cmd = kind
+                .capabilities_command(peer)
+                .ok_or_else(|| format!("{}: the lab cannot read {}'s capabilities", c.node, kind.name()))?;
+            let out = exec_ok(rt, lab, &c.node, &cmd).await?;
+            let have = kind.parse_capabilities(&out, peer).map_err(|e| e.to_string())?;
+            let family = if peer.contains(':') {
+                "ipv6-unicast"
+            } else {
+                "ipv4-unicast"
+            };
+            for want in c.has.iter().map(String::as_str).chain([family]) {
+                if !have.iter().any(|h| h == want) {
+                    missing.push(format!("{} with {peer}: no {want} (has {})", c.node, have.join(", ")));
+                }
+            }
+        }
+        return if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing.join("; "))
+        };
+    }
+    if let Some(o) = &e.output {
+        let cmd = subst(lab, &o.cmd)?;
+        let out = exec_ok(rt, lab, &o.node, &sh(&cmd)).await?;
+        let want: Vec<String> = o.line.iter().map(|w| subst(lab, w)).collect::<Result<_, _>>()?;
+        return if out.lines().any(|l| want.iter().all(|w| l.contains(w.as_str()))) {
+            Ok(())
+        } else {
+            let shown: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).take(20).collect();
+            Err(format!(
+                "{}: no line of `{cmd}` holds all of {want:?}; it printed:\n{}",
+                o.node,
+                shown.join("\n")
+            ))
+        };
+    }
+    let addrs_of = |p: &String| -> Vec<String> {
+        match lab.addresses.get(p) {
+            Some(a) => a.iter().map(|a| a.to_string()).collect(),
+            None => vec![p.clone()],
+        }
+    };
+    if let Some(u) = &e.up_for {
+        // Uptimes are whole seconds: a session up since the case started may show one
+        // less than the case's age.
+        let min = match &u.min {
+            Some(m) => case::duration(m)?,
+            None => case_age.saturating_sub(Duration::from_secs(1)),
+        };
+        let table = probes::peers(rt, Some(&lab.topo.name))
+            .await
+            .map_err(|e| e.to_string())?;
+        let peers = addrs_of(&u.peer);
+        let rows: Vec<_> = table
+            .rows
+            .iter()
+            .filter(|r| r.node == u.node && peers.contains(&r.session.peer))
+            .collect();
+        if rows.is_empty() {
+            return Err(format!("{} has no session with {}", u.node, u.peer));
+        }
+        let max = u.max.as_deref().map(case::duration).transpose()?;
+        for r in rows {
+            let s = &r.session;
+            if let (Some(t), Some(max)) = (s.uptime_secs, max) {
+                if t > max.as_secs() {
+                    return Err(format!(
+                        "{}: the session with {} has been up {t} s: it was not reset in the last {} s",
+                        u.node,
+                        s.peer,
+                        max.as_secs()
+                    ));
+                }
+            }
+            match s.uptime_secs {
+                Some(t) if s.state == "Established" && t >= min.as_secs() => {}
+                Some(t) if s.state == "Established" => {
+                    return Err(format!(
+                        "{}: the session with {} has been up {t} s only (reset within the last {} s)",
+                        u.node,
+                        s.peer,
+                        min.as_secs()
+                    ))
+                }
+                None if s.state == "Established" => {
+                    return Err(format!("{}: the session with {} reports no uptime", u.node, s.peer))
+                }
+                _ => return Err(format!("{}: the session with {} is {}", u.node, s.peer, s.state)),
+            }
+        }
+        return Ok(());
+    }
+    if let Some(i) = &e.info {
+        let table = probes::peers(rt, Some(&lab.topo.name))
+            .await
+            .map_err(|e| e.to_string())?;
+        let peer_addrs: Option<Vec<String>> = i.peer.as_ref().map(addrs_of);
+        let infos: Vec<String> = table
+            .rows
+            .iter()
+            .filter(|r| r.node == i.node)
+            .filter(|r| peer_addrs.as_ref().is_none_or(|a| a.contains(&r.session.peer)))
+            .map(|r| format!("{}: {}", r.session.peer, r.session.info.clone().unwrap_or_default()))
+            .collect();
+        return if !infos.is_empty() && infos.iter().all(|s| i.any.iter().any(|w| s.contains(w.as_str()))) {
+            Ok(())
+        } else {
+            Err(format!("{} says: {}", i.node, infos.join("; ")))
+        };
+    }
+    Err("an empty expectation".into())
 }
 
 /// One look at what an expectation says.
@@ -754,9 +1045,12 @@ async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let mut wrong = Vec::new();
     for node in node_set(lab, &f.nodes)? {
-        let routes = probes::fib(rt, &lab.topo.container_name(&node))
+        let mut routes = probes::fib(rt, &lab.topo.container_name(&node))
             .await
             .map_err(|e| e.to_string())?;
+        // eth0 is the lab's management network (Docker's default route is there),
+        // not part of the fabric under test.
+        routes.retain(|r| r.dev.as_deref() != Some("eth0"));
         for p in &has {
             // With a protocol asked for, a route of that protocol, if there is one.
             let of_prefix = || {

@@ -21,6 +21,12 @@ env exabgp.daemon.user=root exabgp.daemon.daemonize=false exabgp.log.destination
     python3-exabgp /etc/exabgp/exabgp.conf >>/var/log/exabgp.log 2>&1 &
 echo $! >"$pid"
 SCRIPT
+# ExaBGP's reconnects back off up to 60 s and it has no setting for it: after a node
+# restarts a few times its sessions to x1 would take a minute to come back. The lab's
+# scripted peer retries every 2 s at most, as the node speakers do.
+delay="$root/usr/lib/python3/dist-packages/exabgp/reactor/delay.py"
+sed -i 's/self\._next \* 1\.2), 60)/self._next * 1.2), 2)/' "$delay"
+grep -q 'self._next \* 1.2), 2)' "$delay" || { echo "customize: ExaBGP's reconnect delay not found in $delay" >&2; exit 1; }
 # One API command, checked: exabgp-cli exits 0 whatever ExaBGP made of the command,
 # so this waits for ExaBGP's log to say it took the route (or why not), and fails
 # unless it did.

@@ -179,10 +179,8 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
         "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n {}\n bgp bestpath as-path multipath-relax",
         n.as_number,
         n.router_id,
-        // With graceful restart, the forwarding state is preserved too (the F bit):
-        // zebra keeps a restarting bgpd's routes in the kernel.
         if n.graceful_restart.enabled {
-            format!("bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}\n bgp graceful-restart preserve-fw-state")
+            format!("bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}")
         } else {
             "no bgp graceful-restart".to_string()
         }

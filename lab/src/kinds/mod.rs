@@ -96,6 +96,8 @@ pub const CAPABILITIES: [&str; 5] = [
 pub struct Daemon {
     /// Where its PID is (the one whose memory is measured).
     pub pid_file: &'static str,
+    /// SIGTERM, and returns once the daemon is gone (10 s at most, else it fails): a
+    /// start right after it must not find the old daemon still shutting down.
     pub stop: &'static str,
     pub kill: &'static str,
     pub start: &'static str,

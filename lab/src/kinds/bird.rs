@@ -23,7 +23,7 @@ impl BgpKind for Bird {
             pid_file: "/run/bird/bird.pid",
             reload: "birdc -s /run/bird/bird.ctl configure",
             drain: None,
-            stop: "p=\"$(cat /run/bird/bird.pid)\"; kill -TERM \"$p\" && { i=0; while kill -0 \"$p\" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; ! kill -0 \"$p\" 2>/dev/null; }",
+            stop: "kill -TERM \"$(cat /run/bird/bird.pid)\"",
             kill: "kill -KILL \"$(cat /run/bird/bird.pid)\"",
             // `-R`: a restarted BIRD recovers gracefully (sets the Restart State bit,
             // keeps its kernel routes, waits for its peers' End-of-RIB before it

@@ -24,7 +24,7 @@ impl BgpKind for Exabgp {
             pid_file: "/run/exabgp/exabgp.pid",
             reload: "kill -USR1 \"$(cat /run/exabgp/exabgp.pid)\"",
             drain: None,
-            stop: "p=\"$(cat /run/exabgp/exabgp.pid)\"; kill -TERM \"$p\" && { i=0; while kill -0 \"$p\" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; ! kill -0 \"$p\" 2>/dev/null; }",
+            stop: "kill -TERM \"$(cat /run/exabgp/exabgp.pid)\"",
             kill: "kill -KILL \"$(cat /run/exabgp/exabgp.pid)\"",
             // The base image's starter (images/base/customize.sh).
             start: "exabgp-start",

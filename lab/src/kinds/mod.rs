@@ -96,8 +96,7 @@ pub const CAPABILITIES: [&str; 5] = [
 pub struct Daemon {
     /// Where its PID is (the one whose memory is measured).
     pub pid_file: &'static str,
-    /// SIGTERM, and returns once the daemon is gone (10 s at most, else it fails): a
-    /// start right after it must not find the old daemon still shutting down.
+    /// Asks the daemon to end; [`Daemon::stop_and_wait`] is what the lab runs.
     pub stop: &'static str,
     pub kill: &'static str,
     pub start: &'static str,
@@ -111,6 +110,18 @@ pub struct Daemon {
 }
 
 /// The reader for a `lab.bgp` label value.
+impl Daemon {
+    /// `stop`, returning once the daemon whose PID `pid_file` held is gone (10 s at
+    /// most, else it fails): a start right after it must not find the old daemon
+    /// still shutting down and leave it at that.
+    pub fn stop_and_wait(&self) -> String {
+        format!(
+            "p=\"$(cat {} 2>/dev/null)\"; {} && {{ i=0; while kill -0 \"$p\" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; ! kill -0 \"$p\" 2>/dev/null; }}",
+            self.pid_file, self.stop
+        )
+    }
+}
+
 pub fn for_label(label: &str) -> Option<&'static dyn BgpKind> {
     match label {
         "frr" => Some(&frr::Frr),

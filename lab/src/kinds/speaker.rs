@@ -20,7 +20,7 @@ impl BgpKind for Speaker {
             pid_file: "/run/speaker/speaker.pid",
             reload: "kill -HUP \"$(cat /run/speaker/speaker.pid)\"",
             drain: Some(("speaker drain", "speaker undrain")),
-            stop: "p=\"$(cat /run/speaker/speaker.pid)\"; kill -TERM \"$p\" && { i=0; while kill -0 \"$p\" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; ! kill -0 \"$p\" 2>/dev/null; }",
+            stop: "kill -TERM \"$(cat /run/speaker/speaker.pid)\"",
             kill: "kill -KILL \"$(cat /run/speaker/speaker.pid)\"",
             start: "kill -0 \"$(cat /run/speaker/speaker.pid 2>/dev/null)\" 2>/dev/null || { speaker run -c /etc/speaker/speaker.yaml >>/var/log/speaker.log 2>&1 & echo $! >/run/speaker/speaker.pid; }",
             log: "/var/log/speaker.log",

@@ -549,8 +549,9 @@ async fn act(rt: &Runtime, lab: &mut Lab, step: &Step) -> Result<(), String> {
     }
     if let Some(d) = &step.daemon {
         let daemon = daemon_of(lab, &d.node)?;
+        let stop = daemon.stop_and_wait();
         let cmd = match (d.op, daemon.drain) {
-            (DaemonOp::Stop, _) => daemon.stop,
+            (DaemonOp::Stop, _) => &stop,
             (DaemonOp::Kill, _) => daemon.kill,
             (DaemonOp::Start, _) => daemon.start,
             (DaemonOp::Drain, Some((drain, _))) => drain,
@@ -607,13 +608,7 @@ done"#;
         .map(|x| (x, true))
         .or(step.withdraw.as_ref().map(|x| (x, false)))
     {
-        let kind = lab
-            .topo
-            .nodes
-            .get(&x.node)
-            .and_then(|n| n.bgp())
-            .and_then(crate::kinds::for_label)
-            .ok_or_else(|| format!("{}: no BGP daemon", x.node))?;
+        let kind = kind_of(lab, &x.node)?;
         let prefix = subst(lab, &x.prefix)?;
         let (add, del) = kind
             .announce(&prefix)
@@ -661,13 +656,17 @@ async fn reconfigure(rt: &Runtime, lab: &Lab, node: &str, tweak: Option<crate::r
     Ok(())
 }
 
+/// The kind of a node's BGP daemon.
+fn kind_of(lab: &Lab, node: &str) -> Result<&'static dyn crate::kinds::BgpKind, String> {
+    let n = lab.topo.nodes.get(node).ok_or_else(|| format!("no node {node}"))?;
+    n.bgp()
+        .and_then(crate::kinds::for_label)
+        .ok_or_else(|| format!("{node}: no BGP daemon"))
+}
+
 /// The lifecycle of a node's BGP daemon.
 fn daemon_of(lab: &Lab, node: &str) -> Result<crate::kinds::Daemon, String> {
-    let n = lab.topo.nodes.get(node).ok_or_else(|| format!("no node {node}"))?;
-    let kind = n
-        .bgp()
-        .and_then(crate::kinds::for_label)
-        .ok_or_else(|| format!("{node}: no BGP daemon"))?;
+    let kind = kind_of(lab, node)?;
     kind.daemon()
         .ok_or_else(|| format!("{node}: the lab cannot control {}", kind.name()))
 }
@@ -785,16 +784,8 @@ async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expect) -> Resul
 
 /// What a daemon says itself: reflection attributes, capabilities, session info.
 async fn daemon_view(rt: &Runtime, lab: &Lab, e: &Expect, case_age: Duration) -> Result<(), String> {
-    let kind_of = |node: &str| {
-        lab.topo
-            .nodes
-            .get(node)
-            .and_then(|n| n.bgp())
-            .and_then(crate::kinds::for_label)
-            .ok_or_else(|| format!("{node}: no BGP daemon"))
-    };
     if let Some(r) = &e.reflected {
-        let kind = kind_of(&r.node)?;
+        let kind = kind_of(lab, &r.node)?;
         let prefix = subst(lab, &r.prefix)?;
         let cmd = kind
             .route_command(&prefix)
@@ -818,7 +809,7 @@ async fn daemon_view(rt: &Runtime, lab: &Lab, e: &Expect, case_age: Duration) ->
         };
     }
     if let Some(c) = &e.capabilities {
-        let kind = kind_of(&c.node)?;
+        let kind = kind_of(lab, &c.node)?;
         let peers: Vec<String> = lab
             .addresses
             .get(&c.peer)

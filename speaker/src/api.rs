@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -68,7 +69,17 @@ async fn answer(line: &str, daemon: &mpsc::Sender<ApiRequest>) -> Value {
     let (tx, rx) = oneshot::channel();
     let req = match request.get("cmd").and_then(Value::as_str) {
         Some("status") => ApiRequest::Status(tx),
-        Some("routes") => ApiRequest::Routes(tx),
+        Some("routes") => {
+            let filter = match request.get("prefix") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(text)) => match parse_prefix(text) {
+                    Ok(prefix) => Some(prefix),
+                    Err(e) => return json!({ "error": e }),
+                },
+                Some(other) => return json!({ "error": format!("\"prefix\" must be a string, not {other}") }),
+            };
+            ApiRequest::Routes { filter, reply: tx }
+        }
         Some(cmd @ ("drain" | "undrain")) => {
             let timeout = request
                 .get("timeout")
@@ -130,6 +141,15 @@ async fn drain_report(plan: DrainPlan) -> Value {
     })
 }
 
+/// A prefix (`10.244.1.0/26`) or an address, which stands for its host prefix.
+pub fn parse_prefix(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .map(|p| p.trunc())
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is neither a prefix (10.244.1.0/26, fd00:10:244::/64) nor an address"))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {path}: {source} (is `speaker run` running? see --socket)")]
@@ -140,11 +160,6 @@ pub enum ClientError {
     Json(#[from] serde_json::Error),
     #[error("API error: {0}")]
     Remote(String),
-}
-
-/// Sends one request and reads the answer (for the CLI).
-pub fn request(path: &Path, cmd: &str) -> Result<Value, ClientError> {
-    request_json(path, &json!({ "cmd": cmd }), Duration::from_secs(5))
 }
 
 /// Sends `request` and waits up to `wait` for the answer.

@@ -353,8 +353,8 @@ impl Daemon {
             ApiRequest::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            ApiRequest::Routes(reply) => {
-                let _ = reply.send(self.node.routes());
+            ApiRequest::Routes { filter, reply } => {
+                let _ = reply.send(self.node.routes(filter));
             }
             ApiRequest::Metrics(reply) => {
                 let _ = reply.send(self.metrics_page());

@@ -11,11 +11,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use serde_json::Value;
+use serde_json::{json, Value};
 use speaker::config::Config;
 use speaker::{api, daemon};
 
 const EXIT_FAILURE: u8 = 1;
+/// A bad argument, as clap exits on one.
+const EXIT_USAGE: u8 = 2;
 const EXIT_CONFIG: u8 = 3;
 const EXIT_UNREACHABLE: u8 = 4;
 const EXIT_UNCONFIRMED: u8 = 5;
@@ -61,8 +63,14 @@ enum Command {
         #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
-    /// Show local (advertised) and learned routes with their FIB state.
+    /// Show local (advertised) and learned routes with their FIB state and every
+    /// path attribute.
     Routes {
+        /// Only the routes that cover this prefix or lie inside it; an address
+        /// stands for its /32 or /128 (`speaker routes 10.244.1.5` shows the block
+        /// that carries a pod IP and the pod's own route).
+        #[arg(value_name = "PREFIX")]
+        prefix: Option<String>,
         /// Print the API's JSON answer instead of a table.
         #[arg(long)]
         json: bool,
@@ -138,8 +146,17 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Command::Status { json, socket } => query(&socket, "status", json, print_status),
-        Command::Routes { json, socket } => query(&socket, "routes", json, print_routes),
+        Command::Status { json, socket } => query(&socket, json!({ "cmd": "status" }), json, print_status),
+        Command::Routes { prefix, json, socket } => {
+            let request = match prefix.as_deref().map(api::parse_prefix).transpose() {
+                Ok(prefix) => json!({ "cmd": "routes", "prefix": prefix.map(|p| p.to_string()) }),
+                Err(e) => {
+                    eprintln!("speaker: routes: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            query(&socket, request, json, print_routes)
+        }
         Command::Drain { cancel, args } => drain(!cancel, &args),
         Command::Undrain { args } => drain(false, &args),
     }
@@ -256,8 +273,8 @@ fn run(config: Config, path: PathBuf, record: Option<PathBuf>) -> anyhow::Result
     })
 }
 
-fn query(socket: &std::path::Path, cmd: &str, json: bool, print: fn(&Value)) -> ExitCode {
-    match api::request(socket, cmd) {
+fn query(socket: &std::path::Path, request: Value, json: bool, print: fn(&Value)) -> ExitCode {
+    match api::request_json(socket, &request, std::time::Duration::from_secs(5)) {
         Ok(value) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
@@ -345,7 +362,9 @@ fn print_routes(v: &Value) {
             text(p),
             "local".into(),
             String::new(),
+            String::new(),
             "advertised".into(),
+            String::new(),
             String::new(),
         ]);
     }
@@ -370,14 +389,65 @@ fn print_routes(v: &Value) {
                 text(&r["prefix"]),
                 text(&path["from"]),
                 text(&path["next_hop"]),
+                text(&path["attrs"]["as_path"]),
                 flags.join(", "),
                 if path["best"] == Value::Bool(true) {
                     text(&r["fib"])
                 } else {
                     String::new()
                 },
+                attributes_text(&path["attrs"]),
             ]);
         }
     }
-    table(&["PREFIX", "FROM", "NEXT HOP", "STATUS", "FIB"], &rows);
+    table(
+        &["PREFIX", "FROM", "NEXT HOP", "AS PATH", "STATUS", "FIB", "ATTRIBUTES"],
+        &rows,
+    );
+}
+
+/// A path's attributes besides the AS path, as `birdc show route all` lists them,
+/// on one line: `origin igp; med 10; local-pref 100; communities 65000:1 ...`.
+fn attributes_text(attrs: &Value) -> String {
+    let list = |v: &Value| -> String {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut parts = Vec::new();
+    for (key, name) in [("origin", "origin"), ("med", "med"), ("local_pref", "local-pref")] {
+        if !attrs[key].is_null() {
+            parts.push(format!("{name} {}", text(&attrs[key])));
+        }
+    }
+    if attrs["atomic_aggregate"] == Value::Bool(true) {
+        parts.push("atomic-aggregate".into());
+    }
+    if let Some(agg) = attrs["aggregator"].as_object() {
+        parts.push(format!("aggregator {} {}", text(&agg["asn"]), text(&agg["address"])));
+    }
+    for (key, name) in [
+        ("communities", "communities"),
+        ("large_communities", "large-communities"),
+        ("cluster_list", "cluster-list"),
+    ] {
+        if attrs[key].as_array().is_some_and(|a| !a.is_empty()) {
+            parts.push(format!("{name} {}", list(&attrs[key])));
+        }
+    }
+    if !attrs["originator_id"].is_null() {
+        parts.push(format!("originator {}", text(&attrs["originator_id"])));
+    }
+    for raw in attrs["unknown"].as_array().into_iter().flatten() {
+        let flags = raw["flags"].as_u64().unwrap_or(0);
+        parts.push(format!(
+            "attribute {} flags 0x{flags:02x} value {}",
+            text(&raw["type"]),
+            text(&raw["value"])
+        ));
+    }
+    parts.join("; ")
 }

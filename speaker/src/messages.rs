@@ -56,8 +56,9 @@ pub enum PeerEvent {
     /// announced prefix. RFC 7606's treat-as-withdraw is already applied.
     Routes {
         peer: IpAddr,
+        /// Boxed: the other events are a fraction of its size.
         #[serde(default)]
-        attrs: PathAttributes,
+        attrs: Box<PathAttributes>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         announced: Vec<(IpNet, NextHop)>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -75,7 +76,7 @@ pub enum PeerEvent {
 impl PeerEvent {
     /// The routes of a received UPDATE.
     pub fn routes(peer: IpAddr, update: &Update) -> PeerEvent {
-        let mut attrs = update.attrs.clone();
+        let mut attrs = Box::new(update.attrs.clone());
         attrs.next_hop = None;
         attrs.mp_reach = None;
         attrs.mp_unreach = None;
@@ -223,7 +224,11 @@ pub enum FibReport {
 #[derive(Debug)]
 pub enum ApiRequest {
     Status(oneshot::Sender<Value>),
-    Routes(oneshot::Sender<Value>),
+    /// The routes, or only those that cover or lie inside `filter`.
+    Routes {
+        filter: Option<ipnet::IpNet>,
+        reply: oneshot::Sender<Value>,
+    },
     /// The Prometheus page.
     Metrics(oneshot::Sender<String>),
     /// Drain (`drain: true`) or undrain the node; `timeout` overrides the

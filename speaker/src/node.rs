@@ -831,11 +831,18 @@ impl Node {
     }
 
     /// Local (advertised) and learned routes with every path and their FIB state.
-    pub fn routes(&self) -> Value {
-        let local: Vec<String> = self.rib.local_routes().map(|p| p.to_string()).collect();
+    /// The routes for the API; with `filter`, only the prefixes that cover it or
+    /// lie inside it.
+    pub fn routes(&self, filter: Option<IpNet>) -> Value {
+        let local: Vec<String> = self
+            .rib
+            .local_routes()
+            .filter(|p| filter.is_none_or(|f| crate::rib::overlaps(f, **p)))
+            .map(|p| p.to_string())
+            .collect();
         let learned: Vec<Value> = self
             .rib
-            .routes()
+            .routes(filter)
             .into_iter()
             .filter(|r| r.paths.iter().any(|p| p.from != "local"))
             .map(|r| {

@@ -481,14 +481,16 @@ impl Rib {
         changes
     }
 
-    /// Every prefix known, with its paths, for the API.
-    pub fn routes(&self) -> Vec<RouteView> {
+    /// Every prefix known, with its paths, for the API; with `filter`, only the
+    /// prefixes that cover it or lie inside it.
+    pub fn routes(&self, filter: Option<IpNet>) -> Vec<RouteView> {
         let mut prefixes: BTreeSet<IpNet> = self.local.clone();
         for p in self.peers.values() {
             prefixes.extend(p.adj_in.keys());
         }
         prefixes
             .into_iter()
+            .filter(|p| filter.is_none_or(|f| overlaps(f, *p)))
             .map(|prefix| {
                 let sel = self.loc.get(&prefix);
                 let mut paths = Vec::new();
@@ -704,6 +706,7 @@ impl Rib {
             origin: Some(best.attrs.origin.unwrap_or(Origin::Igp)),
             as_path: Some(best.attrs.as_path.clone().unwrap_or_default()),
             communities: best.attrs.communities.clone(),
+            large_communities: best.attrs.large_communities.clone(),
             atomic_aggregate: best.attrs.atomic_aggregate,
             aggregator: best.attrs.aggregator,
             unknown: best.attrs.unknown.iter().filter_map(|a| a.for_propagation()).collect(),
@@ -803,6 +806,11 @@ impl Rib {
             Source::Peer(addr) => self.peers.get(&addr).is_some_and(|s| !self.is_ibgp(&s.info)),
         }
     }
+}
+
+/// One prefix covers the other (the same prefix included).
+pub fn overlaps(a: IpNet, b: IpNet) -> bool {
+    a.contains(&b) || b.contains(&a)
 }
 
 fn prefix_is_v4(prefix: &IpNet) -> bool {

@@ -44,7 +44,7 @@ fn run(dir: &Path) -> Result<String, String> {
     let end = json!({
         "fib": r.node().fib_view(),
         "kernel": r.kernel_routes(),
-        "routes": r.node().routes(),
+        "routes": r.node().routes(None),
         "status": r.node().status(),
     });
     out.push_str(&end.to_string());

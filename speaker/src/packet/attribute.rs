@@ -238,6 +238,21 @@ impl fmt::Display for Community {
     }
 }
 
+/// A LARGE_COMMUNITIES value (RFC 8092): a global administrator (an AS) and two
+/// local data parts, written `GLOBAL:LOCAL1:LOCAL2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LargeCommunity {
+    pub global: u32,
+    pub local1: u32,
+    pub local2: u32,
+}
+
+impl fmt::Display for LargeCommunity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.global, self.local1, self.local2)
+    }
+}
+
 /// Next hop of an MP_REACH_NLRI. IPv6 may carry a link-local address after the
 /// global one (RFC 2545: 32 bytes instead of 16).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -353,6 +368,9 @@ pub struct PathAttributes {
     pub aggregator: Option<Aggregator>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub communities: Vec<Community>,
+    /// Without duplicates (RFC 8092 section 5), in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub large_communities: Vec<LargeCommunity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub originator_id: Option<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -517,6 +535,23 @@ impl PathAttributes {
             AttrType::Communities => {
                 self.communities = quads(value)?.map(Community).collect();
             }
+            AttrType::LargeCommunities => {
+                if value.is_empty() || value.len() % 12 != 0 {
+                    return Err(Malformed::Length);
+                }
+                self.large_communities.clear();
+                for c in value.chunks_exact(12) {
+                    let word = |i: usize| u32::from_be_bytes(c[i..i + 4].try_into().expect("4 bytes"));
+                    let community = LargeCommunity {
+                        global: word(0),
+                        local1: word(4),
+                        local2: word(8),
+                    };
+                    if !self.large_communities.contains(&community) {
+                        self.large_communities.push(community);
+                    }
+                }
+            }
             AttrType::OriginatorId => self.originator_id = Some(ipv4_of(value)?),
             AttrType::ClusterList => {
                 self.cluster_list = quads(value)?.map(Ipv4Addr::from).collect();
@@ -640,6 +675,14 @@ impl PathAttributes {
                 v.put_slice(&agg.address.octets());
                 put_attr(out, T::As4Aggregator, &v.split())?;
             }
+        }
+        if !self.large_communities.is_empty() {
+            for c in &self.large_communities {
+                v.put_u32(c.global);
+                v.put_u32(c.local1);
+                v.put_u32(c.local2);
+            }
+            put_attr(out, T::LargeCommunities, &v.split())?;
         }
         for raw in &self.unknown {
             put_raw(out, raw.flags, raw.type_code, &raw.value)?;
@@ -894,6 +937,65 @@ mod tests {
     }
 
     #[test]
+    fn large_communities_both_ways_and_as_text() {
+        #[rustfmt::skip]
+        let bytes = [
+            0xc0, 32, 24,
+                0, 0, 0xfd, 0xe8, 0, 0, 0, 1, 0, 0, 0, 2,   // 65000:1:2
+                0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 7, // 4294967295:0:7
+        ];
+        let two = vec![
+            LargeCommunity {
+                global: 65000,
+                local1: 1,
+                local2: 2,
+            },
+            LargeCommunity {
+                global: u32::MAX,
+                local1: 0,
+                local2: 7,
+            },
+        ];
+        both_ways(
+            TWO,
+            &bytes,
+            PathAttributes {
+                large_communities: two.clone(),
+                ..PathAttributes::default()
+            },
+        );
+        assert_eq!(two[1].to_string(), "4294967295:0:7");
+        assert_eq!("65000:1:2".parse::<LargeCommunity>().unwrap(), two[0]);
+        for bad in ["65000:1", "65000:1:2:3", "4294967296:0:0", "a:b:c"] {
+            assert!(bad.parse::<LargeCommunity>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn large_communities_duplicates_go_and_a_bad_length_withdraws() {
+        #[rustfmt::skip]
+        let bytes = [
+            0xc0, 32, 24,
+                0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3,
+                0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3,
+        ];
+        let (attrs, errors) = decode_soft(FOUR, &bytes);
+        assert_eq!(errors, vec![]);
+        assert_eq!(attrs.large_communities.len(), 1);
+        for value_len in [0u8, 8, 13] {
+            let mut bytes = vec![0xc0, 32, value_len];
+            bytes.resize(3 + usize::from(value_len), 0);
+            let (attrs, errors) = decode_soft(FOUR, &bytes);
+            assert_eq!(attrs.large_communities, vec![], "length {value_len}");
+            assert_eq!(errors.len(), 1, "length {value_len}");
+            assert_eq!(errors[0].action(), ErrorAction::TreatAsWithdraw, "length {value_len}");
+        }
+        // Wrong flags (not transitive) are the same error.
+        let (_, errors) = decode_soft(FOUR, &[0x80, 32, 12, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]);
+        assert_eq!(errors[0].action(), ErrorAction::TreatAsWithdraw);
+    }
+
+    #[test]
     fn extended_length_both_ways() {
         // 70 communities: 280 bytes, so the length needs two bytes.
         let communities: Vec<Community> = (0..70).map(|i| Community::new(65000, i)).collect();
@@ -919,13 +1021,13 @@ mod tests {
     fn unknown_attributes_are_kept_and_propagated_as_partial() {
         #[rustfmt::skip]
         let bytes = [
-            0xc0, 32, 12, 0, 0, 0xfd, 0xe8, 0, 0, 0, 1, 0, 0, 0, 2,  // LARGE_COMMUNITY
+            0xc0, 16, 8, 0, 2, 0xfd, 0xe8, 0, 0, 0, 100,              // EXTENDED_COMMUNITIES
             0x80, 99, 1, 7,                                           // optional non-transitive
         ];
-        let large = RawAttribute {
+        let extended = RawAttribute {
             flags: 0xc0,
-            type_code: 32,
-            value: bytes[3..15].to_vec(),
+            type_code: 16,
+            value: bytes[3..11].to_vec(),
         };
         let private = RawAttribute {
             flags: 0x80,
@@ -936,11 +1038,17 @@ mod tests {
             FOUR,
             &bytes,
             PathAttributes {
-                unknown: vec![large.clone(), private.clone()],
+                unknown: vec![extended.clone(), private.clone()],
                 ..PathAttributes::default()
             },
         );
-        assert_eq!(large.for_propagation(), Some(RawAttribute { flags: 0xe0, ..large }));
+        assert_eq!(
+            extended.for_propagation(),
+            Some(RawAttribute {
+                flags: 0xe0,
+                ..extended
+            })
+        );
         assert_eq!(private.for_propagation(), None);
     }
 

@@ -33,6 +33,7 @@ pub(crate) enum AttrType {
     MpUnreachNlri = 15,
     As4Path = 17,
     As4Aggregator = 18,
+    LargeCommunities = 32,
 }
 
 impl AttrType {
@@ -53,6 +54,7 @@ impl AttrType {
             MpUnreachNlri,
             As4Path,
             As4Aggregator,
+            LargeCommunities,
         ]
         .into_iter()
         .find(|t| *t as u8 == code)
@@ -64,7 +66,7 @@ impl AttrType {
         match self {
             Origin | AsPath | NextHop | LocalPref | AtomicAggregate => TRANSITIVE,
             Med | OriginatorId | ClusterList | MpReachNlri | MpUnreachNlri => OPTIONAL,
-            Aggregator | Communities | As4Path | As4Aggregator => OPTIONAL | TRANSITIVE,
+            Aggregator | Communities | As4Path | As4Aggregator | LargeCommunities => OPTIONAL | TRANSITIVE,
         }
     }
 

@@ -128,8 +128,9 @@ pub enum UpdateError {
     InvalidNetworkField(PrefixError),
 }
 
-/// RFC 7606 section 7: what a malformed instance of each attribute calls for. Wrong
-/// flags get the same answer (section 3c).
+/// RFC 7606 section 7 (and RFC 8092 section 6 for LARGE_COMMUNITIES): what a
+/// malformed instance of each attribute calls for. Wrong flags get the same answer
+/// (section 3c).
 pub(crate) fn attribute_action(type_code: u8) -> ErrorAction {
     match AttrType::from_u8(type_code) {
         Some(
@@ -140,7 +141,8 @@ pub(crate) fn attribute_action(type_code: u8) -> ErrorAction {
             | AttrType::LocalPref
             | AttrType::Communities
             | AttrType::OriginatorId
-            | AttrType::ClusterList,
+            | AttrType::ClusterList
+            | AttrType::LargeCommunities,
         ) => ErrorAction::TreatAsWithdraw,
         Some(AttrType::AtomicAggregate | AttrType::Aggregator | AttrType::As4Path | AttrType::As4Aggregator) => {
             ErrorAction::AttributeDiscard

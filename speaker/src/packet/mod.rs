@@ -14,7 +14,8 @@ mod text;
 mod update;
 
 pub use attribute::{
-    Aggregator, AsPath, AsSegment, Community, MpReach, MpUnreach, NextHop, Origin, PathAttributes, RawAttribute,
+    Aggregator, AsPath, AsSegment, Community, LargeCommunity, MpReach, MpUnreach, NextHop, Origin, PathAttributes,
+    RawAttribute,
 };
 pub use codes::{SessionCaps, AS_TRANS, HEADER_LEN, MAX_MESSAGE_LEN};
 pub use error::{DecodeError, EncodeError, ErrorAction, OpenError, UpdateError};

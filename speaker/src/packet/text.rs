@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::attribute::{AsPath, AsSegment, Community, NextHop, Origin, RawAttribute};
+use super::attribute::{AsPath, AsSegment, Community, LargeCommunity, NextHop, Origin, RawAttribute};
 use super::codes::SessionCaps;
 use super::prefix::AfiSafi;
 
@@ -95,6 +95,26 @@ impl FromStr for Community {
             .parse()
             .map_err(|_| bad("community", s, "value is not a 16-bit number"))?;
         Ok(Community::new(asn, value))
+    }
+}
+
+impl FromStr for LargeCommunity {
+    type Err = TextError;
+
+    fn from_str(s: &str) -> Result<Self, TextError> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [global, local1, local2] = parts.as_slice() else {
+            return Err(bad("large community", s, "expected GLOBAL:LOCAL1:LOCAL2"));
+        };
+        let word = |w: &str| {
+            w.parse::<u32>()
+                .map_err(|_| bad("large community", s, "each part is a 32-bit number"))
+        };
+        Ok(LargeCommunity {
+            global: word(global)?,
+            local1: word(local1)?,
+            local2: word(local2)?,
+        })
     }
 }
 
@@ -190,7 +210,7 @@ macro_rules! serde_as_text {
     )*};
 }
 
-serde_as_text!(AsPath, Community, NextHop, AfiSafi, Origin);
+serde_as_text!(AsPath, Community, LargeCommunity, NextHop, AfiSafi, Origin);
 
 /// An attribute we do not interpret: its flags, type code and value in hex.
 #[derive(Serialize, Deserialize)]

@@ -22,7 +22,17 @@ impl BgpKind for Speaker {
             drain: Some(("speaker drain", "speaker undrain")),
             stop: "kill -TERM \"$(cat /run/speaker/speaker.pid)\"",
             kill: "kill -KILL \"$(cat /run/speaker/speaker.pid)\"",
-            start: "kill -0 \"$(cat /run/speaker/speaker.pid 2>/dev/null)\" 2>/dev/null || { speaker run -c /etc/speaker/speaker.yaml >>/var/log/speaker.log 2>&1 & echo $! >/run/speaker/speaker.pid; }",
+            // Returns once the daemon answers its API, that is once it has read its
+            // configuration: a `restore` right after rewrites that file in place,
+            // and a daemon still reading it would find it half written (seen: SES-05
+            // "missing field `asNumber`"). A daemon that exits at start fails it.
+            start: "kill -0 \"$(cat /run/speaker/speaker.pid 2>/dev/null)\" 2>/dev/null || { \
+                speaker run -c /etc/speaker/speaker.yaml >>/var/log/speaker.log 2>&1 & p=$!; echo $p >/run/speaker/speaker.pid; \
+                i=0; until speaker status >/dev/null 2>&1; do \
+                  kill -0 $p 2>/dev/null || { echo 'speaker exited at start:' >&2; tail -n 3 /var/log/speaker.log >&2; exit 1; }; \
+                  [ $i -lt 100 ] || { echo 'speaker: no API answer 10 s after start' >&2; exit 1; }; \
+                  sleep 0.1; i=$((i + 1)); \
+                done; }",
             log: "/var/log/speaker.log",
         })
     }

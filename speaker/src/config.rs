@@ -10,6 +10,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::bfd::Timers;
+
 /// Kernel routing protocol number of our routes (`ip route ... proto 201`): BIRD
 /// uses 12 and FRR 186-196, so 201 keeps us apart from both.
 pub const DEFAULT_FIB_PROTOCOL: u8 = 201;
@@ -160,6 +162,46 @@ pub struct PeerConfig {
     /// Prefixes accepted from this peer beyond the pools, e.g. `0.0.0.0/0`.
     #[serde(default)]
     pub allowed_prefixes: Vec<IpNet>,
+    /// BFD (RFC 5880/5881) protecting the session: `bfd: {}` turns it on with
+    /// 300 ms x 3.
+    #[serde(default)]
+    pub bfd: Option<BfdConfig>,
+}
+
+/// A peer's BFD session, in milliseconds.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BfdConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The fastest we take the peer's packets (RequiredMinRxInterval).
+    #[serde(default = "default_bfd_interval")]
+    pub min_rx: u32,
+    /// The fastest we send ours once Up (DesiredMinTxInterval).
+    #[serde(default = "default_bfd_interval")]
+    pub min_tx: u32,
+    /// Packets missed before the peer is declared down.
+    #[serde(default = "default_bfd_multiplier")]
+    pub multiplier: u8,
+}
+
+fn default_bfd_interval() -> u32 {
+    300
+}
+
+fn default_bfd_multiplier() -> u8 {
+    3
+}
+
+impl BfdConfig {
+    /// The session's timers, when it is on.
+    pub fn timers(&self) -> Option<Timers> {
+        self.enabled.then(|| Timers {
+            min_tx: self.min_tx * 1000,
+            min_rx: self.min_rx * 1000,
+            multiplier: self.multiplier,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -355,6 +397,8 @@ pub struct Neighbor {
     pub ttl_security: Option<u8>,
     pub allowed_local_as: u8,
     pub allowed_prefixes: Vec<IpNet>,
+    /// BFD's timers, when BFD protects the session.
+    pub bfd: Option<Timers>,
 }
 
 impl Config {
@@ -454,6 +498,19 @@ impl Config {
             if peer.ttl_security == Some(0) {
                 return Err(invalid(field("ttlSecurity"), "0 hops is not allowed (1 to 254)".into()));
             }
+            if let Some(bfd) = &peer.bfd {
+                for (name, ms) in [("minRx", bfd.min_rx), ("minTx", bfd.min_tx)] {
+                    if !(10..=60_000).contains(&ms) {
+                        return Err(invalid(
+                            field(&format!("bfd.{name}")),
+                            format!("{ms} ms is outside 10 to 60000 ms"),
+                        ));
+                    }
+                }
+                if bfd.multiplier == 0 {
+                    return Err(invalid(field("bfd.multiplier"), "0 is not allowed (1 to 255)".into()));
+                }
+            }
             if peer.route_reflector_client && (self.route_reflector.is_none() || peer.as_number != self.as_number) {
                 return Err(invalid(
                     field("routeReflectorClient"),
@@ -505,6 +562,7 @@ impl Config {
                     ttl_security: None,
                     allowed_local_as: 0,
                     allowed_prefixes: Vec::new(),
+                    bfd: None,
                 });
             }
         }
@@ -530,6 +588,7 @@ impl Config {
                 ttl_security: p.ttl_security,
                 allowed_local_as: p.num_allowed_local_as_numbers,
                 allowed_prefixes: p.allowed_prefixes.clone(),
+                bfd: p.bfd.and_then(|b| b.timers()),
             });
         }
         out
@@ -667,5 +726,32 @@ drain: {mode: gracefulShutdown}
             err(&GOOD.replace("passive: true", "passive: true\n    routeReflectorClient: true"))
                 .contains("peers[1].routeReflectorClient")
         );
+    }
+
+    #[test]
+    fn bfd_defaults_and_bounds() {
+        let on = |bfd: &str| GOOD.replace("holdTime: 9", &format!("holdTime: 9\n    bfd: {bfd}"));
+        let n = Config::parse("speaker.yaml", &on("{}")).unwrap().neighbors();
+        let timers = Timers {
+            min_tx: 300_000,
+            min_rx: 300_000,
+            multiplier: 3,
+        };
+        assert_eq!(n[2].bfd, Some(timers), "300 ms x 3 by default");
+        assert_eq!(n[3].bfd, None);
+        let n = Config::parse("speaker.yaml", &on("{minRx: 50, multiplier: 5}"))
+            .unwrap()
+            .neighbors();
+        assert_eq!(
+            n[2].bfd.map(|t| (t.min_rx, t.min_tx, t.multiplier)),
+            Some((50_000, 300_000, 5))
+        );
+        let n = Config::parse("speaker.yaml", &on("{enabled: false}"))
+            .unwrap()
+            .neighbors();
+        assert_eq!(n[2].bfd, None);
+        assert!(err(&on("{minTx: 5}")).contains("peers[0].bfd.minTx: 5 ms is outside 10 to 60000 ms"));
+        assert!(err(&on("{multiplier: 0}")).contains("peers[0].bfd.multiplier"));
+        assert!(err(&on("{minrx: 50}")).contains("minrx"));
     }
 }

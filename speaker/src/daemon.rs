@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::bfd_io::{self, BfdHandle, BfdStatus};
 use crate::config::{Config, Neighbor};
 use crate::fib::Fib;
 use crate::kernel::{self, KernelBatch, KernelError};
@@ -79,6 +80,7 @@ struct Daemon {
     kernel_event: Option<std::time::Instant>,
     /// What the last drain sent each peer.
     drained: Vec<(IpAddr, usize, usize)>,
+    bfd: BfdHandle,
 }
 
 /// Runs the daemon until `stop` resolves. Each configuration from `reloads`
@@ -174,6 +176,7 @@ pub async fn run(
     };
     let api_task = tokio::spawn(api::serve(api_listener, api_tx, shutdown()));
 
+    let (bfd, bfd_task) = bfd_io::spawn(shutdown());
     let mut d = Daemon {
         node: Node::new(config),
         started: Instant::now(),
@@ -189,6 +192,7 @@ pub async fn run(
         metrics,
         kernel_event: None,
         drained: Vec::new(),
+        bfd,
     };
     d.input(Input::Kernel(initial.events));
     let own_routes = own.into_iter().map(|r| (r.prefix, r.gateways)).collect();
@@ -238,6 +242,8 @@ pub async fn run(
     for (_, s) in std::mem::take(&mut d.sessions) {
         let _ = tokio::time::timeout(Duration::from_secs(3), s.task).await;
     }
+    // Its peers get AdminDown, which they must not take for a failure.
+    let _ = tokio::time::timeout(Duration::from_secs(1), bfd_task).await;
     let _ = listener_task.await;
     let _ = api_task.await;
     if let Some(t) = metrics_task {
@@ -331,6 +337,10 @@ impl Daemon {
         };
         let shutdown = Shutdown::new(self.notify.subscribe());
         let handle = session::spawn(n.clone(), local, self.peer_tx.clone(), shutdown);
+        match n.bfd {
+            Some(timers) => self.bfd.add(n.address, timers, handle.cmd.clone()),
+            None => self.bfd.remove(n.address),
+        }
         self.listener_peers
             .write()
             .expect("listener peers")
@@ -340,6 +350,7 @@ impl Daemon {
 
     fn stop_session(&mut self, peer: IpAddr, cease: crate::packet::CeaseSubcode) {
         self.listener_peers.write().expect("listener peers").remove(&peer);
+        self.bfd.remove(peer);
         if let Some(s) = self.sessions.remove(&peer) {
             let _ = s.cmd.send(SessionCmd::Stop(Notification::cease(cease)));
             if s.neighbor.password.is_some() {
@@ -394,6 +405,7 @@ impl Daemon {
 
     fn status(&self) -> Value {
         let core = self.node.status();
+        let bfd = self.bfd.status.lock().expect("bfd status").clone();
         let peers: Vec<Value> = self
             .sessions
             .values()
@@ -402,6 +414,15 @@ impl Daemon {
                 let addr = s.neighbor.address;
                 let since_unix = st.since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let ours = &core["peers"][addr.to_string()];
+                let mut warnings = ours["warnings"].as_array().cloned().unwrap_or_default();
+                let bfd = bfd.get(&addr);
+                if let Some(b) = bfd.filter(|b| b.state != crate::bfd::State::Up) {
+                    let why = b.error.clone().unwrap_or_else(|| match b.diag {
+                        "" => "no answer from the peer yet".to_string(),
+                        diag => diag.to_string(),
+                    });
+                    warnings.push(json!(format!("BFD is configured but {}: {why}", b.state)));
+                }
                 json!({
                     "address": addr,
                     "remote_as": s.neighbor.remote_as,
@@ -415,7 +436,8 @@ impl Daemon {
                     "prefixes_advertised": ours["prefixes_advertised"],
                     "transitions": st.transitions,
                     "info": st.info,
-                    "warnings": ours["warnings"],
+                    "warnings": warnings,
+                    "bfd": bfd.map(bfd_json),
                 })
             })
             .collect();
@@ -429,12 +451,14 @@ impl Daemon {
     }
 
     fn metrics_page(&self) -> String {
+        let bfd = self.bfd.status.lock().expect("bfd status").clone();
         let peers: Vec<PeerSample> = self
             .sessions
             .iter()
             .map(|(addr, s)| {
                 let st = s.status.lock().expect("status");
                 PeerSample {
+                    bfd: bfd.get(addr).map(|b| (b.state == crate::bfd::State::Up, b.transitions)),
                     address: addr.to_string(),
                     state: st.state.as_str(),
                     transitions: st.transitions,
@@ -448,6 +472,18 @@ impl Daemon {
             .collect();
         crate::metrics::render(&peers, &self.node.fib_summary(), &self.metrics)
     }
+}
+
+/// A peer's BFD session as `speaker status --json` shows it.
+fn bfd_json(b: &BfdStatus) -> Value {
+    json!({
+        "state": b.state.as_str(),
+        "diag": b.diag,
+        "detect_ms": b.detect.as_millis() as u64,
+        "since": rfc3339(b.since),
+        "transitions": b.transitions,
+        "error": b.error,
+    })
 }
 
 /// What a drain or undrain sent a peer, in words.

@@ -182,8 +182,9 @@ impl DownReason {
 }
 
 /// RFC 8538 section 5: the NOTIFICATIONs that must end graceful restart, sent
-/// as a Hard Reset when the N bit was exchanged. Everything else (hold timer,
-/// malformed messages, FSM errors) keeps the routes on both sides.
+/// as a Hard Reset when the N bit was exchanged, and BFD Down: the forwarding path
+/// is gone, so routes kept through it would black-hole. Everything else (hold
+/// timer, malformed messages, FSM errors) keeps the routes on both sides.
 pub fn needs_hard_reset(n: &Notification) -> bool {
     matches!(
         n.cease_subcode(),
@@ -193,6 +194,7 @@ pub fn needs_hard_reset(n: &Notification) -> bool {
                 | CeaseSubcode::PeerDeconfigured
                 | CeaseSubcode::AdministrativeReset
                 | CeaseSubcode::HardReset
+                | CeaseSubcode::BfdDown
         )
     )
 }

@@ -5,6 +5,8 @@
 //! wires the tasks around it; `messages` are what the tasks tell each other.
 
 pub mod api;
+pub mod bfd;
+pub mod bfd_io;
 pub mod config;
 pub mod daemon;
 pub mod fib;

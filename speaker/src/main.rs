@@ -343,16 +343,24 @@ fn print_status(v: &Value) {
         .flatten()
         .map(|p| {
             let since = text(&p["since"]).replace('T', " ").replace('Z', "");
+            let bfd = &p["bfd"];
+            let bfd = match (bfd["state"].as_str(), bfd["diag"].as_str()) {
+                (None, _) => "-".to_string(),
+                (Some("up"), _) => format!("up ({} ms)", text(&bfd["detect_ms"])),
+                (Some(state), Some(diag)) if !diag.is_empty() => format!("{state} ({diag})"),
+                (Some(state), _) => state.to_string(),
+            };
             vec![
                 text(&p["address"]),
                 text(&p["type"]),
                 text(&p["state"]),
                 since,
+                bfd,
                 text(&p["info"]),
             ]
         })
         .collect();
-    table(&["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"], &rows);
+    table(&["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "BFD", "INFO"], &rows);
 }
 
 fn print_routes(v: &Value) {

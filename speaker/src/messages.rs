@@ -139,6 +139,9 @@ pub enum SessionCmd {
     /// Stop for good (the peer was removed or changed by a reload), telling the
     /// peer why; the task ends.
     Stop(Notification),
+    /// The BFD session protecting this one went from Up to Down (its diagnostic):
+    /// end the session now with Cease/BFD Down and connect again later.
+    BfdDown(&'static str),
     /// Answer once everything queued before this has been written and the peer
     /// has acknowledged it (the socket's send queue is empty), or `timeout` passed.
     Sync {

@@ -78,6 +78,8 @@ pub struct PeerSample {
     pub received: usize,
     pub accepted: usize,
     pub advertised: usize,
+    /// Whether its BFD session is up, and its state changes; `None` without BFD.
+    pub bfd: Option<(bool, u64)>,
 }
 
 const STATES: [&str; 6] = ["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"];
@@ -133,6 +135,29 @@ pub fn render(peers: &[PeerSample], fib: &FibSummary, shared: &Shared) -> String
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for p in peers {
             let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", p.address, field(p));
+        }
+    }
+    type BfdField = fn((bool, u64)) -> u64;
+    let bfd: [(&str, &str, &str, BfdField); 2] = [
+        (
+            "speaker_bfd_up",
+            "gauge",
+            "1 while the peer's BFD session is Up (peers with BFD only).",
+            |(up, _)| u64::from(up),
+        ),
+        (
+            "speaker_bfd_transitions_total",
+            "counter",
+            "State changes of the peer's BFD session.",
+            |(_, n)| n,
+        ),
+    ];
+    for (name, kind, help, field) in bfd {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for p in peers {
+            if let Some(b) = p.bfd {
+                let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", p.address, field(b));
+            }
         }
     }
     let _ = writeln!(
@@ -249,6 +274,7 @@ mod tests {
             received: 2,
             accepted: 1,
             advertised: 1,
+            bfd: Some((true, 3)),
         }];
         let page = render(&peers, &FibSummary::default(), &shared);
         for line in [
@@ -256,6 +282,8 @@ mod tests {
             "speaker_sessions{state=\"Idle\"} 0",
             "speaker_updates_sent_total{peer=\"10.0.0.2\"} 5",
             "speaker_prefixes_accepted{peer=\"10.0.0.2\"} 1",
+            "speaker_bfd_up{peer=\"10.0.0.2\"} 1",
+            "speaker_bfd_transitions_total{peer=\"10.0.0.2\"} 3",
             "speaker_fib_operations_total{result=\"ok\"} 2",
             "speaker_event_to_update_seconds_bucket{le=\"0.00005\"} 1",
             "speaker_event_to_update_seconds_bucket{le=\"0.001\"} 1",

@@ -419,6 +419,20 @@ impl Session {
                 }
             }
             SessionCmd::Stop(_) => unreachable!("handled by the run loop"),
+            SessionCmd::BfdDown(diag) => {
+                // Only a session with a connection has something to end; one that
+                // is still connecting goes on trying.
+                if matches!(
+                    self.fsm.state(),
+                    State::OpenSent | State::OpenConfirm | State::Established
+                ) {
+                    self.event(Event::Stop {
+                        notification: Some(Notification::cease(CeaseSubcode::BfdDown)),
+                        restart_after: Some(self.neighbor.connect_retry),
+                    });
+                    self.set_info(format!("BFD down ({diag}): session ended, connecting again"));
+                }
+            }
             SessionCmd::Sync { timeout, reply } => match (self.conn(), self.fsm.state()) {
                 (Some(conn), State::Established) => {
                     if let Err(e) = conn.writer.send(Outgoing::Sync { timeout, reply }) {

@@ -73,6 +73,8 @@ pub enum CeaseSubcode {
     ConnectionCollisionResolution = 7,
     OutOfResources = 8,
     HardReset = 9,
+    /// RFC 9384: the BFD session protecting this one went down.
+    BfdDown = 10,
 }
 
 impl ErrorCode {
@@ -97,6 +99,7 @@ impl CeaseSubcode {
             ConnectionCollisionResolution,
             OutOfResources,
             HardReset,
+            BfdDown,
         ]
         .into_iter()
         .find(|c| *c as u8 == subcode)

@@ -126,6 +126,9 @@ pub struct Mesh {
     pub keepalive_time: Option<u16>,
     #[serde(default = "default_connect_retry")]
     pub connect_retry_time: u16,
+    /// BFD on every mesh session, as a peer's `bfd`.
+    #[serde(default)]
+    pub bfd: Option<BfdConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -355,6 +358,7 @@ impl Default for Mesh {
             hold_time: default_hold_time(),
             keepalive_time: None,
             connect_retry_time: default_connect_retry(),
+            bfd: None,
         }
     }
 }
@@ -459,6 +463,9 @@ impl Config {
         let mesh = &self.node_to_node_mesh;
         check_timers(mesh.hold_time, mesh.keepalive_time, mesh.connect_retry_time)
             .map_err(|(field, m)| invalid(format!("nodeToNodeMesh.{field}"), m))?;
+        if let Some(bfd) = &mesh.bfd {
+            check_bfd(bfd).map_err(|(f, m)| invalid(format!("nodeToNodeMesh.bfd.{f}"), m))?;
+        }
         let mut seen = HashSet::new();
         for (i, addr) in self.node_to_node_mesh.peers.iter().enumerate() {
             if !seen.insert(*addr) {
@@ -499,17 +506,7 @@ impl Config {
                 return Err(invalid(field("ttlSecurity"), "0 hops is not allowed (1 to 254)".into()));
             }
             if let Some(bfd) = &peer.bfd {
-                for (name, ms) in [("minRx", bfd.min_rx), ("minTx", bfd.min_tx)] {
-                    if !(10..=60_000).contains(&ms) {
-                        return Err(invalid(
-                            field(&format!("bfd.{name}")),
-                            format!("{ms} ms is outside 10 to 60000 ms"),
-                        ));
-                    }
-                }
-                if bfd.multiplier == 0 {
-                    return Err(invalid(field("bfd.multiplier"), "0 is not allowed (1 to 255)".into()));
-                }
+                check_bfd(bfd).map_err(|(f, m)| invalid(field(&format!("bfd.{f}")), m))?;
             }
             if peer.route_reflector_client && (self.route_reflector.is_none() || peer.as_number != self.as_number) {
                 return Err(invalid(
@@ -562,7 +559,7 @@ impl Config {
                     ttl_security: None,
                     allowed_local_as: 0,
                     allowed_prefixes: Vec::new(),
-                    bfd: None,
+                    bfd: self.node_to_node_mesh.bfd.and_then(|b| b.timers()),
                 });
             }
         }
@@ -593,6 +590,19 @@ impl Config {
         }
         out
     }
+}
+
+/// The field at fault and why.
+fn check_bfd(bfd: &BfdConfig) -> Result<(), (&'static str, String)> {
+    for (name, ms) in [("minRx", bfd.min_rx), ("minTx", bfd.min_tx)] {
+        if !(10..=60_000).contains(&ms) {
+            return Err((name, format!("{ms} ms is outside 10 to 60000 ms")));
+        }
+    }
+    if bfd.multiplier == 0 {
+        return Err(("multiplier", "0 is not allowed (1 to 255)".into()));
+    }
+    Ok(())
 }
 
 fn check_password(pw: &str) -> Result<(), String> {
@@ -753,5 +763,9 @@ drain: {mode: gracefulShutdown}
         assert!(err(&on("{minTx: 5}")).contains("peers[0].bfd.minTx: 5 ms is outside 10 to 60000 ms"));
         assert!(err(&on("{multiplier: 0}")).contains("peers[0].bfd.multiplier"));
         assert!(err(&on("{minrx: 50}")).contains("minrx"));
+        let mesh = GOOD.replace("peers: [10.0.0.2, 10.0.0.3]", "peers: [10.0.0.2, 10.0.0.3]\n  bfd: {}");
+        let n = Config::parse("speaker.yaml", &mesh).unwrap().neighbors();
+        assert_eq!((n[0].bfd, n[1].bfd, n[2].bfd), (Some(timers), Some(timers), None));
+        assert!(err(&mesh.replace("bfd: {}", "bfd: {multiplier: 0}")).contains("nodeToNodeMesh.bfd.multiplier"));
     }
 }

@@ -68,6 +68,13 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
         );
     }
     s.push_str("protocol device {\n  scan time 2;\n}\n\n");
+    if let Some(b) = n.sessions().iter().find_map(|(peer, ..)| n.bfd(*peer)) {
+        let _ = writeln!(
+            s,
+            "protocol bfd {{\n  interface \"*\" {{ min rx interval {} ms; min tx interval {} ms; multiplier {}; }};\n}}\n",
+            b.min_rx, b.min_tx, b.multiplier
+        );
+    }
     for f in &families {
         let k = if *f == "ipv4" { "4" } else { "6" };
         let _ = writeln!(
@@ -100,9 +107,10 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
         };
         let _ = writeln!(
             s,
-            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{}{limit}\n}}\n",
+            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{}{}{limit}\n}}\n",
             n.as_number,
             n.address_of(peer),
+            if n.bfd(peer).is_some() { "\n  bfd on;" } else { "" },
             if passive {
                 "\n  passive on; # Mesh is unidirectional, peer will connect to us."
             } else {
@@ -188,6 +196,10 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
     let sessions = n.sessions();
     for (peer, asn, _) in &sessions {
         frr_neighbor(&mut s, *peer, &asn.to_string(), Some(n.address_of(*peer)));
+        // bfdd's defaults are the lab's 300 ms x 3.
+        if n.bfd(*peer).is_some() {
+            let _ = writeln!(s, " neighbor {peer} bfd");
+        }
     }
     let peers: Vec<IpAddr> = sessions.iter().map(|(p, ..)| *p).collect();
     let limits = |v6: bool| -> Vec<String> {

@@ -45,7 +45,26 @@ pub struct MeshIntent {
     pub hold_time: u16,
     pub keepalive_time: u16,
     pub connect_retry_time: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdIntent>,
 }
+
+/// BFD on a session, in milliseconds (a field of ours, not Calico's). BIRD:
+/// `protocol bfd` and `bfd on`; FRR: `neighbor X bfd` (bfdd's defaults are these).
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BfdIntent {
+    pub min_rx: u32,
+    pub min_tx: u32,
+    pub multiplier: u8,
+}
+
+/// 300 ms x 3, what FRR's bfdd and the speaker default to.
+pub const BFD: BfdIntent = BfdIntent {
+    min_rx: 300,
+    min_tx: 300,
+    multiplier: 3,
+};
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -82,6 +101,7 @@ impl NodeIntent {
                 hold_time: HOLD,
                 keepalive_time: KEEPALIVE,
                 connect_retry_time: CONNECT_RETRY,
+                bfd: None,
             },
             peers: Vec::new(),
             graceful_restart: GracefulRestartIntent {
@@ -131,6 +151,13 @@ impl NodeIntent {
             .iter()
             .find(|p| p.peer_ip == peer)
             .and_then(|p| p.max_prefixes)
+    }
+
+    /// BFD on the session with `peer`, if any (only the mesh has it).
+    pub fn bfd(&self, peer: IpAddr) -> Option<BfdIntent> {
+        self.node_to_node_mesh
+            .bfd
+            .filter(|_| self.node_to_node_mesh.peers.contains(&peer))
     }
 
     /// Every session of the node: (peer address, peer AS, passive), mesh first.

@@ -237,6 +237,9 @@ pub enum Tweak {
     WrongPeerAs,
     /// Graceful restart off.
     NoGracefulRestart,
+    /// BFD (300 ms x 3) on the node-to-node mesh: both ends are the cell's node
+    /// speaker (the fabric's routers and the scripted peer x1 have no such change).
+    Bfd,
 }
 
 /// A link of a rendered cell, with the addresses of each end.
@@ -522,6 +525,7 @@ impl Plan {
                 }
             }
             Some(Tweak::NoGracefulRestart) => intent.graceful_restart.enabled = false,
+            Some(Tweak::Bfd) => intent.node_to_node_mesh.bfd = Some(intent::BFD),
         }
         Ok(speaker_files(node, &n.about, &intent, self.cell.node))
     }
@@ -915,6 +919,39 @@ mod tests {
         }
         assert_eq!(Cell::matrix().len(), 36);
         assert!("tor/gobgp".parse::<Fabric>().is_err());
+    }
+
+    /// The `bfd` change as each node speaker reads it, on n1's two mesh sessions.
+    #[test]
+    fn bfd_tweak_reaches_every_node_speaker() {
+        let files = |node| {
+            let plan = Plan::new(Cell {
+                node,
+                fabric: Fabric::Mesh,
+                family: Family::V4,
+            })
+            .unwrap();
+            let plain = plan.node_files("n1", None).unwrap()[0].1.clone();
+            (plain, plan.node_files("n1", Some(Tweak::Bfd)).unwrap()[0].1.clone())
+        };
+        let (plain, speaker) = files(NodeSpeaker::Speaker);
+        assert!(!plain.contains("bfd"), "{plain}");
+        assert!(
+            speaker.contains("  bfd:\n    minRx: 300\n    minTx: 300\n    multiplier: 3"),
+            "{speaker}"
+        );
+        let (plain, bird) = files(NodeSpeaker::Bird);
+        assert!(!plain.contains("bfd"), "{plain}");
+        assert!(
+            bird.contains(
+                "protocol bfd {\n  interface \"*\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; };"
+            ),
+            "{bird}"
+        );
+        assert_eq!(bird.matches("bfd on;").count(), 2, "{bird}");
+        let (plain, frr) = files(NodeSpeaker::Frr);
+        assert!(!plain.contains("bfd"), "{plain}");
+        assert_eq!(frr.matches(" bfd\n").count(), 2, "{frr}");
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub struct Step {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub withdraw: Option<PrefixAct>,
     /// A node's BGP intent changed and its daemon told to read it again:
-    /// `{node: n1, change: wrong_peer_as}` (or `no_graceful_restart`).
+    /// `{node: n1, change: wrong_peer_as}` (or `no_graceful_restart`, `bfd`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconfigure: Option<ReconfigureAct>,
     /// A node's configuration as the cell has it again, read again by its daemon.

@@ -462,7 +462,20 @@ fn sighup_reload_adds_and_removes_peers_without_touching_the_others() {
             .map(|l| l.split_whitespace().nth(4).unwrap_or_default().to_string())
             .unwrap_or_default()
     };
-    let since_before = bird_since(&lab);
+    // BIRD's "since" can move once more just after Established (seen in CI: by
+    // 1 ms): read it once it holds still.
+    let since_before = {
+        let mut last = bird_since(&lab);
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = bird_since(&lab);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    };
 
     lab.write("speaker.yaml", &conf(true));
     lab.signal("speaker", "HUP");

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use crate::bfd::{Action, Packet, Session, State, Timers, CONTROL_PORT};
 use crate::messages::SessionCmd;
 use crate::shutdown::Shutdown;
+use crate::transport::set_int_option;
 
 /// What `speaker status` and the metrics show of one peer's BFD session.
 #[derive(Clone, Debug)]
@@ -297,25 +298,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32, what: &str) -> io::Result<()> {
-    // SAFETY: `value` lives across the call and its size is passed with it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        let e = io::Error::last_os_error();
-        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
-    }
-}
-
 /// A UDP socket of the family on `port`, sending with TTL 255 and reporting the
 /// TTL of what it receives. IPv6 sockets are IPv6 only.
 fn socket(v4: bool, port: u16) -> io::Result<UdpSocket> {
@@ -332,18 +314,18 @@ fn socket(v4: bool, port: u16) -> io::Result<UdpSocket> {
     // SAFETY: `fd` was just created and nothing else owns it.
     let std = unsafe { <std::net::UdpSocket as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     if v4 {
-        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_TTL, 255, "IP_TTL")?;
-        setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, 1, "IP_RECVTTL")?;
+        set_int_option(fd, libc::IPPROTO_IP, libc::IP_TTL, 255, "IP_TTL")?;
+        set_int_option(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, 1, "IP_RECVTTL")?;
     } else {
-        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1, "IPV6_V6ONLY")?;
-        setsockopt_int(
+        set_int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1, "IPV6_V6ONLY")?;
+        set_int_option(
             fd,
             libc::IPPROTO_IPV6,
             libc::IPV6_UNICAST_HOPS,
             255,
             "IPV6_UNICAST_HOPS",
         )?;
-        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT")?;
+        set_int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT")?;
     }
     bind(&std, addr).map_err(|e| io::Error::new(e.kind(), format!("UDP {addr}: {e}")))?;
     UdpSocket::from_std(std)

@@ -153,6 +153,17 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) ->
     }
 }
 
+/// An integer socket option, the error naming it (`option`).
+pub(crate) fn set_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+    option: &str,
+) -> io::Result<()> {
+    setsockopt(fd, level, name, &value).map_err(|e| with_context(e, option))
+}
+
 fn with_context(e: io::Error, option: &str) -> io::Error {
     io::Error::new(e.kind(), format!("setsockopt {option}: {e}"))
 }

@@ -115,6 +115,9 @@ pub struct ViewChanges {
     /// Routes of ours (our protocol, our table) the kernel reports deleted, with their
     /// next hops: ours, or someone else's `ip route del` behind our back.
     pub own_deleted: Vec<(IpNet, Vec<IpAddr>)>,
+    /// Routes of our protocol that appeared (prefix, gateways): our own writes
+    /// coming back, or someone else's under our protocol number.
+    pub own_added: Vec<(IpNet, Vec<IpAddr>)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,8 +260,12 @@ impl KernelView {
         for event in events {
             match event {
                 KernelEvent::Route { route, present } => {
-                    if route.protocol == self.config.protocol && route.table == self.config.table && !present {
-                        changes.own_deleted.push((route.prefix, route.gateways.clone()));
+                    if route.protocol == self.config.protocol && route.table == self.config.table {
+                        let own = (route.prefix, route.gateways.clone());
+                        match present {
+                            true => changes.own_added.push(own),
+                            false => changes.own_deleted.push(own),
+                        }
                     }
                     if self.route(route, *present, &mut dirty) {
                         changes.reach = true;
@@ -276,7 +283,9 @@ impl KernelView {
                     if !up {
                         // The kernel removes the routes through a link that goes down
                         // without a notification for each (IPv4).
-                        self.drop_link_routes(*index, &mut dirty);
+                        if self.drop_link_routes(*index, &mut dirty) {
+                            changes.reach = true;
+                        }
                     }
                     if was != Some(*up) && !self.is_pod_link(*index) {
                         changes.reach = true;
@@ -285,7 +294,9 @@ impl KernelView {
                 }
                 KernelEvent::LinkGone { index } => {
                     let pod = self.is_pod_link(*index);
-                    self.drop_link_routes(*index, &mut dirty);
+                    if self.drop_link_routes(*index, &mut dirty) {
+                        changes.reach = true;
+                    }
                     self.addresses.retain(|(i, _)| i != index);
                     self.links.remove(index);
                     if !pod {
@@ -335,6 +346,10 @@ impl KernelView {
             }
             self.count(r.prefix, stored, true, dirty);
             true
+        } else if self.classify(r).is_none() {
+            // Not one we keep (ours, another table's, another kind): its key may
+            // be the same as one we keep, which must stay.
+            false
         } else if let Some(old) = self.routes.remove(&key) {
             self.count(r.prefix, old, false, dirty);
             true
@@ -343,17 +358,21 @@ impl KernelView {
         }
     }
 
-    fn drop_link_routes(&mut self, index: u32, dirty: &mut Dirty) {
+    /// Forgets the routes through a link gone down or away; says whether there
+    /// were any (next hops may not resolve any more).
+    fn drop_link_routes(&mut self, index: u32, dirty: &mut Dirty) -> bool {
         let gone: Vec<(RouteKey, Stored)> = self
             .routes
             .iter()
             .filter(|((_, _, oif), _)| *oif == Some(index))
             .map(|(k, s)| (*k, *s))
             .collect();
+        let any = !gone.is_empty();
         for (key, stored) in gone {
             self.routes.remove(&key);
             self.count(key.0, stored, false, dirty);
         }
+        any
     }
 
     fn count(&mut self, prefix: IpNet, stored: Stored, add: bool, dirty: &mut Dirty) {
@@ -533,12 +552,54 @@ mod tests {
     fn own_protocol_is_ignored_and_link_loss_withdraws() {
         let mut v = view();
         let c = apply(&mut v, &route("10.244.9.0/26", RouteKind::Unicast, Some(2), 201), true);
-        assert_eq!(c, ViewChanges::default());
+        assert_eq!(
+            c,
+            ViewChanges {
+                own_added: vec![(net("10.244.9.0/26"), vec![])],
+                ..ViewChanges::default()
+            },
+            "our own routes are only reported, for the core to tell its echoes from others'"
+        );
         let host = route("10.244.2.7/32", RouteKind::Unicast, Some(5), 3);
         apply(&mut v, &host, true);
         let c = v.apply(&[KernelEvent::LinkGone { index: 5 }]);
         assert!(c.local.contains(&(net("10.244.2.7/32"), false)));
         assert!(!c.fib_suspect, "a pod interface going away changes none of our routes");
+    }
+
+    /// Found by the core fuzz target: deleting a route with the same prefix,
+    /// metric and interface as one the view keeps, but in another table or of our
+    /// own protocol, made the view forget the one it keeps.
+    #[test]
+    fn deleting_a_route_it_does_not_keep_leaves_the_one_it_keeps() {
+        let mut v = view();
+        let block = route("10.244.1.0/26", RouteKind::Blackhole, None, 3);
+        apply(&mut v, &block, true);
+        let mut elsewhere = block.clone();
+        elsewhere.table = 100;
+        let ours = route("10.244.1.0/26", RouteKind::Unicast, None, 201);
+        for gone in [elsewhere, ours] {
+            let c = apply(&mut v, &gone, false);
+            assert!(c.local.is_empty() && c.others.is_empty() && !c.reach, "{gone:?}: {c:?}");
+            assert!(v.held_by_other(&net("10.244.1.0/26")));
+        }
+    }
+
+    /// Found by the core fuzz target: a pod interface going down takes the routes
+    /// through it, and a next hop they made reachable is no longer.
+    #[test]
+    fn routes_a_link_takes_down_with_it_change_reachability() {
+        let mut v = view();
+        let nh: IpAddr = "10.9.0.1".parse().unwrap();
+        apply(&mut v, &route("10.9.0.0/24", RouteKind::Unicast, Some(5), 3), true);
+        assert_eq!(v.unresolvable(nh), None);
+        let c = v.apply(&[KernelEvent::Link {
+            index: 5,
+            name: None,
+            up: false,
+        }]);
+        assert!(c.reach, "{c:?}");
+        assert_eq!(v.unresolvable(nh), Some("no route to it"));
     }
 
     #[test]

@@ -138,6 +138,18 @@ struct Fib {
     installed: HashMap<IpNet, Installed>,
     failed: BTreeMap<IpNet, String>,
     read: Option<FibRead>,
+    /// Changes sent to the kernel and not answered yet, per prefix. The FIB task
+    /// answers in order, so an answer is for the latest change of its prefix
+    /// when it is the last one outstanding.
+    pending: HashMap<IpNet, usize>,
+}
+
+/// See [`Node::fib_check_view`].
+pub(crate) struct FibCheckView<'a> {
+    pub best: HashMap<IpNet, Vec<IpAddr>>,
+    pub wanted: &'a HashMap<IpNet, Vec<IpAddr>>,
+    pub installed: HashMap<IpNet, &'a Vec<IpAddr>>,
+    pub stale: &'a BTreeSet<IpNet>,
 }
 
 /// Counts for the status and the metrics.
@@ -308,11 +320,16 @@ impl Node {
             };
             self.absorb(c);
         }
+        let mut replaced = false;
         for (prefix, held) in changes.others {
             if held && self.fib.wanted.contains_key(&prefix) {
                 warn!(%prefix, "a route of another owner holds this prefix: ours stays out of the kernel");
             }
             self.sync_fib(prefix);
+            // What sync_fib keeps beside theirs is a previous run's route: with
+            // `ip route replace` theirs took its place, with no event for ours; at
+            // another metric both are there. Only a read tells.
+            replaced |= held && self.fib.installed.contains_key(&prefix);
         }
         if changes.reach {
             let kernel = &self.kernel;
@@ -334,7 +351,14 @@ impl Node {
                 self.sync_fib(prefix);
             }
         }
-        if changes.fib_suspect && self.started {
+        // A route of our protocol we do not know of (not an echo of our own
+        // write): someone wrote under our number, and we would never remove it.
+        // Read our routes back; what is not wanted then goes.
+        let unknown = changes.own_added.into_iter().any(|(prefix, mut hops)| {
+            hops.sort();
+            self.fib.installed.get(&prefix).is_none_or(|i| i.next_hops != hops)
+        });
+        if (changes.fib_suspect || unknown || replaced) && self.started {
             self.read_fib();
         }
     }
@@ -674,6 +698,7 @@ impl Node {
             if let Some(read) = &mut self.fib.read {
                 read.touched.insert(prefix);
             }
+            *self.fib.pending.entry(prefix).or_default() += 1;
             self.outputs.push(Output::Fib(FibCmd::Apply(op)));
         }
     }
@@ -693,6 +718,7 @@ impl Node {
         match report {
             FibReport::Done { op, error: None } => {
                 let prefix = op.prefix();
+                self.answered(prefix);
                 self.fib.failed.remove(&prefix);
                 if let (FibOp::Add { next_hops, .. } | FibOp::Replace { next_hops, .. }, Some(i)) =
                     (&op, self.fib.installed.get_mut(&prefix))
@@ -704,6 +730,16 @@ impl Node {
             }
             FibReport::Done { op, error: Some(e) } => {
                 let prefix = op.prefix();
+                if !self.answered(prefix) {
+                    // A later change of the prefix is on its way, and what we hold
+                    // as installed is its; its answer will say how it went. What a
+                    // failed replace or remove left of ours is not known: read it.
+                    warn!(%prefix, ?op, error = ?e, "the kernel refused a route change since superseded");
+                    if !matches!(op, FibOp::Add { .. }) {
+                        self.read_fib();
+                    }
+                    return;
+                }
                 let why = match &e {
                     FibError::HeldByOther => "a route of another owner holds this prefix".to_string(),
                     FibError::Failed(msg) => msg.clone(),
@@ -751,7 +787,11 @@ impl Node {
                     }
                     match actual {
                         Some(a) => self.fib.installed.insert(prefix, a),
-                        None => self.fib.installed.remove(&prefix),
+                        None => {
+                            // Nothing is left to keep of a previous run's route.
+                            self.startup_stale.remove(&prefix);
+                            self.fib.installed.remove(&prefix)
+                        }
                     };
                     // A failed route is tried again with what the kernel holds now.
                     self.fib.failed.remove(&prefix);
@@ -766,6 +806,20 @@ impl Node {
                 if read.again {
                     self.read_fib();
                 }
+            }
+        }
+    }
+
+    /// Counts an answer for `prefix`; says whether it answers the latest change.
+    fn answered(&mut self, prefix: IpNet) -> bool {
+        match self.fib.pending.get_mut(&prefix) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                self.fib.pending.remove(&prefix);
+                true
             }
         }
     }
@@ -865,6 +919,23 @@ impl Node {
     /// Prefixes received from `peer` and how many were accepted.
     pub fn counts(&self, peer: IpAddr) -> (usize, usize) {
         self.rib.counts(peer)
+    }
+
+    /// Paths from `peer` the RIB still holds (see [`Rib::paths_from`]).
+    pub fn paths_from(&self, peer: IpAddr) -> usize {
+        self.rib.paths_from(peer)
+    }
+
+    /// The FIB as the core sees it, for the replay harness's checks: what the RIB's
+    /// best routes are, what the core wants in the kernel, what it believes is
+    /// there, and its routes from a previous run.
+    pub(crate) fn fib_check_view(&self) -> FibCheckView<'_> {
+        FibCheckView {
+            best: self.rib.fib_routes().into_iter().collect(),
+            wanted: &self.fib.wanted,
+            installed: self.fib.installed.iter().map(|(p, i)| (*p, &i.next_hops)).collect(),
+            stale: &self.startup_stale,
+        }
     }
 
     /// What the core believes the kernel holds of ours, and what it wants there:

@@ -92,6 +92,11 @@ impl Replay {
         &self.node
     }
 
+    /// Why the kernel would refuse `nh` as a gateway now, if it would.
+    pub fn unresolvable(&self, nh: IpAddr) -> Option<&'static str> {
+        self.kernel.unresolvable(nh)
+    }
+
     /// Our routes in the simulated kernel.
     pub fn kernel_routes(&self) -> &BTreeMap<IpNet, Vec<IpAddr>> {
         &self.sim.ours
@@ -225,25 +230,33 @@ impl Replay {
         Ok(FibReport::Done { op, error })
     }
 
-    /// The invariants, once the core and the FIB are quiet: the kernel holds
-    /// exactly the RIB's best routes (less the prefixes another owner holds, plus
-    /// ours from a previous run still waiting for the peers), and the core knows it.
+    /// The invariants, once the core and the FIB are quiet: what the core wants in
+    /// the kernel is the RIB's best routes; the kernel holds exactly that (less the
+    /// prefixes another owner holds, plus ours from a previous run still waiting
+    /// for the peers), and the core knows it.
     pub fn check(&self) -> Result<(), String> {
         if !self.node.started() {
             // Before the start the core has not been told of the kernel's routes.
             return Ok(());
         }
-        let view = self.node.fib_view();
-        let wanted: BTreeMap<String, Vec<IpAddr>> = serde_json::from_value(view["wanted"].clone()).unwrap_or_default();
-        let stale: BTreeSet<String> =
-            serde_json::from_value(view["stale_from_previous_run"].clone()).unwrap_or_default();
+        let view = self.node.fib_check_view();
         let mut problems = Vec::new();
+        for (prefix, hops) in &view.best {
+            match view.wanted.get(prefix) {
+                Some(w) if w == hops => {}
+                w => problems.push(format!(
+                    "{prefix}: the RIB's best is via {hops:?}, the core wants {w:?}"
+                )),
+            }
+        }
+        for prefix in view.wanted.keys().filter(|p| !view.best.contains_key(p)) {
+            problems.push(format!("{prefix}: wanted in the kernel, not a best route of the RIB"));
+        }
         for (prefix, hops) in &self.sim.ours {
-            let key = prefix.to_string();
-            if stale.contains(&key) {
+            if view.stale.contains(prefix) {
                 continue;
             }
-            match wanted.get(&key) {
+            match view.wanted.get(prefix) {
                 Some(w) if w == hops => {}
                 Some(w) => problems.push(format!("{prefix}: the kernel has {hops:?}, the RIB wants {w:?}")),
                 None => problems.push(format!("{prefix}: in the kernel, not wanted (stale)")),
@@ -252,24 +265,24 @@ impl Replay {
                 problems.push(format!("{prefix}: ours beside a route of another owner"));
             }
         }
-        for (key, hops) in &wanted {
-            let prefix: IpNet = key.parse().map_err(|e| format!("{key}: {e}"))?;
-            if !self.sim.ours.contains_key(&prefix) && !self.sim.held_by_other(&prefix) {
+        for (prefix, hops) in view.wanted {
+            if !self.sim.ours.contains_key(prefix) && !self.sim.held_by_other(prefix) {
                 problems.push(format!("{prefix}: wanted via {hops:?}, missing from the kernel"));
             }
         }
-        let installed: BTreeMap<String, Vec<IpAddr>> =
-            serde_json::from_value(view["installed"].clone()).unwrap_or_default();
-        let actual: BTreeMap<String, Vec<IpAddr>> =
-            self.sim.ours.iter().map(|(p, h)| (p.to_string(), h.clone())).collect();
-        if installed != actual && problems.is_empty() {
+        let believed = view.installed.len() == self.sim.ours.len()
+            && self.sim.ours.iter().all(|(p, h)| view.installed.get(p) == Some(&h));
+        if !believed && problems.is_empty() {
+            let installed: BTreeMap<&IpNet, &Vec<IpAddr>> = view.installed.iter().map(|(p, h)| (p, *h)).collect();
             problems.push(format!(
-                "the core believes the kernel holds {installed:?}, it holds {actual:?}"
+                "the core believes the kernel holds {installed:?}, it holds {:?}",
+                self.sim.ours
             ));
         }
         if problems.is_empty() {
             Ok(())
         } else {
+            problems.sort();
             Err(problems.join("; "))
         }
     }

@@ -265,6 +265,20 @@ impl Rib {
         self.peers.get(&peer).map_or(0, |p| p.adj_out.len())
     }
 
+    /// Paths from `peer` the RIB still holds: those received (Adj-RIB-In) plus
+    /// those selected (Loc-RIB), so a route counts twice. Zero once its session
+    /// ended without graceful restart.
+    pub fn paths_from(&self, peer: IpAddr) -> usize {
+        let received = self.peers.get(&peer).map_or(0, |p| p.adj_in.len());
+        let selected = self
+            .loc
+            .values()
+            .flat_map(|s| &s.paths)
+            .filter(|p| p.source == Source::Peer(peer))
+            .count();
+        received + selected
+    }
+
     pub fn has_stale(&self, peer: IpAddr) -> bool {
         self.peers
             .get(&peer)

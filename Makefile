@@ -5,12 +5,13 @@
 #   make test                    unit, integration and end-to-end tests, the conformance
 #                                smoke subset (needs root)
 #   make conformance             the whole conformance matrix (reports in target/lab-report/conformance)
+#   make fuzz                    the speaker's fuzz targets, 10 million executions each
 SHELL := /bin/bash
 CARGO ?= cargo
 TOPO ?= topologies/racks/racks.clab.yml
 LAB := target/release/lab
 
-.PHONY: deps build images lab-up lab-down test conformance lint bench
+.PHONY: deps build images lab-up lab-down test conformance lint bench fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -42,6 +43,12 @@ test: deps
 # dependencies `make test` built are reused instead of built again (7 minutes here).
 conformance: deps
 	LAB_SUITE=full $(CARGO) test --release --workspace --test conformance
+
+# The decoder and the daemon's core under libFuzzer, FUZZ_RUNS executions each
+# (10 million by default), FUZZ_JOBS processes for the core; the corpus they grow is
+# kept in speaker/fuzz/corpus. See scripts/fuzz.sh.
+fuzz:
+	scripts/fuzz.sh
 
 lint:
 	$(CARGO) fmt --all --check

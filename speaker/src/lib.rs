@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod fib;
 pub mod fsm;
+pub mod fuzz;
 pub mod kernel;
 pub mod kernel_view;
 pub mod listener;

@@ -351,10 +351,16 @@ impl World {
     }
 
     fn input(&mut self, input: Input) -> Result<(), String> {
+        self.input_dropping(input, Vec::new())
+    }
+
+    /// An input, the kernel having dropped `kernel_drops` of our routes silently
+    /// with it; then the daemon's ticks and the session checks.
+    fn input_dropping(&mut self, input: Input, kernel_drops: Vec<IpNet>) -> Result<(), String> {
         let line = Line {
             at_ms: self.now,
             input: Some(input),
-            kernel_drops: Vec::new(),
+            kernel_drops,
         };
         self.step(line)?;
         // The daemon wakes the core when a deadline is due.
@@ -602,16 +608,11 @@ impl World {
         }
         // `ip route replace` over one of ours: ours is gone, with no event of its own.
         let kernel_drops = if ours { vec![prefix] } else { Vec::new() };
-        let line = Line {
-            at_ms: self.now,
-            input: Some(Input::Kernel(vec![KernelEvent::Route {
-                route: r,
-                present: true,
-            }])),
-            kernel_drops,
+        let event = KernelEvent::Route {
+            route: r,
+            present: true,
         };
-        self.step(line)?;
-        self.check_sessions()
+        self.input_dropping(Input::Kernel(vec![event]), kernel_drops)
     }
 
     /// A link event. A link going down or away takes the IPv4 routes through it
@@ -656,13 +657,7 @@ impl World {
                 .collect(),
             _ => Vec::new(),
         };
-        let line = Line {
-            at_ms: self.now,
-            input: Some(Input::Kernel(vec![event])),
-            kernel_drops,
-        };
-        self.step(line)?;
-        self.check_sessions()
+        self.input_dropping(Input::Kernel(vec![event]), kernel_drops)
     }
 
     fn address(&mut self, b: &mut Bytes) -> Result<(), String> {

@@ -7,48 +7,38 @@ use std::path::Path;
 
 use speaker::fuzz;
 
-fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+/// Runs every input of `target`'s kept corpus through `check`; the first to fail
+/// fails the test, named.
+fn corpus_holds(target: &str, check: impl Fn(&[u8]) -> Result<(), String>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let path = e.expect("a corpus entry").path();
-            let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (path.display().to_string(), data)
-        })
+        .map(|e| e.expect("a corpus entry").path())
         .collect();
     files.sort();
-    files
+    assert!(
+        files.len() > 100,
+        "the {target} corpus is nearly empty: {} files",
+        files.len()
+    );
+    for path in files {
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if let Err(e) = check(&data) {
+            panic!("{}: {e}", path.display());
+        }
+    }
 }
 
 #[test]
 fn decode_corpus_holds() {
-    let files = corpus("decode");
-    assert!(
-        files.len() > 100,
-        "the decode corpus is nearly empty: {} files",
-        files.len()
-    );
-    for (name, data) in files {
-        if let Err(e) = fuzz::decode(&data) {
-            panic!("{name}: {e}");
-        }
-    }
+    corpus_holds("decode", fuzz::decode);
 }
 
 #[test]
 fn core_corpus_holds() {
-    let files = corpus("core");
-    assert!(
-        files.len() > 100,
-        "the core corpus is nearly empty: {} files",
-        files.len()
-    );
-    for (name, data) in files {
-        if let Err(f) = fuzz::run(&data) {
-            panic!("{name}: {}\n{}", f.message, f.events_jsonl());
-        }
-    }
+    corpus_holds("core", |data| {
+        fuzz::run(data).map_err(|f| format!("{}\n{}", f.message, f.events_jsonl()))
+    });
 }
 
 #[test]

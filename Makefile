@@ -54,7 +54,12 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks: timings are measured here, not asserted by tests.
+# Benchmarks: the speaker against BIRD and FRR side by side, interleaved in one run;
+# every part writes target/bench-report/pN.json, the last step the report (bench.md,
+# bench.json, SVGs). Timings are measured here, not asserted by tests.
 bench: deps
+	rm -rf target/bench-report
+	$(CARGO) bench -p speaker --bench fib_ingest
 	$(CARGO) bench -p speaker --bench event_to_update
 	$(CARGO) bench -p e2e --bench lab_up
+	$(CARGO) bench -p e2e --bench report

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use anyhow::{bail, ensure, Context, Result};
 
+pub mod bench_report;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,7 +56,7 @@ pub fn write_report(name: &str, value: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))

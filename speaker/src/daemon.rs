@@ -20,9 +20,10 @@ use tracing::{info, warn};
 
 use crate::bfd_io::{self, BfdHandle, BfdStatus};
 use crate::config::{Config, Neighbor};
+use crate::echoes::Echoes;
 use crate::fib::Fib;
 use crate::kernel::{self, KernelBatch, KernelError};
-use crate::messages::{ApiRequest, DrainPeer, DrainPlan, FibCmd, FibOp, PeerEvent, SessionCmd};
+use crate::messages::{ApiRequest, DrainPeer, DrainPlan, FibCmd, FibReport, PeerEvent, SessionCmd};
 use crate::metrics::{PeerSample, SharedMetrics};
 use crate::node::{Input, Node, Output};
 use crate::packet::Notification;
@@ -74,7 +75,7 @@ struct Daemon {
     listen_fd: std::os::fd::RawFd,
     listen_v6: bool,
     sessions: BTreeMap<IpAddr, SessionHandle>,
-    fib_tx: mpsc::UnboundedSender<FibCmd>,
+    fib_tx: mpsc::UnboundedSender<Vec<FibCmd>>,
     metrics: SharedMetrics,
     /// When the oldest kernel change not yet flushed was read.
     kernel_event: Option<std::time::Instant>,
@@ -108,8 +109,9 @@ pub async fn run(
     };
 
     let metrics = SharedMetrics::default();
-    let fib = Fib::new(config.fib.protocol, config.fib.table.0, metrics.clone())?;
-    let own = fib.own_routes().await?;
+    let (fib_protocol, fib_table) = (config.fib.protocol, config.fib.table.0);
+    let mut fib = Fib::new(fib_protocol, fib_table, metrics.clone())?;
+    let own = fib.own_routes()?;
 
     let listener = listener::bind(config.listen_address, config.listen_port)
         .await
@@ -135,7 +137,9 @@ pub async fn run(
     })?;
 
     let (kernel_tx, mut kernel_rx) = mpsc::unbounded_channel();
-    let kernel_task = tokio::spawn(kernel::watch(kernel_tx, shutdown()));
+    let echoes = Echoes::new(fib_protocol, fib_table);
+    let fib = fib.with_echoes(echoes.clone());
+    let kernel_task = tokio::spawn(kernel::watch(kernel_tx, Some(echoes), shutdown()));
     // The kernel's local routes are read before any session starts, so the first
     // table a peer gets, and the End-of-RIB after it, hold them: a peer helping our
     // graceful restart flushes at that End-of-RIB whatever it did not get, and our
@@ -152,7 +156,12 @@ pub async fn run(
 
     let (fib_tx, fib_rx) = mpsc::unbounded_channel();
     let (fib_report_tx, mut fib_reports) = mpsc::unbounded_channel();
-    let fib_task = tokio::spawn(fib.clone().run(fib_rx, fib_report_tx));
+    // Blocking netlink writes, on a thread of their own; the thread hands the FIB
+    // back when the daemon stops.
+    let fib_thread = std::thread::Builder::new()
+        .name("fib".into())
+        .spawn(move || fib.run(fib_rx, fib_report_tx))
+        .map_err(|e| DaemonError::Kernel(KernelError::Io(e)))?;
 
     let local = LocalSide {
         asn: config.as_number,
@@ -177,8 +186,13 @@ pub async fn run(
     let api_task = tokio::spawn(api::serve(api_listener, api_tx, shutdown()));
 
     let (bfd, bfd_task) = bfd_io::spawn(shutdown());
+    let mut node = Node::new(config);
+    let sink = fib_tx.clone();
+    node.set_fib_sink(Box::new(move |cmds| {
+        let _ = sink.send(cmds);
+    }));
     let mut d = Daemon {
-        node: Node::new(config),
+        node,
         started: Instant::now(),
         recorder,
         local,
@@ -189,7 +203,7 @@ pub async fn run(
         listen_v6,
         sessions: BTreeMap::new(),
         fib_tx,
-        metrics,
+        metrics: metrics.clone(),
         kernel_event: None,
         drained: Vec::new(),
         bfd,
@@ -209,8 +223,8 @@ pub async fn run(
             biased;
             _ = &mut stop => break,
             Some(batch) = kernel_rx.recv() => d.kernel(batch),
-            Some(report) = fib_reports.recv() => d.input(Input::Fib(report)),
             Some(event) = peer_rx.recv() => d.input(Input::Peer(event)),
+            Some(reports) = fib_reports.recv() => d.fib_reports(reports),
             Some(req) = api_rx.recv() => d.api(req),
             Some(new) = reloads.recv() => d.input(Input::Reload(Box::new(new))),
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => d.input(Input::Tick),
@@ -220,14 +234,16 @@ pub async fn run(
             d.kernel(batch);
         }
         d.flush();
-        // Then whatever peers and the FIB sent meanwhile, a bounded amount at a time.
-        for _ in 0..1024 {
-            let Ok(report) = fib_reports.try_recv() else { break };
-            d.input(Input::Fib(report));
-        }
+        // Then whatever peers and the FIB sent meanwhile, a bounded amount at a time:
+        // peers first, as a session that ended must take its routes away at once,
+        // however much bookkeeping of routes already written is queued.
         for _ in 0..1024 {
             let Ok(event) = peer_rx.try_recv() else { break };
             d.input(Input::Peer(event));
+        }
+        for _ in 0..16 {
+            let Ok(reports) = fib_reports.try_recv() else { break };
+            d.fib_reports(reports);
         }
         d.flush();
     }
@@ -252,16 +268,18 @@ pub async fn run(
     let _ = kernel_task.await;
     let api_socket = d.node.config().api_socket.clone();
     drop(d);
-    let _ = fib_task.await;
+    // The thread ends once the daemon's sender is gone.
+    let fib = match tokio::task::spawn_blocking(move || fib_thread.join()).await {
+        Ok(Ok(fib)) => Ok(fib),
+        _ => {
+            warn!("the FIB thread failed: removing our routes through a new socket");
+            Fib::new(fib_protocol, fib_table, metrics)
+        }
+    };
     if mode == StopMode::Hard {
         // Whatever the kernel holds of ours, as it holds it now.
-        match fib.own_routes().await {
-            Ok(routes) => {
-                for r in routes {
-                    fib.apply(&FibOp::Remove { prefix: r.prefix }).await;
-                }
-                info!("our routes removed from the kernel");
-            }
+        match fib.and_then(|mut fib| fib.remove_own()) {
+            Ok(n) => info!(routes = n, "our routes removed from the kernel"),
             Err(e) => warn!(error = %e, "cannot read our routes to remove them"),
         }
     } else {
@@ -278,10 +296,17 @@ impl Daemon {
 
     fn input(&mut self, input: Input) {
         let now = self.now();
+
         if let Some(r) = &mut self.recorder {
             r.write(now, &input);
         }
         self.node.handle(now, input);
+    }
+
+    fn fib_reports(&mut self, reports: Vec<FibReport>) {
+        for report in reports {
+            self.input(Input::Fib(report));
+        }
     }
 
     fn kernel(&mut self, batch: KernelBatch) {
@@ -292,11 +317,10 @@ impl Daemon {
     /// Carries out what the core decided.
     fn flush(&mut self) {
         let kernel_event = self.kernel_event.take();
+        let mut fib = Vec::new();
         for output in self.node.flush() {
             match output {
-                Output::Fib(cmd) => {
-                    let _ = self.fib_tx.send(cmd);
-                }
+                Output::Fib(cmd) => fib.push(cmd),
                 Output::Send {
                     peer,
                     generation,
@@ -322,6 +346,9 @@ impl Daemon {
                     announced,
                 } => self.drained.push((peer, withdrawn, announced)),
             }
+        }
+        if !fib.is_empty() {
+            let _ = self.fib_tx.send(fib);
         }
     }
 

@@ -19,11 +19,12 @@ use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::echoes::Echoes;
 use crate::kernel_view::{AddressInfo, KernelEvent, KernelRoute, LinkInfo, RouteKind};
 use crate::shutdown::Shutdown;
 
 /// Large enough that a burst of pod churn does not overrun it (BIRD's did).
-const RECEIVE_BUFFER: usize = 8 << 20;
+const RECEIVE_BUFFER: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -131,7 +132,11 @@ fn parse_address(a: &AddressMessage) -> Option<AddressInfo> {
 
 /// Runs the watcher until shutdown: sends everything first (a dump), then every
 /// batch of events as soon as the messages already queued have been read.
-pub async fn watch(tx: mpsc::UnboundedSender<KernelBatch>, mut shutdown: Shutdown) -> Result<(), KernelError> {
+pub async fn watch(
+    tx: mpsc::UnboundedSender<KernelBatch>,
+    echoes: Option<Echoes>,
+    mut shutdown: Shutdown,
+) -> Result<(), KernelError> {
     let groups = [
         MulticastGroup::Link,
         MulticastGroup::Ipv4Route,
@@ -168,10 +173,10 @@ pub async fn watch(tx: mpsc::UnboundedSender<KernelBatch>, mut shutdown: Shutdow
         };
         let received = std::time::Instant::now();
         let mut events = Vec::new();
-        let mut overrun = read_message(first, &mut events);
+        let mut overrun = read_message(first, &mut events, echoes.as_ref());
         // Coalesce what is already queued, without waiting for more.
         while let Ok((msg, _)) = messages.try_recv() {
-            overrun |= read_message(msg, &mut events);
+            overrun |= read_message(msg, &mut events, echoes.as_ref());
         }
         if overrun {
             warn!("netlink receive buffer overrun: reading everything again");
@@ -192,17 +197,23 @@ fn drain(messages: &mut UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, 
     while messages.try_recv().is_ok() {}
 }
 
-/// Turns one netlink message into events; true on a buffer overrun.
-fn read_message(msg: NetlinkMessage<RouteNetlinkMessage>, events: &mut Vec<KernelEvent>) -> bool {
+/// Turns one netlink message into events, leaving out the echoes of our own
+/// changes; true on a buffer overrun.
+fn read_message(
+    msg: NetlinkMessage<RouteNetlinkMessage>,
+    events: &mut Vec<KernelEvent>,
+    echoes: Option<&Echoes>,
+) -> bool {
+    let route = |r: &RouteMessage, present: bool| {
+        parse_route(r)
+            .filter(|route| !echoes.is_some_and(|e| e.is_echo(route, present)))
+            .map(|route| KernelEvent::Route { route, present })
+    };
     match msg.payload {
         NetlinkPayload::Overrun(_) => return true,
         NetlinkPayload::InnerMessage(inner) => match inner {
-            RouteNetlinkMessage::NewRoute(r) => {
-                events.extend(parse_route(&r).map(|route| KernelEvent::Route { route, present: true }))
-            }
-            RouteNetlinkMessage::DelRoute(r) => {
-                events.extend(parse_route(&r).map(|route| KernelEvent::Route { route, present: false }))
-            }
+            RouteNetlinkMessage::NewRoute(r) => events.extend(route(&r, true)),
+            RouteNetlinkMessage::DelRoute(r) => events.extend(route(&r, false)),
             RouteNetlinkMessage::NewLink(l) => {
                 let (index, name, up) = parse_link(&l);
                 events.push(KernelEvent::Link { index, name, up });

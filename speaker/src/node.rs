@@ -182,7 +182,17 @@ pub struct Node {
     pending_eor: BTreeSet<IpAddr>,
     outputs: Vec<Output>,
     now: Duration,
+    fib_sink: Option<FibSink>,
+    fib_early: Vec<FibCmd>,
 }
+
+/// Where FIB commands go as soon as they are decided, [`FIB_EARLY`] at a time, when
+/// the daemon gives one: a peer that goes down with 100k routes starts emptying the
+/// kernel while the core still works through the rest of them. Without one (the
+/// tests, replay, fuzzing) they wait for [`Node::flush`] as every other output does.
+/// Either way they leave in the order they were decided.
+pub type FibSink = Box<dyn FnMut(Vec<FibCmd>) + Send>;
+const FIB_EARLY: usize = 512;
 
 impl Node {
     pub fn new(config: Config) -> Node {
@@ -213,6 +223,25 @@ impl Node {
             pending_eor: BTreeSet::new(),
             outputs: Vec::new(),
             now: Duration::ZERO,
+            fib_sink: None,
+            fib_early: Vec::new(),
+        }
+    }
+
+    /// Sends FIB commands to `sink` as they are decided instead of with `flush`.
+    pub fn set_fib_sink(&mut self, sink: FibSink) {
+        self.fib_sink = Some(sink);
+    }
+
+    fn push_fib(&mut self, cmd: FibCmd) {
+        match &mut self.fib_sink {
+            Some(sink) => {
+                self.fib_early.push(cmd);
+                if self.fib_early.len() >= FIB_EARLY {
+                    sink(std::mem::take(&mut self.fib_early));
+                }
+            }
+            None => self.outputs.push(Output::Fib(cmd)),
         }
     }
 
@@ -261,6 +290,9 @@ impl Node {
     /// its withdrawals, its announcements grouped by attributes, and End-of-RIB
     /// after a first full table.
     pub fn flush(&mut self) -> Vec<Output> {
+        if let (Some(sink), false) = (&mut self.fib_sink, self.fib_early.is_empty()) {
+            sink(std::mem::take(&mut self.fib_early));
+        }
         let out = std::mem::take(&mut self.pending_out);
         let eor = std::mem::take(&mut self.pending_eor);
         let peers: BTreeSet<IpAddr> = out.keys().chain(eor.iter()).copied().collect();
@@ -461,8 +493,13 @@ impl Node {
                 self.pending_out.remove(&peer);
                 self.pending_eor.remove(&peer);
                 let keep = graceful && restart_time.is_some_and(|t| !t.is_zero());
-                let c = self.rib.peer_down(peer, keep);
-                self.absorb(c);
+                // In chunks: the FIB commands of the first leave (through the sink)
+                // while the rest are worked out.
+                let prefixes = self.rib.peer_down_prefixes(peer, keep);
+                for chunk in prefixes.chunks(FIB_EARLY) {
+                    let c = self.rib.recompute_prefixes(chunk);
+                    self.absorb(c);
+                }
                 if keep {
                     let t = restart_time.expect("checked");
                     info!(%peer, restart_time = ?t, "graceful restart: keeping the peer's routes as stale");
@@ -699,7 +736,7 @@ impl Node {
                 read.touched.insert(prefix);
             }
             *self.fib.pending.entry(prefix).or_default() += 1;
-            self.outputs.push(Output::Fib(FibCmd::Apply(op)));
+            self.push_fib(FibCmd::Apply(op));
         }
     }
 
@@ -709,7 +746,7 @@ impl Node {
             Some(read) => read.again = true,
             None => {
                 self.fib.read = Some(FibRead::default());
-                self.outputs.push(Output::Fib(FibCmd::Read));
+                self.push_fib(FibCmd::Read);
             }
         }
     }

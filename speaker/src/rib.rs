@@ -319,9 +319,18 @@ impl Rib {
     /// The session went down. With `keep_stale` (graceful restart) its paths stay,
     /// marked stale, until [`Rib::flush_stale`]; otherwise they go at once.
     pub fn peer_down(&mut self, peer: IpAddr, keep_stale: bool) -> Changes {
-        let mut changes = Changes::default();
+        let prefixes = self.peer_down_prefixes(peer, keep_stale);
+        self.recompute_prefixes(&prefixes)
+    }
+
+    /// [`Rib::peer_down`] in two steps: the session ends here, and the prefixes
+    /// whose best path may have changed are returned, for [`Rib::recompute_prefixes`]
+    /// to work through in chunks (so the kernel can start losing the first ones
+    /// while the rest of 100k are still being worked out). Nothing else may touch
+    /// the RIB until every one of them is recomputed.
+    pub fn peer_down_prefixes(&mut self, peer: IpAddr, keep_stale: bool) -> Vec<IpNet> {
         let Some(state) = self.peers.get_mut(&peer) else {
-            return changes;
+            return Vec::new();
         };
         state.established = false;
         state.adj_out.clear();
@@ -336,8 +345,14 @@ impl Rib {
                 self.release_next_hop(nh);
             }
         }
+        prefixes
+    }
+
+    /// The best paths of `prefixes` worked out again, and what changed.
+    pub fn recompute_prefixes(&mut self, prefixes: &[IpNet]) -> Changes {
+        let mut changes = Changes::default();
         for prefix in prefixes {
-            self.recompute(prefix, &mut changes);
+            self.recompute(*prefix, &mut changes);
         }
         changes
     }

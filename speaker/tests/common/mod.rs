@@ -106,6 +106,11 @@ impl Lab {
         self.procs.push((name.to_string(), child));
     }
 
+    /// The PID of a process we started (the daemon's own: `ip netns exec` execs it).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.procs.iter().find(|(n, _)| n == name).map(|(_, c)| c.id())
+    }
+
     /// kill -9 of one process we started, by its PID.
     pub fn kill(&mut self, name: &str) {
         if let Some(i) = self.procs.iter().position(|(n, _)| n == name) {

@@ -27,6 +27,21 @@ pub struct Part {
     pub targets: Vec<Target>,
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Whose figures are divided by the others': the speaker, unless a part says
+    /// (P4 compares `lab` with `by hand`).
+    #[serde(default = "speaker")]
+    pub subject: String,
+    /// What the subject is divided by: BIRD and FRR, unless a part says.
+    #[serde(default = "daemons")]
+    pub against: Vec<String>,
+}
+
+fn speaker() -> String {
+    "speaker".into()
+}
+
+fn daemons() -> Vec<String> {
+    vec!["bird".into(), "frr".into()]
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -144,8 +159,8 @@ pub fn figures(part: &Part) -> Vec<Figure> {
             let series = &by[&name];
             let get = |node: &str| series.iter().find(|s| s.node == node);
             let mut ratios = Vec::new();
-            if let Some(sp) = get("speaker") {
-                for other in ["bird", "frr"] {
+            if let Some(sp) = get(&part.subject) {
+                for other in &part.against {
                     if let Some(o) = get(other) {
                         ratios.extend(ratio(&sp.values, &o.values, other));
                     }
@@ -217,10 +232,12 @@ pub fn markdown(parts: &[Part], machine: &str) -> String {
         if !part.method.is_empty() {
             let _ = writeln!(s, "{}\n", part.method);
         }
-        s.push_str(
-            "| figure | node | n | min | median | p95 | max | vs BIRD (median / p95) | vs FRR (median / p95) |\n",
+        let _ = writeln!(
+            s,
+            "| figure | node | n | min | median | p95 | max | {} / others (median / p95) |",
+            part.subject
         );
-        s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        s.push_str("|---|---|---|---|---|---|---|---|\n");
         for f in figures(part) {
             for (node, st) in &f.nodes {
                 let contended = f.contended_runs.get(node).copied().unwrap_or(0);
@@ -229,19 +246,18 @@ pub fn markdown(parts: &[Part], machine: &str) -> String {
                 } else {
                     String::new()
                 };
-                let ratio = |against: &str| {
-                    if node != "speaker" {
-                        return String::new();
-                    }
+                let ratios = if *node == part.subject {
                     f.ratios
                         .iter()
-                        .find(|r| r.against == against)
-                        .map(|r| format!("x{:.2} / x{:.2}", r.median, r.p95))
-                        .unwrap_or_default()
+                        .map(|r| format!("x{:.2} / x{:.2} vs {}", r.median, r.p95, r.against))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                } else {
+                    String::new()
                 };
                 let _ = writeln!(
                     s,
-                    "| {} ({}) | {node} | {}{mark} | {} | **{}** | {} | {} | {} | {} |",
+                    "| {} ({}) | {node} | {}{mark} | {} | **{}** | {} | {} | {ratios} |",
                     f.figure,
                     f.unit,
                     st.n,
@@ -249,14 +265,13 @@ pub fn markdown(parts: &[Part], machine: &str) -> String {
                     num(st.median, &f.unit),
                     num(st.p95, &f.unit),
                     num(st.max, &f.unit),
-                    ratio("bird"),
-                    ratio("frr"),
                 );
             }
             for t in &f.targets {
                 let line = format!(
-                    "{}: speaker/{} at the {} {} (target at most {})",
+                    "{}: {}/{} at the {} {} (target at most {})",
                     f.figure,
+                    part.subject,
                     t.against,
                     t.stat,
                     t.ratio
@@ -415,6 +430,8 @@ mod tests {
                 },
             ],
             notes: vec![],
+            subject: speaker(),
+            against: daemons(),
         };
         let f = &figures(&part)[0];
         // Pairwise 0.5, 2.0, 1.0: median 1.0; p95 4.0 / 2.0.
@@ -426,7 +443,7 @@ mod tests {
         let md = markdown(std::slice::from_ref(&part), "machine");
         assert!(
             md.contains(
-                "| ingest (s) | speaker | 3 | 1.000 | **2.000** | 4.000 | 4.000 | x1.00 / x2.00 | x0.20 / x0.40 |"
+                "| ingest (s) | speaker | 3 | 1.000 | **2.000** | 4.000 | 4.000 | x1.00 / x2.00 vs bird; x0.20 / x0.40 vs frr |"
             ),
             "{md}"
         );

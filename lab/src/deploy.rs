@@ -21,6 +21,16 @@ pub enum DeployError {
         "lab {lab} is already deployed ({count} containers): `lab down -t {file}` first, or `lab up --reconfigure`"
     )]
     AlreadyUp { lab: String, count: usize, file: String },
+    #[error(
+        "the topology needs about {needed} IPv4 neighbour entries ({largest}), and the host's neighbour table holds {limit} in all, {in_use} in use now (net.ipv4.neigh.default.gc_thresh3: one table for every container, which none can change from inside); sessions would fail with `neighbor table overflow`. Raise it first: `sysctl -w net.ipv4.neigh.default.gc_thresh3={suggest} net.ipv4.neigh.default.gc_thresh2={suggest}`. Nothing was created"
+    )]
+    NeighbourTable {
+        needed: usize,
+        largest: String,
+        limit: usize,
+        in_use: usize,
+        suggest: usize,
+    },
     #[error("node {node} (topology line {line}): `{command}` exited with {code}: {output}")]
     Exec {
         node: String,
@@ -63,6 +73,7 @@ pub async fn up(rt: &Runtime, topo: &Topology, opts: &UpOptions, progress: &Prog
             .into());
         }
     }
+    check_neighbour_table(topo)?;
     for f in &topo.ignored {
         tracing::warn!(field = %f, "containerlab setting not supported by lab; ignored");
     }
@@ -71,6 +82,64 @@ pub async fn up(rt: &Runtime, topo: &Topology, opts: &UpOptions, progress: &Prog
         let _ = down(rt, &topo.name, progress).await;
     }
     result
+}
+
+/// The IPv4 neighbour entries a topology may need at most, and its largest segment:
+/// every node on a switch's segment of n ports learns the other n - 1 (a full mesh
+/// talks to all of them), a point-to-point link makes two, and each container one
+/// for the management network's gateway.
+pub fn neighbour_entries(topo: &Topology) -> (usize, String) {
+    let mut ports: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut p2p = 0;
+    for l in &topo.links {
+        let switch =
+            |e: &crate::topology::Endpoint| topo.nodes.get(&e.node).is_some_and(|n| n.role() == Some("switch"));
+        match (switch(&l.a), switch(&l.b)) {
+            (true, _) => *ports.entry(l.a.node.as_str()).or_default() += 1,
+            (_, true) => *ports.entry(l.b.node.as_str()).or_default() += 1,
+            _ => p2p += 2,
+        }
+    }
+    let segments: usize = ports.values().map(|n| n * n.saturating_sub(1)).sum();
+    let largest = ports
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(sw, n)| format!("{n} nodes on the segment of {sw}: {n} x {}", n - 1))
+        .unwrap_or_else(|| "point-to-point links".into());
+    (segments + p2p + topo.nodes.len(), largest)
+}
+
+/// Refuses, before anything is made, a topology whose neighbour entries would
+/// overflow the host's table: 50 nodes in a mesh need 2450, and the default limit
+/// is 1024 (FIELD-NOTES). Where the kernel does not say, nothing is checked.
+fn check_neighbour_table(topo: &Topology) -> Result<(), DeployError> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let Some(limit) = read("/proc/sys/net/ipv4/neigh/default/gc_thresh3").and_then(|s| s.trim().parse::<usize>().ok())
+    else {
+        return Ok(());
+    };
+    // /proc/net/stat/arp_cache: a header, then a line per CPU whose first column
+    // (hex) is the table's entries, the same on every line.
+    let in_use = read("/proc/net/stat/arp_cache")
+        .and_then(|s| {
+            s.lines()
+                .nth(1)
+                .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        })
+        .and_then(|h| usize::from_str_radix(&h, 16).ok())
+        .unwrap_or(0);
+    let (needed, largest) = neighbour_entries(topo);
+    if needed + in_use > limit {
+        let suggest = (needed + in_use + 1024).next_power_of_two();
+        return Err(DeployError::NeighbourTable {
+            needed,
+            largest,
+            limit,
+            in_use,
+            suggest,
+        });
+    }
+    Ok(())
 }
 
 async fn deploy(rt: &Runtime, topo: &Topology, progress: &Progress) -> Result<(), DeployError> {
@@ -191,4 +260,68 @@ async fn remove(rt: &Runtime, lab: Option<&str>, progress: &Progress) -> Result<
         t,
     );
     Ok(containers.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn mesh(n: usize) -> Topology {
+        let dir = std::env::temp_dir().join(format!("lab-neigh-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut t = String::from("name: m\ntopology:\n  nodes:\n    sw:\n      kind: linux\n      image: podlab/base:latest\n      labels: {lab.role: switch}\n");
+        for i in 1..=n {
+            t.push_str(&format!(
+                "    n{i}:\n      kind: linux\n      image: podlab/base:latest\n"
+            ));
+        }
+        t.push_str("  links:\n");
+        for i in 1..=n {
+            t.push_str(&format!("    - endpoints: [\"n{i}:eth1\", \"sw:eth{i}\"]\n"));
+        }
+        let file = dir.join("m.clab.yml");
+        std::fs::write(&file, t).unwrap();
+        let topo = Topology::load(&file).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        topo
+    }
+
+    #[test]
+    fn a_mesh_needs_n_times_n_minus_one_neighbour_entries() {
+        let (needed, largest) = neighbour_entries(&mesh(50));
+        assert_eq!(needed, 50 * 49 + 51);
+        assert_eq!(largest, "50 nodes on the segment of sw: 50 x 49");
+        let (needed, _) = neighbour_entries(&mesh(3));
+        assert_eq!(needed, 6 + 4);
+        // What the error says: the limit, the value needed and how to raise it.
+        let e = DeployError::NeighbourTable {
+            needed: 2501,
+            largest,
+            limit: 1024,
+            in_use: 12,
+            suggest: 4096,
+        }
+        .to_string();
+        assert!(
+            e.contains("2501 IPv4 neighbour entries (50 nodes on the segment of sw"),
+            "{e}"
+        );
+        assert!(
+            e.contains("holds 1024 in all, 12 in use now (net.ipv4.neigh.default.gc_thresh3"),
+            "{e}"
+        );
+        assert!(e.contains("sysctl -w net.ipv4.neigh.default.gc_thresh3=4096"), "{e}");
+    }
+
+    #[test]
+    fn the_racks_need_two_entries_per_link() {
+        let topo =
+            Topology::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies/racks/racks.clab.yml")).unwrap();
+        assert_eq!(
+            neighbour_entries(&topo),
+            (5 * 2 + 6, "point-to-point links".to_string())
+        );
+    }
 }

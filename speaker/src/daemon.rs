@@ -11,6 +11,8 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -21,7 +23,7 @@ use tracing::{info, warn};
 use crate::bfd_io::{self, BfdHandle, BfdStatus};
 use crate::config::{Config, Neighbor};
 use crate::echoes::Echoes;
-use crate::fib::Fib;
+use crate::fib::{self, Fib};
 use crate::kernel::{self, KernelBatch, KernelError};
 use crate::messages::{ApiRequest, DrainPeer, DrainPlan, FibCmd, FibReport, PeerEvent, SessionCmd};
 use crate::metrics::{PeerSample, SharedMetrics};
@@ -76,6 +78,13 @@ struct Daemon {
     listen_v6: bool,
     sessions: BTreeMap<IpAddr, SessionHandle>,
     fib_tx: mpsc::UnboundedSender<Vec<FibCmd>>,
+    /// The FIB, shared with its thread: the core writes a few changes itself when
+    /// nothing is queued for the thread.
+    fib: Arc<Mutex<Fib>>,
+    /// FIB commands sent to the thread whose reports have not been read yet.
+    fib_in_flight: Arc<AtomicUsize>,
+    /// Reports of the changes the core made itself, to read after the flush.
+    fib_done_here: Vec<FibReport>,
     metrics: SharedMetrics,
     /// When the oldest kernel change not yet flushed was read.
     kernel_event: Option<std::time::Instant>,
@@ -138,7 +147,7 @@ pub async fn run(
 
     let (kernel_tx, mut kernel_rx) = mpsc::unbounded_channel();
     let echoes = Echoes::new(fib_protocol, fib_table);
-    let fib = fib.with_echoes(echoes.clone());
+    let fib = Arc::new(Mutex::new(fib.with_echoes(echoes.clone())));
     let kernel_task = tokio::spawn(kernel::watch(kernel_tx, Some(echoes), shutdown()));
     // The kernel's local routes are read before any session starts, so the first
     // table a peer gets, and the End-of-RIB after it, hold them: a peer helping our
@@ -158,9 +167,10 @@ pub async fn run(
     let (fib_report_tx, mut fib_reports) = mpsc::unbounded_channel();
     // Blocking netlink writes, on a thread of their own; the thread hands the FIB
     // back when the daemon stops.
+    let thread_fib = fib.clone();
     let fib_thread = std::thread::Builder::new()
         .name("fib".into())
-        .spawn(move || fib.run(fib_rx, fib_report_tx))
+        .spawn(move || fib::run(&thread_fib, fib_rx, fib_report_tx))
         .map_err(|e| DaemonError::Kernel(KernelError::Io(e)))?;
 
     let local = LocalSide {
@@ -188,7 +198,10 @@ pub async fn run(
     let (bfd, bfd_task) = bfd_io::spawn(shutdown());
     let mut node = Node::new(config);
     let sink = fib_tx.clone();
+    let fib_in_flight = Arc::new(AtomicUsize::new(0));
+    let in_flight = fib_in_flight.clone();
     node.set_fib_sink(Box::new(move |cmds| {
+        in_flight.fetch_add(cmds.len(), Ordering::Relaxed);
         let _ = sink.send(cmds);
     }));
     let mut d = Daemon {
@@ -203,6 +216,9 @@ pub async fn run(
         listen_v6,
         sessions: BTreeMap::new(),
         fib_tx,
+        fib: fib.clone(),
+        fib_in_flight,
+        fib_done_here: Vec::new(),
         metrics: metrics.clone(),
         kernel_event: None,
         drained: Vec::new(),
@@ -211,7 +227,7 @@ pub async fn run(
     d.input(Input::Kernel(initial.events));
     let own_routes = own.into_iter().map(|r| (r.prefix, r.gateways)).collect();
     d.input(Input::Start { own_routes });
-    d.flush();
+    d.flush_all();
     // The dump is the starting state, not an event: it is not timed.
     d.kernel_event = None;
     info!(asn = d.node.config().as_number, router_id = %d.node.config().router_id, peers = d.sessions.len(), "speaker started");
@@ -233,7 +249,7 @@ pub async fn run(
         while let Ok(batch) = kernel_rx.try_recv() {
             d.kernel(batch);
         }
-        d.flush();
+        d.flush_all();
         // Then whatever peers and the FIB sent meanwhile, a bounded amount at a time:
         // peers first, as a session that ended must take its routes away at once,
         // however much bookkeeping of routes already written is queued.
@@ -245,7 +261,7 @@ pub async fn run(
             let Ok(reports) = fib_reports.try_recv() else { break };
             d.fib_reports(reports);
         }
-        d.flush();
+        d.flush_all();
     }
 
     let mode = if d.node.config().graceful_restart.enabled {
@@ -269,16 +285,12 @@ pub async fn run(
     let api_socket = d.node.config().api_socket.clone();
     drop(d);
     // The thread ends once the daemon's sender is gone.
-    let fib = match tokio::task::spawn_blocking(move || fib_thread.join()).await {
-        Ok(Ok(fib)) => Ok(fib),
-        _ => {
-            warn!("the FIB thread failed: removing our routes through a new socket");
-            Fib::new(fib_protocol, fib_table, metrics)
-        }
-    };
+    if !matches!(tokio::task::spawn_blocking(move || fib_thread.join()).await, Ok(Ok(()))) {
+        warn!("the FIB thread failed");
+    }
     if mode == StopMode::Hard {
         // Whatever the kernel holds of ours, as it holds it now.
-        match fib.and_then(|mut fib| fib.remove_own()) {
+        match fib.lock().unwrap_or_else(|p| p.into_inner()).remove_own() {
             Ok(n) => info!(routes = n, "our routes removed from the kernel"),
             Err(e) => warn!(error = %e, "cannot read our routes to remove them"),
         }
@@ -288,6 +300,9 @@ pub async fn run(
     let _ = std::fs::remove_file(&api_socket);
     Ok(())
 }
+
+/// At most this many FIB changes are made by the core itself (see `Daemon::flush`).
+const FIB_HERE_MAX: usize = 64;
 
 impl Daemon {
     fn now(&self) -> Duration {
@@ -303,7 +318,8 @@ impl Daemon {
         self.node.handle(now, input);
     }
 
-    fn fib_reports(&mut self, reports: Vec<FibReport>) {
+    fn fib_reports(&mut self, (answered, reports): (usize, Vec<FibReport>)) {
+        self.fib_in_flight.fetch_sub(answered, Ordering::Relaxed);
         for report in reports {
             self.input(Input::Fib(report));
         }
@@ -347,8 +363,31 @@ impl Daemon {
                 } => self.drained.push((peer, withdrawn, announced)),
             }
         }
-        if !fib.is_empty() {
-            let _ = self.fib_tx.send(fib);
+        if fib.is_empty() {
+            return;
+        }
+        // A few changes with nothing queued for the thread: made here, at once,
+        // rather than waking the thread (on another CPU of a virtual machine, that
+        // wake-up alone cost a millisecond or more).
+        if fib.len() <= FIB_HERE_MAX && self.fib_in_flight.load(Ordering::Relaxed) == 0 {
+            if let Ok(mut f) = self.fib.try_lock() {
+                let reports = f.execute(fib);
+                self.fib_done_here.extend(reports);
+                return;
+            }
+        }
+        self.fib_in_flight.fetch_add(fib.len(), Ordering::Relaxed);
+        let _ = self.fib_tx.send(fib);
+    }
+
+    /// [`Daemon::flush`], and again while the changes made here answer with more.
+    fn flush_all(&mut self) {
+        self.flush();
+        while !self.fib_done_here.is_empty() {
+            for report in std::mem::take(&mut self.fib_done_here) {
+                self.input(Input::Fib(report));
+            }
+            self.flush();
         }
     }
 
@@ -408,7 +447,7 @@ impl Daemon {
     fn drain(&mut self, drain: bool, timeout: Option<Duration>) -> DrainPlan {
         self.drained.clear();
         self.input(Input::Drain { drain });
-        self.flush();
+        self.flush_all();
         let config = self.node.config();
         let mode = drain.then_some(config.drain.mode);
         let timeout = timeout.unwrap_or(Duration::from_secs(u64::from(config.drain.timeout_seconds)));

@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
 use ipnet::IpNet;
 use rtnetlink::packet_core::{
@@ -37,6 +38,32 @@ const ESRCH: i32 = libc::ESRCH;
 /// under 200 bytes) fit the receive buffer many times over.
 pub const BATCH: usize = 256;
 const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// The FIB thread's loop: carries out the commands queued, in order, until the
+/// sender goes away, and answers each lot with the number of commands it answers
+/// and their reports. It blocks, so it runs on a thread of its own; the core may
+/// take the lock itself for a few commands when nothing is queued (no thread to
+/// wake, which costs milliseconds in a virtual machine).
+pub fn run(
+    fib: &Mutex<Fib>,
+    mut rx: mpsc::UnboundedReceiver<Vec<FibCmd>>,
+    reports: mpsc::UnboundedSender<(usize, Vec<FibReport>)>,
+) {
+    while let Some(mut cmds) = rx.blocking_recv() {
+        // What else is queued goes in the same batches.
+        while cmds.len() < 16 * BATCH {
+            match rx.try_recv() {
+                Ok(more) => cmds.extend(more),
+                Err(_) => break,
+            }
+        }
+        let n = cmds.len();
+        let out = fib.lock().unwrap_or_else(|p| p.into_inner()).execute(cmds);
+        if reports.send((n, out)).is_err() {
+            return;
+        }
+    }
+}
 
 pub struct Fib {
     socket: Socket,
@@ -143,56 +170,39 @@ impl Fib {
         Ok(ops.len())
     }
 
-    /// Carries out commands in order until the sender goes away, reporting each;
-    /// blocks, so it runs on a thread of its own. Hands itself back at the end.
-    pub fn run(
-        mut self,
-        mut rx: mpsc::UnboundedReceiver<Vec<FibCmd>>,
-        reports: mpsc::UnboundedSender<Vec<FibReport>>,
-    ) -> Self {
-        while let Some(mut cmds) = rx.blocking_recv() {
-            // What else is queued goes in the same batches.
-            while cmds.len() < 16 * BATCH {
-                match rx.try_recv() {
-                    Ok(more) => cmds.extend(more),
-                    Err(_) => break,
-                }
-            }
-            let mut out = Vec::with_capacity(cmds.len());
-            let mut ops: Vec<FibOp> = Vec::new();
-            let mut prefixes = HashSet::new();
-            for cmd in cmds {
-                match cmd {
-                    FibCmd::Apply(op) => {
-                        // A prefix twice in one batch would see the fallback of an
-                        // exclusive create run after a later change to it.
-                        if ops.len() == BATCH || !prefixes.insert(op.prefix()) {
-                            self.run_batch(&mut ops, &mut out);
-                            prefixes.clear();
-                            prefixes.insert(op.prefix());
-                        }
-                        ops.push(op);
-                    }
-                    FibCmd::Read => {
+    /// Carries out `cmds` in order, in batches; a report for each.
+    pub fn execute(&mut self, cmds: Vec<FibCmd>) -> Vec<FibReport> {
+        let mut out = Vec::with_capacity(cmds.len());
+        let mut ops: Vec<FibOp> = Vec::new();
+        let mut prefixes = HashSet::new();
+        for cmd in cmds {
+            match cmd {
+                FibCmd::Apply(op) => {
+                    // A prefix twice in one batch would see the fallback of an
+                    // exclusive create run after a later change to it.
+                    if ops.len() == BATCH || !prefixes.insert(op.prefix()) {
                         self.run_batch(&mut ops, &mut out);
                         prefixes.clear();
-                        match self.own_routes() {
-                            Ok(routes) => {
-                                out.push(FibReport::State(
-                                    routes.into_iter().map(|r| (r.prefix, r.gateways)).collect(),
-                                ));
-                            }
-                            Err(e) => warn!(error = %e, "cannot read our routes back"),
+                        prefixes.insert(op.prefix());
+                    }
+                    ops.push(op);
+                }
+                FibCmd::Read => {
+                    self.run_batch(&mut ops, &mut out);
+                    prefixes.clear();
+                    match self.own_routes() {
+                        Ok(routes) => {
+                            out.push(FibReport::State(
+                                routes.into_iter().map(|r| (r.prefix, r.gateways)).collect(),
+                            ));
                         }
+                        Err(e) => warn!(error = %e, "cannot read our routes back"),
                     }
                 }
             }
-            self.run_batch(&mut ops, &mut out);
-            if reports.send(out).is_err() {
-                break;
-            }
         }
-        self
+        self.run_batch(&mut ops, &mut out);
+        out
     }
 
     fn run_batch(&mut self, ops: &mut Vec<FibOp>, out: &mut Vec<FibReport>) {

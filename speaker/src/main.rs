@@ -235,7 +235,7 @@ fn init_logging() {
 }
 
 fn run(config: Config, path: PathBuf, record: Option<PathBuf>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -188,9 +188,9 @@ pub struct Node {
 
 /// Where FIB commands go as soon as they are decided, [`FIB_EARLY`] at a time, when
 /// the daemon gives one: a peer that goes down with 100k routes starts emptying the
-/// kernel while the core still works through the rest of them. Without one (the
-/// tests, replay, fuzzing) they wait for [`Node::flush`] as every other output does.
-/// Either way they leave in the order they were decided.
+/// kernel while the core still works through the rest of them. The rest, and all of
+/// them without a sink (the tests, replay, fuzzing), wait for [`Node::flush`] as
+/// every other output does. Either way they leave in the order they were decided.
 pub type FibSink = Box<dyn FnMut(Vec<FibCmd>) + Send>;
 const FIB_EARLY: usize = 512;
 
@@ -290,9 +290,9 @@ impl Node {
     /// its withdrawals, its announcements grouped by attributes, and End-of-RIB
     /// after a first full table.
     pub fn flush(&mut self) -> Vec<Output> {
-        if let (Some(sink), false) = (&mut self.fib_sink, self.fib_early.is_empty()) {
-            sink(std::mem::take(&mut self.fib_early));
-        }
+        // What the sink has not taken yet leaves with the other outputs, after what it took.
+        let early: Vec<Output> = self.fib_early.drain(..).map(Output::Fib).collect();
+        self.outputs.splice(0..0, early);
         let out = std::mem::take(&mut self.pending_out);
         let eor = std::mem::take(&mut self.pending_eor);
         let peers: BTreeSet<IpAddr> = out.keys().chain(eor.iter()).copied().collect();

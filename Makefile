@@ -6,6 +6,7 @@
 #                                smoke subset (needs root)
 #   make conformance             the whole conformance matrix (reports in target/lab-report/conformance)
 #   make fuzz                    the speaker's fuzz targets, 10 million executions each
+#   make bench                   P1, P2, P4, P6: the speaker against BIRD and FRR (target/bench-report)
 SHELL := /bin/bash
 CARGO ?= cargo
 TOPO ?= topologies/racks/racks.clab.yml
@@ -61,5 +62,7 @@ bench: deps
 	rm -rf target/bench-report
 	$(CARGO) bench -p speaker --bench fib_ingest
 	$(CARGO) bench -p speaker --bench event_to_update
+	$(CARGO) bench -p e2e --bench propagation
+	$(CARGO) bench -p e2e --bench scale
 	$(CARGO) bench -p e2e --bench lab_up
 	$(CARGO) bench -p e2e --bench report

@@ -18,7 +18,8 @@ up() {
             *) binds="-v $dir/$n/bird.conf:/etc/bird/bird.conf:ro -v $dir/../common/bird-calico.conf:/etc/bird/calico.conf:ro" ;;
         esac
         # shellcheck disable=SC2086 # $binds is two or four words
-        docker run -d --name $p-$n --hostname $n --network $p-mgmt --privileged \
+        docker run -d --name $p-$n --hostname $n --network $p-mgmt \
+            --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
             --sysctl net.ipv4.ip_forward=1 --label lab.bench=$p $binds podlab/base:latest >/dev/null
     done
     i=0

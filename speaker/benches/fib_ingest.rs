@@ -23,7 +23,8 @@
 //!
 //! `BENCH_P2_ROUTES` (default `10000,100000`) and `BENCH_P2_RUNS` (default 3) set
 //! the sizes and the rounds; `BENCH_P2_NODES` a subset of `speaker,bird,frr,floor`;
-//! `BENCH_P2_SHOW_LOG=1` prints each node's log after its run.
+//! `BENCH_P2_SHOW_LOG=1` prints each node's log after its run, and
+//! `BENCH_P2_RUST_LOG` sets the speaker's log filter (`speaker=info`).
 //! Writes `target/bench-report/p2.json`, read by `make bench`'s report.
 
 #[path = "../tests/common/mod.rs"]
@@ -295,11 +296,12 @@ fn start_node(lab: &mut Lab, node: Node) -> (Vec<u32>, Option<Frr>) {
             );
             let bin = env!("CARGO_BIN_EXE_speaker");
             let config = config.display().to_string();
+            let log = std::env::var("BENCH_P2_RUST_LOG").unwrap_or_else(|_| "speaker=info".into());
             lab.spawn(
                 "speaker",
                 &b,
                 &[bin, "run", "-c", &config],
-                &[("RUST_LOG", "speaker=info")],
+                &[("RUST_LOG", log.as_str())],
             );
             (vec![lab.pid("speaker").unwrap()], None)
         }

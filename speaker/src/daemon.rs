@@ -85,6 +85,8 @@ struct Daemon {
     fib_in_flight: Arc<AtomicUsize>,
     /// Reports of the changes the core made itself, to read after the flush.
     fib_done_here: Vec<FibReport>,
+    /// Inputs handled since the loop last let the other tasks run.
+    turn_work: usize,
     metrics: SharedMetrics,
     /// When the oldest kernel change not yet flushed was read.
     kernel_event: Option<std::time::Instant>,
@@ -219,6 +221,7 @@ pub async fn run(
         fib: fib.clone(),
         fib_in_flight,
         fib_done_here: Vec::new(),
+        turn_work: 0,
         metrics: metrics.clone(),
         kernel_event: None,
         drained: Vec::new(),
@@ -257,11 +260,17 @@ pub async fn run(
             let Ok(event) = peer_rx.try_recv() else { break };
             d.input(Input::Peer(event));
         }
-        for _ in 0..16 {
-            let Ok(reports) = fib_reports.try_recv() else { break };
+        if let Ok(reports) = fib_reports.try_recv() {
             d.fib_reports(reports);
         }
         d.flush_all();
+        // The sessions, the watcher and this loop share one thread: after a long
+        // turn, let them read what arrived meanwhile (a NOTIFICATION behind 100k
+        // reports of routes written waited 0.1 s for its session to read it).
+        if d.turn_work >= 512 {
+            d.turn_work = 0;
+            tokio::task::yield_now().await;
+        }
     }
 
     let mode = if d.node.config().graceful_restart.enabled {
@@ -310,6 +319,7 @@ impl Daemon {
     }
 
     fn input(&mut self, input: Input) {
+        self.turn_work += 1;
         let now = self.now();
 
         if let Some(r) = &mut self.recorder {
@@ -320,6 +330,7 @@ impl Daemon {
 
     fn fib_reports(&mut self, (answered, reports): (usize, Vec<FibReport>)) {
         self.fib_in_flight.fetch_sub(answered, Ordering::Relaxed);
+        self.turn_work += reports.len();
         for report in reports {
             self.input(Input::Fib(report));
         }

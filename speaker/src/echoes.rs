@@ -59,11 +59,16 @@ impl Echoes {
 
     /// Whether a route event is the echo of a change we made (and consumes it).
     pub fn is_echo(&self, route: &KernelRoute, present: bool) -> bool {
-        if route.protocol != self.protocol || route.table != self.table {
+        self.is_echo_of(route.prefix, route.protocol, route.table, present)
+    }
+
+    /// [`Echoes::is_echo`] from what the event's header says.
+    pub fn is_echo_of(&self, prefix: IpNet, protocol: u8, table: u32, present: bool) -> bool {
+        if protocol != self.protocol || table != self.table {
             return false;
         }
         let mut e = self.expected.lock().expect("echoes");
-        let key = (route.prefix, present);
+        let key = (prefix, present);
         let Some(q) = e.get_mut(&key) else { return false };
         let now = Instant::now();
         while q.front().is_some_and(|t| now.duration_since(*t) > ECHO_WAIT) {

@@ -50,8 +50,9 @@ pub fn run(
     reports: mpsc::UnboundedSender<(usize, Vec<FibReport>)>,
 ) {
     while let Some(mut cmds) = rx.blocking_recv() {
-        // What else is queued goes in the same batches.
-        while cmds.len() < 16 * BATCH {
+        // What else is queued goes in the same batches (a bounded lot: the core
+        // reads the reports of one lot at a time between other work).
+        while cmds.len() < 4 * BATCH {
             match rx.try_recv() {
                 Ok(more) => cmds.extend(more),
                 Err(_) => break,

@@ -6,16 +6,17 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
-use futures::channel::mpsc::UnboundedReceiver;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
-use rtnetlink::sys::AsyncSocket;
-use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
+use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use rtnetlink::{Handle, RouteMessageBuilder};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -132,21 +133,29 @@ fn parse_address(a: &AddressMessage) -> Option<AddressInfo> {
 
 /// Runs the watcher until shutdown: sends everything first (a dump), then every
 /// batch of events as soon as the messages already queued have been read.
+///
+/// The event socket is read as raw datagrams: the kernel's echo of each of our own
+/// route changes (100k of them when 100k routes arrive) is recognised from its
+/// header and destination and dropped before anything is decoded; the rest is
+/// decoded in full.
 pub async fn watch(
     tx: mpsc::UnboundedSender<KernelBatch>,
     echoes: Option<Echoes>,
     mut shutdown: Shutdown,
 ) -> Result<(), KernelError> {
-    let groups = [
-        MulticastGroup::Link,
-        MulticastGroup::Ipv4Route,
-        MulticastGroup::Ipv6Route,
-        MulticastGroup::Ipv4Ifaddr,
-        MulticastGroup::Ipv6Ifaddr,
-    ];
-    let (mut conn, _, mut messages) = rtnetlink::new_multicast_connection(&groups)?;
-    force_receive_buffer(conn.socket_mut().socket_mut().as_raw_fd(), RECEIVE_BUFFER);
-    tokio::spawn(conn);
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    let groups = libc::RTMGRP_LINK
+        | libc::RTMGRP_IPV4_ROUTE
+        | libc::RTMGRP_IPV6_ROUTE
+        | libc::RTMGRP_IPV4_IFADDR
+        | libc::RTMGRP_IPV6_IFADDR;
+    socket.bind(&SocketAddr::new(0, groups as u32))?;
+    socket.set_non_blocking(true)?;
+    force_receive_buffer(socket.as_raw_fd(), RECEIVE_BUFFER);
+    // SAFETY: the Socket owns its descriptor, keeps it open until it is dropped
+    // with the AsyncFd, and always answers as_raw_fd with that same one.
+    let socket =
+        unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(std::io::Error::from)?;
     // Dumps go through their own socket so their replies never mix with events.
     let (conn, handle, _) = rtnetlink::new_connection()?;
     tokio::spawn(conn);
@@ -160,28 +169,28 @@ pub async fn watch(
         events: vec![initial],
     });
 
+    let mut buf = vec![0u8; 1 << 20];
     loop {
-        let first = tokio::select! {
+        let mut ready = tokio::select! {
             _ = shutdown.recv() => return Ok(()),
-            msg = messages.next() => match msg {
-                Some((msg, _)) => msg,
-                None => {
-                    warn!("netlink event socket closed");
-                    return Ok(());
-                }
-            },
+            ready = socket.readable() => ready?,
         };
         let received = std::time::Instant::now();
         let mut events = Vec::new();
-        let mut overrun = read_message(first, &mut events, echoes.as_ref());
+        let mut overrun = false;
         // Coalesce what is already queued, without waiting for more.
-        while let Ok((msg, _)) = messages.try_recv() {
-            overrun |= read_message(msg, &mut events, echoes.as_ref());
+        loop {
+            match ready.try_io(|s| s.get_ref().recv(&mut &mut buf[..], 0)) {
+                Ok(Ok(n)) => read_datagram(&buf[..n], &mut events, echoes.as_ref()),
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => overrun = true,
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_would_block) => break,
+            }
         }
         if overrun {
             warn!("netlink receive buffer overrun: reading everything again");
             // Whatever is queued now predates the dump's answers.
-            drain(&mut messages);
+            while let Ok(Ok(_)) = ready.try_io(|s| s.get_ref().recv(&mut &mut buf[..], 0)) {}
             events.push(dump(&handle).await?);
         }
         if !events.is_empty() {
@@ -193,25 +202,75 @@ pub async fn watch(
     }
 }
 
-fn drain(messages: &mut UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, rtnetlink::sys::SocketAddr)>) {
-    while messages.try_recv().is_ok() {}
+/// The events of one datagram of the event socket.
+fn read_datagram(data: &[u8], events: &mut Vec<KernelEvent>, echoes: Option<&Echoes>) {
+    let mut offset = 0;
+    while offset + 16 <= data.len() {
+        let header = NetlinkBuffer::new(&data[offset..]);
+        let len = header.length() as usize;
+        if len < 16 || offset + len > data.len() {
+            warn!("a truncated netlink message: the rest of the datagram is skipped");
+            return;
+        }
+        let msg = &data[offset..offset + len];
+        offset += (len + 3) & !3;
+        let kind = header.message_type();
+        if let (Some(e), true) = (echoes, kind == libc::RTM_NEWROUTE || kind == libc::RTM_DELROUTE) {
+            if let Some((prefix, protocol, table)) = route_key(&msg[16..]) {
+                if e.is_echo_of(prefix, protocol, table, kind == libc::RTM_NEWROUTE) {
+                    continue;
+                }
+            }
+        }
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg) {
+            Ok(m) => read_message(m, events),
+            Err(e) => debug!(error = %e, "an event netlink could not decode"),
+        }
+    }
 }
 
-/// Turns one netlink message into events, leaving out the echoes of our own
-/// changes; true on a buffer overrun.
-fn read_message(
-    msg: NetlinkMessage<RouteNetlinkMessage>,
-    events: &mut Vec<KernelEvent>,
-    echoes: Option<&Echoes>,
-) -> bool {
-    let route = |r: &RouteMessage, present: bool| {
-        parse_route(r)
-            .filter(|route| !echoes.is_some_and(|e| e.is_echo(route, present)))
-            .map(|route| KernelEvent::Route { route, present })
-    };
-    match msg.payload {
-        NetlinkPayload::Overrun(_) => return true,
-        NetlinkPayload::InnerMessage(inner) => match inner {
+/// Destination, protocol and table of a route message's payload (an `rtmsg` and
+/// its attributes), read without decoding the rest.
+fn route_key(payload: &[u8]) -> Option<(IpNet, u8, u32)> {
+    let family = i32::from(*payload.first()?);
+    let dst_len = *payload.get(1)?;
+    let mut table = u32::from(*payload.get(4)?);
+    let protocol = *payload.get(5)?;
+    let mut dst: Option<IpAddr> = None;
+    let mut attrs = payload.get(12..)?;
+    while attrs.len() >= 4 {
+        let alen = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if alen < 4 || alen > attrs.len() {
+            return None;
+        }
+        let value = &attrs[4..alen];
+        match kind {
+            libc::RTA_DST => {
+                dst = match (family, value.len()) {
+                    (libc::AF_INET, 4) => Some(IpAddr::from(<[u8; 4]>::try_from(value).ok()?)),
+                    (libc::AF_INET6, 16) => Some(IpAddr::from(<[u8; 16]>::try_from(value).ok()?)),
+                    _ => return None,
+                }
+            }
+            libc::RTA_TABLE if value.len() == 4 => table = u32::from_ne_bytes(value.try_into().ok()?),
+            _ => {}
+        }
+        attrs = attrs.get(((alen + 3) & !3).min(attrs.len())..)?;
+    }
+    let dst = dst.or(match family {
+        libc::AF_INET => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        libc::AF_INET6 => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        _ => None,
+    })?;
+    Some((IpNet::new(dst, dst_len).ok()?, protocol, table))
+}
+
+/// Turns one netlink message into events.
+fn read_message(msg: NetlinkMessage<RouteNetlinkMessage>, events: &mut Vec<KernelEvent>) {
+    let route = |r: &RouteMessage, present: bool| parse_route(r).map(|route| KernelEvent::Route { route, present });
+    if let NetlinkPayload::InnerMessage(inner) = msg.payload {
+        match inner {
             RouteNetlinkMessage::NewRoute(r) => events.extend(route(&r, true)),
             RouteNetlinkMessage::DelRoute(r) => events.extend(route(&r, false)),
             RouteNetlinkMessage::NewLink(l) => {
@@ -229,10 +288,8 @@ fn read_message(
                 }))
             }
             _ => {}
-        },
-        _ => {}
+        }
     }
-    false
 }
 
 /// Every link, address and IPv4/IPv6 route, as one [`KernelEvent::Dump`].
@@ -419,6 +476,65 @@ mod tests {
         assert_eq!(
             link_local_in(table, "fd01::1".parse().unwrap(), "fd01::2".parse().unwrap()),
             None
+        );
+    }
+
+    /// A route event as the kernel sends it.
+    fn route_event(kind: u16, prefix: &str, protocol: u8) -> Vec<u8> {
+        use rtnetlink::packet_core::NetlinkHeader;
+        use rtnetlink::packet_route::route::RouteProtocol;
+        let p: IpNet = prefix.parse().unwrap();
+        let route = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(p.addr(), p.prefix_len())
+            .unwrap()
+            .protocol(RouteProtocol::from(protocol))
+            .table_id(254)
+            .gateway(if p.addr().is_ipv4() {
+                "10.0.0.1".parse().unwrap()
+            } else {
+                "fd00::1".parse().unwrap()
+            })
+            .unwrap()
+            .build();
+        let inner = if kind == libc::RTM_NEWROUTE {
+            RouteNetlinkMessage::NewRoute(route)
+        } else {
+            RouteNetlinkMessage::DelRoute(route)
+        };
+        let mut msg = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(inner));
+        msg.finalize();
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        buf
+    }
+
+    #[test]
+    fn echoes_of_our_changes_are_dropped_unread_and_the_rest_decoded() {
+        let echoes = Echoes::new(201, 254);
+        let mut datagram = route_event(libc::RTM_NEWROUTE, "10.244.1.0/26", 201);
+        datagram.extend(route_event(libc::RTM_NEWROUTE, "10.244.2.0/26", 201));
+        datagram.extend(route_event(libc::RTM_DELROUTE, "10.244.1.0/26", 4));
+        echoes.expect("10.244.1.0/26".parse().unwrap(), true);
+        let mut events = Vec::new();
+        read_datagram(&datagram, &mut events, Some(&echoes));
+        let seen: Vec<(String, bool, u8)> = events
+            .iter()
+            .map(|e| match e {
+                KernelEvent::Route { route, present } => (route.prefix.to_string(), *present, route.protocol),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Ours that we wrote: gone; ours we did not write, and another owner's: kept.
+        assert_eq!(
+            seen,
+            vec![
+                ("10.244.2.0/26".to_string(), true, 201),
+                ("10.244.1.0/26".to_string(), false, 4)
+            ]
+        );
+        assert_eq!(
+            route_key(&route_event(libc::RTM_NEWROUTE, "fd00:244::/64", 201)[16..]),
+            Some(("fd00:244::/64".parse().unwrap(), 201, 254))
         );
     }
 

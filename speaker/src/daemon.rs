@@ -1,6 +1,7 @@
 //! The daemon: a thin loop around the core ([`Node`]). It feeds the core what the
-//! kernel watcher, the sessions, the FIB task, the API and the clock report, and
-//! carries out what the core decides: FIB commands to the FIB task, UPDATEs to the
+//! kernel watcher, the sessions, the FIB thread, the API and the clock report, and
+//! carries out what the core decides: FIB commands to the FIB thread (a few it
+//! writes itself, when nothing is queued there), UPDATEs to the
 //! sessions (as soon as what is already queued has been read: no timers on the
 //! withdraw path), sessions started and stopped. With `record`, every input is
 //! written as a line of JSON, to be replayed against the core in tests.

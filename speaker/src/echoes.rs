@@ -2,7 +2,7 @@
 //! so that the route watcher can tell the kernel's announcements of our own writes
 //! from changes someone else made.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,10 @@ pub struct Echoes {
     expected: Arc<Mutex<Expected>>,
 }
 
-/// (prefix, created rather than deleted) -> when each such change was sent.
-type Expected = HashMap<(IpNet, bool), VecDeque<Instant>>;
+/// (prefix, created rather than deleted) -> how many such changes are awaiting
+/// their echo, and when the last was sent. No allocation per entry: at 100k
+/// routes in flight, a queue of instants each cost megabytes of peak memory.
+type Expected = HashMap<(IpNet, bool), (u32, Instant)>;
 
 impl Echoes {
     pub fn new(protocol: u8, table: u32) -> Echoes {
@@ -43,15 +45,16 @@ impl Echoes {
     /// A change about to be sent: `present` for a create or replace, not for a delete.
     pub fn expect(&self, prefix: IpNet, present: bool) {
         let mut e = self.expected.lock().expect("echoes");
-        e.entry((prefix, present)).or_default().push_back(Instant::now());
+        let entry = e.entry((prefix, present)).or_insert((0, Instant::now()));
+        *entry = (entry.0 + 1, Instant::now());
     }
 
     /// A change the kernel refused: no echo will come.
     pub fn cancel(&self, prefix: IpNet, present: bool) {
         let mut e = self.expected.lock().expect("echoes");
-        if let Some(q) = e.get_mut(&(prefix, present)) {
-            q.pop_back();
-            if q.is_empty() {
+        if let Some((n, _)) = e.get_mut(&(prefix, present)) {
+            *n -= 1;
+            if *n == 0 {
                 e.remove(&(prefix, present));
             }
         }
@@ -69,16 +72,18 @@ impl Echoes {
         }
         let mut e = self.expected.lock().expect("echoes");
         let key = (prefix, present);
-        let Some(q) = e.get_mut(&key) else { return false };
-        let now = Instant::now();
-        while q.front().is_some_and(|t| now.duration_since(*t) > ECHO_WAIT) {
-            q.pop_front();
+        let Some((n, last)) = e.get_mut(&key) else { return false };
+        // Echoes come within milliseconds: when even the last change awaiting one
+        // is older than that, none of them will come.
+        if last.elapsed() > ECHO_WAIT {
+            e.remove(&key);
+            return false;
         }
-        let echo = q.pop_front().is_some();
-        if q.is_empty() {
+        *n -= 1;
+        if *n == 0 {
             e.remove(&key);
         }
-        echo
+        true
     }
 }
 
@@ -131,9 +136,7 @@ mod tests {
         e.expected
             .lock()
             .unwrap()
-            .entry((p, true))
-            .or_default()
-            .push_back(Instant::now() - ECHO_WAIT - Duration::from_millis(1));
+            .insert((p, true), (1, Instant::now() - ECHO_WAIT - Duration::from_millis(1)));
         assert!(!e.is_echo(&route("10.244.1.0/26", 201), true));
     }
 }

@@ -1,5 +1,5 @@
 //! The messages between the daemon's tasks, in one place so that no module imports
-//! the daemon back: what a session reports and is told, what the FIB task is asked
+//! the daemon back: what a session reports and is told, what the FIB thread is asked
 //! and answers, and the questions of the local API. What a session reports is data
 //! (serde), since the daemon's core records and replays it.
 
@@ -191,7 +191,7 @@ impl FibOp {
     }
 }
 
-/// What the FIB task is asked, in order.
+/// What the FIB thread is asked, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FibCmd {
     Apply(FibOp),
@@ -209,7 +209,7 @@ pub enum FibError {
     Failed(String),
 }
 
-/// What the FIB task answers.
+/// What the FIB thread answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FibReport {

@@ -138,7 +138,7 @@ struct Fib {
     installed: HashMap<IpNet, Installed>,
     failed: BTreeMap<IpNet, String>,
     read: Option<FibRead>,
-    /// Changes sent to the kernel and not answered yet, per prefix. The FIB task
+    /// Changes sent to the kernel and not answered yet, per prefix. The FIB thread
     /// answers in order, so an answer is for the latest change of its prefix
     /// when it is the last one outstanding.
     pending: HashMap<IpNet, usize>,
@@ -740,7 +740,7 @@ impl Node {
         }
     }
 
-    /// Asks the FIB task to read our routes back, once at a time.
+    /// Asks the FIB thread to read our routes back, once at a time.
     fn read_fib(&mut self) {
         match &mut self.fib.read {
             Some(read) => read.again = true,

@@ -305,6 +305,11 @@ fn main() -> Result<()> {
         "runs": samples,
         "series": series,
         "targets": targets,
+        "notes": [
+            "Stamps are taken by `ip -ts monitor` as it reads each event, in two containers: a few tenths of a millisecond either way are noise, and a negative minimum is that noise.",
+            "Through an FRR ToR every node speaker waits for FRR's own ~50 ms: that cell measures the ToR, and the FRR target (x0.05) is for FRR as the node speaker, which costs ~120 ms a hop here (zebra's and bgpd's batching delays).",
+            "Where the speaker is behind BIRD: it sends its UPDATE 0.05 ms after the kernel event (event_to_update), so the time goes in the receiving node, between the UPDATE's arrival and the kernel's route. Tried and kept: the FIB written by the core itself for up to 64 changes when nothing is queued for the FIB thread, and the sessions, the watcher and the core on one thread (pod /32 added, direct: 1.3 ms before, 0.9-1.1 ms after; BIRD 0.8-0.9 ms). Not found yet: why a pod /32 costs the speaker 0.3-0.8 ms more than a block, where BIRD takes the same for both.",
+        ],
     });
     let dir = target_dir().join("bench-report");
     std::fs::create_dir_all(&dir)?;

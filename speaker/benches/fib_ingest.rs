@@ -81,6 +81,8 @@ struct Sample {
     withdraw_all: f64,
     first_gone: f64,
     peak_rss_mb: f64,
+    /// `speaker routes --json`: seconds, MB answered, MB the daemon's peak grew by.
+    api: Option<(f64, f64, f64)>,
     other_cpu: f64,
 }
 
@@ -142,6 +144,17 @@ fn main() {
             add("P2 Established to all in kernel", "s", &|s| s.established_to_all);
             add("P2 withdraw-all", "s", &|s| s.withdraw_all);
             add("P2 session end to first route gone", "s", &|s| s.first_gone);
+            if *node == Node::Speaker {
+                add("P2 `speaker routes --json` (the whole listing)", "s", &|s| {
+                    s.api.map_or(0.0, |a| a.0)
+                });
+                add("P2 `speaker routes --json`, answer size", "MB", &|s| {
+                    s.api.map_or(0.0, |a| a.1)
+                });
+                add("P2 `speaker routes --json`, daemon's peak RSS growth", "MB", &|s| {
+                    s.api.map_or(0.0, |a| a.2)
+                });
+            }
             if *node != Node::Floor {
                 add("P2 peak RSS", "MB", &|s| s.peak_rss_mb);
                 add("P2 injector done writing", "s", &|s| s.injector_written);
@@ -246,6 +259,26 @@ fn run_once(node: Node, n: usize, updates: &[u8], round: usize) -> Sample {
             diag(&lab, &observer)
         )
     });
+    // The speaker's API at N routes: the whole listing, as a user asks for it.
+    let api = (node == Node::Speaker).then(|| {
+        let before = status_kb(pids[0], "VmHWM");
+        let t = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_speaker"))
+            .args(["routes", "--json", "--socket"])
+            .arg(lab.path("speaker.sock"))
+            .output()
+            .expect("speaker routes");
+        assert!(
+            out.status.success(),
+            "speaker routes: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            t.elapsed().as_secs_f64(),
+            out.stdout.len() as f64 / 1e6,
+            (status_kb(pids[0], "VmHWM").saturating_sub(before)) as f64 / 1024.0,
+        )
+    });
     let end = session.close();
     let gone = observer
         .wait(|s| s.empty_at.filter(|t| *t > end), DEADLINE)
@@ -268,6 +301,7 @@ fn run_once(node: Node, n: usize, updates: &[u8], round: usize) -> Sample {
         withdraw_all: (gone - end).as_secs_f64(),
         first_gone: (first_gone - end).as_secs_f64(),
         peak_rss_mb,
+        api,
         other_cpu: cpu_start.other_share(ours),
     }
 }
@@ -381,6 +415,7 @@ fn floor(lab: &Lab, observer: &Observer, n: usize, cpu_start: CpuClock) -> Sampl
         withdraw_all: (gone - end).as_secs_f64(),
         first_gone: (first_gone - end).as_secs_f64(),
         peak_rss_mb: 0.0,
+        api: None,
         other_cpu: cpu_start.other_share(0),
     }
 }

@@ -61,6 +61,12 @@ async fn client(stream: UnixStream, daemon: mpsc::Sender<ApiRequest>) {
     }
 }
 
+/// Routes per answer unless a request says (`limit`), and the most it may ask: an
+/// answer is built whole in memory, so it is kept to a page; `next` in the answer
+/// says where the following page starts (`after`).
+pub const ROUTES_PAGE: usize = 2000;
+pub const ROUTES_PAGE_MAX: usize = 10_000;
+
 async fn answer(line: &str, daemon: &mpsc::Sender<ApiRequest>) -> Value {
     let request: Value = match serde_json::from_str(line) {
         Ok(v) => v,
@@ -70,15 +76,30 @@ async fn answer(line: &str, daemon: &mpsc::Sender<ApiRequest>) -> Value {
     let req = match request.get("cmd").and_then(Value::as_str) {
         Some("status") => ApiRequest::Status(tx),
         Some("routes") => {
-            let filter = match request.get("prefix") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(text)) => match parse_prefix(text) {
-                    Ok(prefix) => Some(prefix),
-                    Err(e) => return json!({ "error": e }),
-                },
-                Some(other) => return json!({ "error": format!("\"prefix\" must be a string, not {other}") }),
+            let prefix = |field: &str| match request.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(text)) => parse_prefix(text).map(Some),
+                Some(other) => Err(format!("\"{field}\" must be a string, not {other}")),
             };
-            ApiRequest::Routes { filter, reply: tx }
+            let (filter, after) = match (prefix("prefix"), prefix("after")) {
+                (Ok(f), Ok(a)) => (f, a),
+                (Err(e), _) | (_, Err(e)) => return json!({ "error": e }),
+            };
+            let limit = match request.get("limit") {
+                None | Some(Value::Null) => ROUTES_PAGE,
+                Some(v) => match v.as_u64().filter(|n| (1..=ROUTES_PAGE_MAX as u64).contains(n)) {
+                    Some(n) => n as usize,
+                    None => {
+                        return json!({ "error": format!("\"limit\" must be a number from 1 to {ROUTES_PAGE_MAX}, not {v}") })
+                    }
+                },
+            };
+            ApiRequest::Routes {
+                filter,
+                after,
+                limit,
+                reply: tx,
+            }
         }
         Some(cmd @ ("drain" | "undrain")) => {
             let timeout = request

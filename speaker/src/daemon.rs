@@ -442,8 +442,13 @@ impl Daemon {
             ApiRequest::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            ApiRequest::Routes { filter, reply } => {
-                let _ = reply.send(self.node.routes(filter));
+            ApiRequest::Routes {
+                filter,
+                after,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.node.routes_page(filter, after, limit));
             }
             ApiRequest::Metrics(reply) => {
                 let _ = reply.send(self.metrics_page());

@@ -155,7 +155,24 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            query(&socket, request, json, print_routes)
+            match routes_all_pages(&socket, request) {
+                Ok(value) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+                    } else {
+                        print_routes(&value);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e @ api::ClientError::Connect { .. }) => {
+                    eprintln!("speaker: {e}");
+                    ExitCode::from(EXIT_UNREACHABLE)
+                }
+                Err(e) => {
+                    eprintln!("speaker: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
         }
         Command::Drain { cancel, args } => drain(!cancel, &args),
         Command::Undrain { args } => drain(false, &args),
@@ -292,6 +309,25 @@ fn query(socket: &std::path::Path, request: Value, json: bool, print: fn(&Value)
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// Every page of the routes (the daemon answers a page at a time), as one answer.
+fn routes_all_pages(socket: &std::path::Path, mut request: Value) -> Result<Value, api::ClientError> {
+    let mut all = api::request_json(socket, &request, std::time::Duration::from_secs(5))?;
+    while let Some(next) = all.as_object_mut().and_then(|o| o.remove("next")) {
+        request["after"] = next;
+        let mut page = api::request_json(socket, &request, std::time::Duration::from_secs(5))?;
+        if page.get("error").is_some() {
+            return Ok(page);
+        }
+        if let (Some(into), Some(more)) = (all["learned"].as_array_mut(), page["learned"].as_array_mut()) {
+            into.append(more);
+        }
+        if let Some(next) = page.get("next") {
+            all["next"] = next.clone();
+        }
+    }
+    Ok(all)
 }
 
 fn text(v: &Value) -> String {

@@ -227,9 +227,12 @@ pub enum FibReport {
 #[derive(Debug)]
 pub enum ApiRequest {
     Status(oneshot::Sender<Value>),
-    /// The routes, or only those that cover or lie inside `filter`.
+    /// The routes, or only those that cover or lie inside `filter`: a page of at
+    /// most `limit` prefixes after `after`.
     Routes {
         filter: Option<ipnet::IpNet>,
+        after: Option<ipnet::IpNet>,
+        limit: usize,
         reply: oneshot::Sender<Value>,
     },
     /// The Prometheus page.

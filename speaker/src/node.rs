@@ -925,15 +925,23 @@ impl Node {
     /// The routes for the API; with `filter`, only the prefixes that cover it or
     /// lie inside it.
     pub fn routes(&self, filter: Option<IpNet>) -> Value {
+        self.routes_page(filter, None, usize::MAX)
+    }
+
+    /// A page of [`Node::routes`]: at most `limit` prefixes after `after`; `next`
+    /// says where the next page starts, when there is one. The node's own prefixes
+    /// and the stale ones come with the first page.
+    pub fn routes_page(&self, filter: Option<IpNet>, after: Option<IpNet>, limit: usize) -> Value {
+        let first = after.is_none();
         let local: Vec<String> = self
             .rib
             .local_routes()
-            .filter(|p| filter.is_none_or(|f| crate::rib::overlaps(f, **p)))
+            .filter(|p| first && filter.is_none_or(|f| crate::rib::overlaps(f, **p)))
             .map(|p| p.to_string())
             .collect();
-        let learned: Vec<Value> = self
-            .rib
-            .routes(filter)
+        let (page, more) = self.rib.routes_page(filter, after, limit);
+        let next = more.then(|| page.last().map(|r| r.prefix.to_string())).flatten();
+        let learned: Vec<Value> = page
             .into_iter()
             .filter(|r| r.paths.iter().any(|p| p.from != "local"))
             .map(|r| {
@@ -944,8 +952,16 @@ impl Node {
                 })
             })
             .collect();
-        let stale: Vec<String> = self.startup_stale.iter().map(|p| p.to_string()).collect();
-        json!({ "local": local, "learned": learned, "stale_from_previous_run": stale })
+        let stale: Vec<String> = if first {
+            self.startup_stale.iter().map(|p| p.to_string()).collect()
+        } else {
+            Vec::new()
+        };
+        let mut v = json!({ "local": local, "learned": learned, "stale_from_previous_run": stale });
+        if let Some(next) = next {
+            v["next"] = next.into();
+        }
+        v
     }
 
     /// Prefixes `peer` has been sent and not withdrawn.

@@ -12,7 +12,19 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use anyhow::Result;
+
 use serde::{Deserialize, Serialize};
+
+/// Writes a benchmark's part, `target/bench-report/<name>.json`, for the report.
+pub fn write_part(name: &str, part: &serde_json::Value) -> Result<()> {
+    let dir = crate::target_dir().join("bench-report");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(part)?)?;
+    println!("{} written to {}", name.to_uppercase(), path.display());
+    Ok(())
+}
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Part {

@@ -14,14 +14,13 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Lab, PEER_AS, SPEAKER_AS};
+use common::{in_netns, target_dir, Lab, PEER_AS, SPEAKER_AS};
 use ipnet::{IpNet, Ipv4Net};
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::RouteMessageBuilder;
@@ -206,30 +205,6 @@ impl std::fmt::Display for Stats {
 
 fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
-}
-
-fn target_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace")
-            .join("target")
-    })
-}
-
-/// Runs `f` on a thread that joined network namespace `ns`; sockets it creates
-/// stay in `ns` wherever they are used afterwards.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: a valid namespace fd; only this thread changes namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("netns thread")
 }
 
 /// An AF_PACKET socket on `ifname` (of the calling thread's namespace) with

@@ -30,7 +30,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -38,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Frr, Lab};
+use common::{in_netns, Frr, Lab};
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::json;
 use speaker::packet::{
@@ -850,29 +849,7 @@ fn machine_busy_ticks() -> u64 {
 }
 
 fn report_dir() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace")
-            .join("target")
-    });
-    let dir: std::path::PathBuf = target;
-    let dir = dir.join("bench-report");
+    let dir = common::target_dir().join("bench-report");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Runs `f` on a thread that joined network namespace `ns`; sockets it creates
-/// stay in `ns` wherever they are used afterwards.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: a valid namespace fd; only this thread changes namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("netns thread")
 }

@@ -16,8 +16,8 @@ use std::sync::Mutex;
 
 use ipnet::IpNet;
 use rtnetlink::packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REPLACE, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::route::{RouteMessage, RouteProtocol};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -433,21 +433,10 @@ fn emit(out: &mut Vec<u8>, msg: RouteNetlinkMessage, flags: u16, seq: u32) {
     msg.serialize(&mut out[start..]);
 }
 
-/// The netlink messages of one datagram.
+/// The netlink messages of one datagram, decoded.
 fn messages(data: &[u8]) -> impl Iterator<Item = Result<NetlinkMessage<RouteNetlinkMessage>, KernelError>> + '_ {
-    let mut offset = 0;
-    std::iter::from_fn(move || {
-        if offset + 16 > data.len() {
-            return None;
-        }
-        let len = NetlinkBuffer::new(&data[offset..]).length() as usize;
-        if len < 16 || offset + len > data.len() {
-            offset = data.len();
-            return Some(Err(KernelError::Io(std::io::Error::other("truncated netlink message"))));
-        }
-        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..offset + len])
-            .map_err(|e| KernelError::Io(std::io::Error::other(e.to_string())));
-        offset += (len + 3) & !3;
-        Some(msg)
+    kernel::netlink_messages(data).map(|msg| {
+        NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg?)
+            .map_err(|e| KernelError::Io(std::io::Error::other(e.to_string())))
     })
 }

@@ -204,17 +204,12 @@ pub async fn watch(
 
 /// The events of one datagram of the event socket.
 fn read_datagram(data: &[u8], events: &mut Vec<KernelEvent>, echoes: Option<&Echoes>) {
-    let mut offset = 0;
-    while offset + 16 <= data.len() {
-        let header = NetlinkBuffer::new(&data[offset..]);
-        let len = header.length() as usize;
-        if len < 16 || offset + len > data.len() {
+    for msg in netlink_messages(data) {
+        let Ok(msg) = msg else {
             warn!("a truncated netlink message: the rest of the datagram is skipped");
             return;
-        }
-        let msg = &data[offset..offset + len];
-        offset += (len + 3) & !3;
-        let kind = header.message_type();
+        };
+        let kind = NetlinkBuffer::new(msg).message_type();
         if let (Some(e), true) = (echoes, kind == libc::RTM_NEWROUTE || kind == libc::RTM_DELROUTE) {
             if let Some((prefix, protocol, table)) = route_key(&msg[16..]) {
                 if e.is_echo_of(prefix, protocol, table, kind == libc::RTM_NEWROUTE) {
@@ -227,6 +222,25 @@ fn read_datagram(data: &[u8], events: &mut Vec<KernelEvent>, echoes: Option<&Ech
             Err(e) => debug!(error = %e, "an event netlink could not decode"),
         }
     }
+}
+
+/// The netlink messages of one datagram, each with its header, undecoded; an
+/// error (and the end) at a truncated one.
+pub fn netlink_messages(data: &[u8]) -> impl Iterator<Item = Result<&[u8], KernelError>> + '_ {
+    let mut offset = 0;
+    std::iter::from_fn(move || {
+        if offset + 16 > data.len() {
+            return None;
+        }
+        let len = NetlinkBuffer::new(&data[offset..]).length() as usize;
+        if len < 16 || offset + len > data.len() {
+            offset = data.len();
+            return Some(Err(KernelError::Io(std::io::Error::other("truncated netlink message"))));
+        }
+        let msg = &data[offset..offset + len];
+        offset += (len + 3) & !3;
+        Some(Ok(msg))
+    })
 }
 
 /// Destination, protocol and table of a route message's payload (an `rtmsg` and
@@ -322,16 +336,6 @@ pub async fn routes(handle: &Handle) -> Result<Vec<KernelRoute>, KernelError> {
         routes.extend(got.iter().filter_map(parse_route));
     }
     Ok(routes)
-}
-
-/// Our own routes in `table`: left by a crash or a graceful stop, or read back
-/// to check what the kernel holds.
-pub async fn own_routes(handle: &Handle, protocol: u8, table: u32) -> Result<Vec<KernelRoute>, KernelError> {
-    Ok(routes(handle)
-        .await?
-        .into_iter()
-        .filter(|r| r.protocol == protocol && r.table == table)
-        .collect())
 }
 
 /// The node's addresses on the interface that holds `local`: the other family's

@@ -155,24 +155,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            match routes_all_pages(&socket, request) {
-                Ok(value) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
-                    } else {
-                        print_routes(&value);
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e @ api::ClientError::Connect { .. }) => {
-                    eprintln!("speaker: {e}");
-                    ExitCode::from(EXIT_UNREACHABLE)
-                }
-                Err(e) => {
-                    eprintln!("speaker: {e}");
-                    ExitCode::from(EXIT_FAILURE)
-                }
-            }
+            show(routes_all_pages(&socket, request), json, print_routes)
         }
         Command::Drain { cancel, args } => drain(!cancel, &args),
         Command::Undrain { args } => drain(false, &args),
@@ -291,7 +274,16 @@ fn run(config: Config, path: PathBuf, record: Option<PathBuf>) -> anyhow::Result
 }
 
 fn query(socket: &std::path::Path, request: Value, json: bool, print: fn(&Value)) -> ExitCode {
-    match api::request_json(socket, &request, std::time::Duration::from_secs(5)) {
+    show(
+        api::request_json(socket, &request, std::time::Duration::from_secs(5)),
+        json,
+        print,
+    )
+}
+
+/// Prints an answer of the API (its JSON, or `print`'s table), or the error.
+fn show(answer: Result<Value, api::ClientError>, json: bool, print: fn(&Value)) -> ExitCode {
+    match answer {
         Ok(value) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());

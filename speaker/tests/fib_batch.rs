@@ -5,11 +5,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 
-use common::{run, Lab};
+use common::{in_netns, run, Lab};
 use ipnet::IpNet;
 use speaker::fib::{Fib, BATCH};
 use speaker::messages::{FibError, FibOp};
@@ -19,16 +17,10 @@ const PROTO: u8 = 201;
 
 /// Runs `f` with a Fib whose socket lives in namespace `ns`.
 fn with_fib<T: Send + 'static>(ns: &str, f: impl FnOnce(&mut Fib) -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = File::open(&path).unwrap();
-        // SAFETY: a valid namespace fd; only this thread changes namespace.
-        assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+    in_netns(ns, move || {
         let mut fib = Fib::new(PROTO, 254, SharedMetrics::default()).expect("netlink socket");
         f(&mut fib)
     })
-    .join()
-    .expect("fib thread")
 }
 
 fn add(prefix: &str, via: &str) -> FibOp {

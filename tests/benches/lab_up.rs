@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use e2e::{lab, lab_ok, renamed_copy, root, target_dir};
+use e2e::{lab, lab_ok, renamed_copy, root};
 use serde_json::json;
 
 fn script(verb: &str) -> Result<()> {
@@ -110,9 +110,6 @@ fn main() -> Result<()> {
         "subject": "lab",
         "against": ["by hand"],
     });
-    let dir = target_dir().join("bench-report");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("p4.json"), serde_json::to_string_pretty(&report)?)?;
-    println!("P4 written to {}", dir.join("p4.json").display());
+    e2e::bench_report::write_part("p4", &report)?;
     Ok(())
 }

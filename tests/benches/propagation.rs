@@ -311,10 +311,7 @@ fn main() -> Result<()> {
             "Where the speaker is behind BIRD: it sends its UPDATE 0.05 ms after the kernel event (event_to_update), so the time goes in the receiving node, between the UPDATE's arrival and the kernel's route. Tried and kept: the FIB written by the core itself for up to 64 changes when nothing is queued for the FIB thread, and the sessions, the watcher and the core on one thread (pod /32 added, direct: 1.3 ms before, 0.9-1.1 ms after; BIRD 0.8-0.9 ms). Not found yet: why a pod /32 costs the speaker 0.3-0.8 ms more than a block, where BIRD takes the same for both.",
         ],
     });
-    let dir = target_dir().join("bench-report");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("p1.json"), serde_json::to_string_pretty(&report)?)?;
-    println!("P1 written to {}", dir.join("p1.json").display());
+    e2e::bench_report::write_part("p1", &report)?;
     Ok(())
 }
 

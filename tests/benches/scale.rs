@@ -310,10 +310,7 @@ fn main() -> Result<()> {
         "notes": notes,
         "against": ["bird"],
     });
-    let dir = target_dir().join("bench-report");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("p6.json"), serde_json::to_string_pretty(&report)?)?;
-    println!("P6 written to {}", dir.join("p6.json").display());
+    e2e::bench_report::write_part("p6", &report)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! message). A pair left on the host by a failure half way is deleted at once.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::TryStreamExt;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth};
@@ -27,13 +28,15 @@ pub enum LinkError {
     },
 }
 
+static NEXT_TMP: AtomicUsize = AtomicUsize::new(0);
+
 /// Creates every link between running containers, given each node's init PID.
 pub async fn wire(links: &[Link], pids: &BTreeMap<String, u32>) -> Result<(), LinkError> {
     let (conn, handle, _) = rtnetlink::new_connection().map_err(LinkError::Netlink)?;
     let task = tokio::spawn(conn);
     let mut result = Ok(());
-    for (i, l) in links.iter().enumerate() {
-        if let Err(e) = wire_one(&handle, i, l, pids).await {
+    for l in links {
+        if let Err(e) = wire_one(&handle, l, pids).await {
             result = Err(e);
             break;
         }
@@ -42,7 +45,7 @@ pub async fn wire(links: &[Link], pids: &BTreeMap<String, u32>) -> Result<(), Li
     result
 }
 
-async fn wire_one(handle: &Handle, i: usize, l: &Link, pids: &BTreeMap<String, u32>) -> Result<(), LinkError> {
+async fn wire_one(handle: &Handle, l: &Link, pids: &BTreeMap<String, u32>) -> Result<(), LinkError> {
     let (a, b) = (
         format!("{}:{}", l.a.node, l.a.iface),
         format!("{}:{}", l.b.node, l.b.iface),
@@ -65,8 +68,10 @@ async fn wire_one(handle: &Handle, i: usize, l: &Link, pids: &BTreeMap<String, u
             source: Box::new(source),
         }
     };
-    // Temporary host names: unique to this process and link, at most 15 characters.
-    let tmp = |end: char| format!("lb{:06x}{:04x}{end}", std::process::id() & 0xff_ffff, i & 0xffff);
+    // Temporary host names, at most 15 characters: unique to this process, and within
+    // it to this link of all the labs it wires (`lab test --jobs` wires two at once).
+    let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
+    let tmp = |end: char| format!("lb{:06x}{:04x}{end}", std::process::id() & 0xff_ffff, n & 0xffff);
     let (ta, tb) = (tmp('a'), tmp('b'));
     handle
         .link()

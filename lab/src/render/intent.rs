@@ -127,8 +127,21 @@ impl NodeIntent {
         });
     }
 
-    /// Our address of `peer`'s family.
+    /// A BGPPeer from this node to `peer_ip`, from `source` (a node with a link to
+    /// each of two routers peers from the address on each).
+    pub fn peer_from(&mut self, peer_ip: IpAddr, as_number: u32, source: IpAddr) {
+        self.peer(peer_ip, as_number);
+        if let Some(p) = self.peers.last_mut() {
+            p.source_address = source;
+        }
+    }
+
+    /// Our address towards `peer`: the configured peer's source address, or our
+    /// first address of its family.
     pub fn address_of(&self, peer: IpAddr) -> IpAddr {
+        if let Some(p) = self.peers.iter().find(|p| p.peer_ip == peer) {
+            return p.source_address;
+        }
         *self
             .addresses
             .iter()

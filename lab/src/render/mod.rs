@@ -68,25 +68,37 @@ pub enum Fabric {
     Tor(Router),
     /// The nodes on one segment, iBGP clients of a route reflector.
     Rr(Router),
+    /// One rack of three nodes, each dual-homed: eBGP to both of the rack's ToRs,
+    /// ECMP over the two (RT-04). Only the cases that name it run on it.
+    DualTor(Router),
 }
 
 impl Fabric {
-    pub const ALL: [Fabric; 6] = [
+    pub const ALL: [Fabric; 8] = [
         Fabric::Mesh,
         Fabric::Tor(Router::Frr),
         Fabric::Tor(Router::Bird),
         Fabric::Rr(Router::Bird),
         Fabric::Rr(Router::Frr),
         Fabric::Rr(Router::Gobgp),
+        Fabric::DualTor(Router::Frr),
+        Fabric::DualTor(Router::Bird),
     ];
 
-    /// `mesh`, `tor`, `rr`.
+    /// `mesh`, `tor`, `rr`, `dualtor`.
     pub fn kind(self) -> &'static str {
         match self {
             Fabric::Mesh => "mesh",
             Fabric::Tor(_) => "tor",
             Fabric::Rr(_) => "rr",
+            Fabric::DualTor(_) => "dualtor",
         }
+    }
+
+    /// A fabric only the cases that name it run on (`cells: {fabric: [dualtor]}`):
+    /// it exists for what the others cannot show, and would only repeat the rest.
+    pub fn opt_in(self) -> bool {
+        matches!(self, Fabric::DualTor(_))
     }
 }
 
@@ -96,6 +108,7 @@ impl fmt::Display for Fabric {
             Fabric::Mesh => f.write_str("mesh"),
             Fabric::Tor(r) => write!(f, "tor/{}", r.as_str()),
             Fabric::Rr(r) => write!(f, "rr/{}", r.as_str()),
+            Fabric::DualTor(r) => write!(f, "dualtor/{}", r.as_str()),
         }
     }
 }
@@ -107,7 +120,7 @@ impl FromStr for Fabric {
         Fabric::ALL
             .into_iter()
             .find(|f| f.to_string() == s)
-            .ok_or_else(|| format!("unknown fabric {s:?}: one of mesh, tor/frr, tor/bird, rr/bird, rr/frr, rr/gobgp"))
+            .ok_or_else(|| format!("unknown fabric {s:?}: one of mesh, tor/frr, tor/bird, rr/bird, rr/frr, rr/gobgp, dualtor/frr, dualtor/bird"))
     }
 }
 
@@ -420,6 +433,8 @@ impl Plan {
             Fabric::Tor(Router::Gobgp) => Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into()),
             Fabric::Tor(r) => Ok(tor(cell, r)),
             Fabric::Rr(r) => Ok(rr(cell, r)),
+            Fabric::DualTor(Router::Gobgp) => Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into()),
+            Fabric::DualTor(r) => Ok(dual_tor(cell, r)),
         }
     }
 
@@ -761,6 +776,107 @@ fn tor(cell: Cell, r: Router) -> Plan {
     plan
 }
 
+/// One rack, two ToRs, every node dual-homed: a link and an eBGP session to each ToR
+/// (an AS per node, an AS per ToR), so every node learns every other node's block
+/// from both ToRs with AS paths of one length, and ECMP carries it over both.
+fn dual_tor(cell: Cell, r: Router) -> Plan {
+    let mut plan = Plan {
+        cell,
+        lab: format!("c-{}", cell.slug()),
+        about: format!(
+            "One rack of three Kubernetes nodes, {} as the node speaker, each dual-homed: a link\nand an eBGP session (an AS per node) to each of the rack's two ToRs ({}). Every\nblock reaches the other nodes over both ToRs: one route, two next hops (ECMP).\n\n  tor1 (AS 65001)        tor2 (AS 65002)\n   |eth1 |eth2 |eth3      |eth1 |eth2 |eth3\n  n1    n2    n3  (eth1)  n1    n2    n3  (eth2)     n1..n3: AS 65101..65103",
+            cell.node.as_str(),
+            r.as_str()
+        ),
+        nodes: Vec::new(),
+        links: Vec::new(),
+    };
+    let mut tors: Vec<RouterIntent> = (1..=2u8)
+        .map(|t| RouterIntent {
+            name: format!("tor{t}"),
+            as_number: 65000 + u32::from(t),
+            router_id: Ipv4Addr::new(10, 0, 255, t - 1),
+            cluster_id: None,
+            neighbors: Vec::new(),
+            addresses: Vec::new(),
+        })
+        .collect();
+    for k in 1..=3u8 {
+        let name = format!("n{k}");
+        let asn = 65100 + u32::from(k);
+        // Towards tor t: 10.t.k.0/31 (the ToR) and .1 (the node); fd00:t:k::1 and ::2.
+        let ends = |t: u8| {
+            (
+                Ipv4Addr::new(10, t, k, 0),
+                Ipv4Addr::new(10, t, k, 1),
+                Ipv6Addr::new(0xfd00, u16::from(t), u16::from(k), 0, 0, 0, 0, 1),
+                Ipv6Addr::new(0xfd00, u16::from(t), u16::from(k), 0, 0, 0, 0, 2),
+            )
+        };
+        let mut n = NodeIntent::new(asn, ends(1).1, pools(&cell));
+        n.blocks = blocks(&cell, k);
+        for t in 1..=2u8 {
+            let (tor4, node4, tor6, node6) = ends(t);
+            n.addresses.push(IpAddr::V4(node4));
+            n.peer_from(IpAddr::V4(tor4), 65000 + u32::from(t), IpAddr::V4(node4));
+            let mut addrs = vec![(
+                IpNet::new(IpAddr::V4(tor4), 31).expect("len"),
+                IpNet::new(IpAddr::V4(node4), 31).expect("len"),
+            )];
+            let tor = &mut tors[usize::from(t - 1)];
+            tor.neighbors.push(RouterNeighbor {
+                name: name.clone(),
+                address: IpAddr::V4(node4),
+                as_number: asn,
+                rr_client: false,
+            });
+            if cell.dual() {
+                n.addresses.push(IpAddr::V6(node6));
+                n.peer_from(IpAddr::V6(tor6), 65000 + u32::from(t), IpAddr::V6(node6));
+                addrs.push((
+                    IpNet::new(IpAddr::V6(tor6), 64).expect("len"),
+                    IpNet::new(IpAddr::V6(node6), 64).expect("len"),
+                ));
+                tor.neighbors.push(RouterNeighbor {
+                    name: name.clone(),
+                    address: IpAddr::V6(node6),
+                    as_number: asn,
+                    rr_client: false,
+                });
+            }
+            plan.links.push(PlanLink {
+                a: (format!("tor{t}"), format!("eth{k}")),
+                b: (name.clone(), format!("eth{t}")),
+                addrs,
+            });
+        }
+        let about = "a Kubernetes node dual-homed to both ToRs, eBGP to each (AS per node).";
+        plan.nodes.push(node(&name, about, &cell, &n, &[]));
+    }
+    for t in tors.iter().rev() {
+        let about = format!(
+            "one of the rack's two top-of-rack routers ({}), eBGP to every node.",
+            r.as_str()
+        );
+        plan.nodes.insert(
+            0,
+            PlanNode {
+                name: t.name.clone(),
+                role: "tor",
+                bgp: Some(r.as_str()),
+                image: "podlab/base:latest",
+                blocks: vec![],
+                pods: 0,
+                files: router_files(r, &about, t, cell.dual(), true),
+                exec: daemon_exec(r.as_str()),
+                intent: None,
+                about,
+            },
+        );
+    }
+    plan
+}
+
 fn rr(cell: Cell, r: Router) -> Plan {
     const ASN: u32 = 64512;
     let hosts: [u8; 3] = [11, 12, 13];
@@ -917,8 +1033,52 @@ mod tests {
             assert_eq!(cell.fabric.to_string().parse::<Fabric>().unwrap(), cell.fabric);
             assert_eq!(cell.node.as_str().parse::<NodeSpeaker>().unwrap(), cell.node);
         }
-        assert_eq!(Cell::matrix().len(), 36);
+        assert_eq!(Cell::matrix().len(), 48);
         assert!("tor/gobgp".parse::<Fabric>().is_err());
+    }
+
+    /// In the dual-homed rack a node peers with each ToR from its address on that
+    /// ToR's link, in all three node speakers' configurations.
+    #[test]
+    fn dual_homed_nodes_peer_from_each_link() {
+        for node in NodeSpeaker::ALL {
+            let plan = Plan::new(Cell {
+                node,
+                fabric: Fabric::DualTor(Router::Frr),
+                family: Family::Dual,
+            })
+            .unwrap();
+            let n2 = plan.nodes.iter().find(|n| n.name == "n2").unwrap();
+            let intent = n2.intent.as_ref().unwrap();
+            let pairs: Vec<(String, String)> = intent
+                .peers
+                .iter()
+                .map(|p| (p.peer_ip.to_string(), p.source_address.to_string()))
+                .collect();
+            let want = [
+                ("10.1.2.0", "10.1.2.1"),
+                ("fd00:1:2::1", "fd00:1:2::2"),
+                ("10.2.2.0", "10.2.2.1"),
+                ("fd00:2:2::1", "fd00:2:2::2"),
+            ];
+            assert_eq!(pairs, want.map(|(a, b)| (a.to_string(), b.to_string())), "{node:?}");
+            let text = &plan.node_files("n2", None).unwrap()[0].1;
+            match node {
+                NodeSpeaker::Frr => assert!(text.contains("neighbor 10.2.2.0 update-source 10.2.2.1"), "{text}"),
+                NodeSpeaker::Bird => assert!(
+                    text.contains("neighbor 10.2.2.0 as 65002;\n  source address 10.2.2.1;"),
+                    "{text}"
+                ),
+                NodeSpeaker::Speaker => assert!(text.contains("sourceAddress: 10.2.2.1"), "{text}"),
+            }
+            let links: Vec<String> = plan
+                .links
+                .iter()
+                .filter(|l| l.b.0 == "n2")
+                .map(|l| format!("{}:{}", l.a.0, l.b.1))
+                .collect();
+            assert_eq!(links, ["tor1:eth1", "tor2:eth2"]);
+        }
     }
 
     /// The `bfd` change as each node speaker reads it, on n1's two mesh sessions.

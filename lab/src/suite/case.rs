@@ -68,7 +68,15 @@ pub struct CellFilter {
 }
 
 impl CellFilter {
+    /// Whether a case with these cells runs on `cell`. A fabric that only the cases
+    /// naming it run on (`Fabric::opt_in`) matches only when named.
     pub fn matches(&self, cell: &Cell) -> bool {
+        self.matches_any_fabric(cell) && (!cell.fabric.opt_in() || !self.fabric.is_empty())
+    }
+
+    /// Any fabric matches an empty list: a `skip` or a finding without `fabric`
+    /// applies on every fabric.
+    fn matches_any_fabric(&self, cell: &Cell) -> bool {
         (self.node.is_empty() || self.node.iter().any(|n| n == cell.node.as_str()))
             && (self.fabric.is_empty()
                 || self
@@ -83,7 +91,7 @@ impl CellFilter {
             n.parse::<NodeSpeaker>()?;
         }
         for f in &self.fabric {
-            if !["mesh", "tor", "rr"].contains(&f.as_str()) {
+            if !["mesh", "tor", "rr", "dualtor"].contains(&f.as_str()) {
                 f.parse::<Fabric>()?;
             }
         }
@@ -166,6 +174,9 @@ pub struct Step {
     /// from route events, against a budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<Timing>,
+    /// The step runs only on cells of this family (`dual`: IPv6 beside IPv4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -419,6 +430,10 @@ pub struct FibExpect {
     #[serde(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    /// Each route of `has` is one route with this many different next hops (ECMP).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_hops: Option<usize>,
 }
 
 fn all() -> String {
@@ -459,6 +474,11 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Step {
+    /// Whether the step runs on `cell` (its `family`, if it names one).
+    pub fn runs_on(&self, cell: &Cell) -> bool {
+        self.family.as_deref().is_none_or(|f| f == cell.family.as_str())
+    }
+
     /// What the step says, as written, for messages.
     pub fn describe(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -496,6 +516,9 @@ impl Step {
         }
         if let Some(w) = &self.wait {
             duration(w)?;
+        }
+        if let Some(f) = &self.family {
+            f.parse::<Family>()?;
         }
         if let Some(r) = &self.route {
             if [r.add.is_some(), r.del.is_some(), r.replace.is_some()]
@@ -633,7 +656,7 @@ impl Case {
     pub fn finding(&self, cell: &Cell) -> Option<&str> {
         self.findings
             .iter()
-            .find(|f| f.cells.matches(cell))
+            .find(|f| f.cells.matches_any_fabric(cell))
             .map(|f| f.why.as_str())
     }
 
@@ -642,7 +665,7 @@ impl Case {
         if !self.cells.matches(cell) {
             return Ok(false);
         }
-        match self.skip.iter().find(|s| s.cells.matches(cell)) {
+        match self.skip.iter().find(|s| s.cells.matches_any_fabric(cell)) {
             Some(s) => Err(s.why.clone()),
             None => Ok(true),
         }
@@ -686,6 +709,60 @@ cases:
         assert_eq!(c.applies(&cell(NodeSpeaker::Speaker, "mesh")), Ok(false));
         assert!(c.applies(&cell(NodeSpeaker::Frr, "tor/frr")).is_err());
         assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn only_cases_that_name_it_run_on_the_dual_tor_rack() {
+        let s = parse_str(
+            r#"
+family: RT
+title: Routes
+cases:
+  - id: RT-01
+    title: everywhere
+    skip: [{node: [frr], why: "not FRR"}]
+    steps: [{wait: 1s}]
+  - id: RT-04
+    title: ECMP
+    cells: {fabric: [dualtor]}
+    skip: [{node: [frr], why: "not FRR"}]
+    steps:
+      - wait: 1s
+      - expect: {fib: {has: ["{n1.block6}"], next_hops: 2}}
+        family: dual
+"#,
+        )
+        .unwrap();
+        let cell = |node, fabric: &str, family| Cell {
+            node,
+            fabric: fabric.parse().unwrap(),
+            family,
+        };
+        let (everywhere, ecmp) = (&s.cases[0], &s.cases[1]);
+        let dual_tor = cell(NodeSpeaker::Speaker, "dualtor/frr", Family::V4);
+        assert_eq!(everywhere.applies(&dual_tor), Ok(false));
+        assert_eq!(
+            everywhere.applies(&cell(NodeSpeaker::Speaker, "tor/frr", Family::V4)),
+            Ok(true)
+        );
+        assert_eq!(ecmp.applies(&dual_tor), Ok(true));
+        assert_eq!(
+            ecmp.applies(&cell(NodeSpeaker::Speaker, "tor/frr", Family::V4)),
+            Ok(false)
+        );
+        // A skip that names no fabric holds on the opt-in fabric too.
+        assert!(ecmp
+            .applies(&cell(NodeSpeaker::Frr, "dualtor/bird", Family::V4))
+            .is_err());
+        let v6 = &ecmp.steps[1];
+        assert!(!v6.runs_on(&dual_tor));
+        assert!(v6.runs_on(&cell(NodeSpeaker::Speaker, "dualtor/frr", Family::Dual)));
+        assert!(ecmp.steps[0].runs_on(&dual_tor));
+        let e = parse_str(
+            "family: RT\ntitle: t\ncases:\n  - id: RT-04\n    title: x\n    steps: [{wait: 1s, family: v6only}]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("v6only"), "{e}");
     }
 
     #[test]

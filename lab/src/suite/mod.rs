@@ -10,7 +10,7 @@ pub mod model;
 pub mod report;
 mod steps;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -212,13 +212,13 @@ impl Runner {
         let mut ctx = steps::CaseRun::default();
         ctx.measure_start(&self.rt, lab, &case.steps).await;
         let mut failure = None;
-        for (i, step) in case.steps.iter().enumerate() {
+        for (i, step) in case.steps.iter().enumerate().filter(|(_, s)| s.runs_on(&cell)) {
             if let Err(e) = steps::run(&self.rt, lab, &mut ctx, step).await {
                 failure = Some(format!("step {} {}: {e}", i + 1, step.describe()));
                 break;
             }
         }
-        for step in &case.always {
+        for step in case.always.iter().filter(|s| s.runs_on(&cell)) {
             if let Err(e) = steps::run(&self.rt, lab, &mut ctx, step).await {
                 failure.get_or_insert(format!("putting the lab back ({}): {e}", step.describe()));
             }
@@ -271,34 +271,55 @@ pub fn cases_for<'a>(suites: &'a [SuiteFile], cell: &Cell) -> Vec<(&'a Case, &'a
 }
 
 /// The cases of `suites` run over `cells`, a deployment per cell, each case filtered
-/// by `filter` (matched against its test name). Results come back in order.
+/// by `filter` (matched against its test name). Each runner takes the next cell
+/// not yet taken, so with two runners two cells are up at once (`lab test --jobs`).
+/// Results come back in the order of `cells`.
 pub async fn run(
-    runner: &mut Runner,
+    runners: &mut [Runner],
     suites: &[SuiteFile],
     cells: &[Cell],
     filter: &dyn Fn(&str) -> bool,
 ) -> Vec<CaseResult> {
-    let mut results = Vec::new();
-    for cell in cells {
-        let cases: Vec<_> = cases_for(suites, cell)
-            .into_iter()
-            .filter(|(c, ..)| filter(&test_name(c, cell)))
-            .collect();
-        if cases.is_empty() {
-            continue;
+    let queue = std::sync::Mutex::new(cells.iter().copied().enumerate().collect::<VecDeque<_>>());
+    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+    let work = runners.iter_mut().map(|runner| async {
+        let mut done = Vec::new();
+        while let Some((k, cell)) = next() {
+            done.push((k, run_cell(runner, suites, &cell, filter).await));
         }
-        let deployed = runner.deploy(*cell).await;
-        for (case, family, applies) in cases {
-            let r = match (&deployed, applies) {
-                (_, Err(why)) => skipped(case, family, cell, why),
-                (Err(e), Ok(())) => failed(case, family, cell, e.clone()),
-                (Ok(()), Ok(())) => runner.run_case(case, family).await,
-            };
-            runner.progress.note(&format!("{} {}", verdict(&r.outcome), r.name()));
-            results.push(r);
-        }
-        runner.teardown().await;
+        done
+    });
+    let mut done: Vec<(usize, Vec<CaseResult>)> = futures::future::join_all(work).await.into_iter().flatten().collect();
+    done.sort_by_key(|(k, _)| *k);
+    done.into_iter().flat_map(|(_, r)| r).collect()
+}
+
+/// One cell: deployed once for its cases in turn, then removed.
+async fn run_cell(
+    runner: &mut Runner,
+    suites: &[SuiteFile],
+    cell: &Cell,
+    filter: &dyn Fn(&str) -> bool,
+) -> Vec<CaseResult> {
+    let cases: Vec<_> = cases_for(suites, cell)
+        .into_iter()
+        .filter(|(c, ..)| filter(&test_name(c, cell)))
+        .collect();
+    if cases.is_empty() {
+        return Vec::new();
     }
+    let mut results = Vec::new();
+    let deployed = runner.deploy(*cell).await;
+    for (case, family, applies) in cases {
+        let r = match (&deployed, applies) {
+            (_, Err(why)) => skipped(case, family, cell, why),
+            (Err(e), Ok(())) => failed(case, family, cell, e.clone()),
+            (Ok(()), Ok(())) => runner.run_case(case, family).await,
+        };
+        runner.progress.note(&format!("{} {}", verdict(&r.outcome), r.name()));
+        results.push(r);
+    }
+    runner.teardown().await;
     results
 }
 
@@ -328,6 +349,16 @@ fn not_run(case: &Case, family: &str, cell: &Cell, outcome: Outcome) -> CaseResu
         rss: Vec::new(),
         known: None,
     }
+}
+
+/// The failures a run must answer for: any of our speaker's, and those of a reference
+/// row (BIRD, FRR) that its case file does not explain as a finding about it.
+pub fn unexplained(results: &[CaseResult]) -> usize {
+    results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Fail(_)))
+        .filter(|r| r.node == "speaker" || r.known.is_none())
+        .count()
 }
 
 pub fn verdict(o: &Outcome) -> &'static str {

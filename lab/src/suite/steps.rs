@@ -3,7 +3,7 @@
 //! what a case leaves as evidence when it fails: a pcap of TCP port 179 in every node
 //! taken during the case, the daemons' logs, and the peers and FIBs as JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -179,7 +179,7 @@ fn resolve_node(lab: &Lab, name: &str) -> String {
     match name {
         "{peer}" => match lab.cell.fabric {
             Fabric::Mesh => "n2",
-            Fabric::Tor(_) => "tor1",
+            Fabric::Tor(_) | Fabric::DualTor(_) => "tor1",
             Fabric::Rr(_) => "rr",
         }
         .to_string(),
@@ -1057,7 +1057,17 @@ async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
                 (Some(r), Some(proto)) if r.protocol != *proto => {
                     wrong.push(format!("{p} in {node} is of protocol {}, not {proto}", r.protocol))
                 }
-                _ => {}
+                (Some(r), _) => {
+                    let hops: BTreeSet<&String> = r.gateways.iter().collect();
+                    if let Some(n) = f.next_hops.filter(|n| *n != hops.len()) {
+                        let via = if hops.is_empty() {
+                            "none".to_string()
+                        } else {
+                            r.gateways.join(", ")
+                        };
+                        wrong.push(format!("{p} in {node} has {} next hop(s) ({via}), not {n}", hops.len()));
+                    }
+                }
             }
         }
         for p in &lacks {

@@ -661,16 +661,7 @@ fn tor(cell: Cell, r: Router) -> Plan {
         nodes: Vec::new(),
         links: Vec::new(),
     };
-    let mut tors: Vec<RouterIntent> = (1..=2u8)
-        .map(|t| RouterIntent {
-            name: format!("tor{t}"),
-            as_number: 65000 + u32::from(t),
-            router_id: Ipv4Addr::new(10, 0, 255, t - 1),
-            cluster_id: None,
-            neighbors: Vec::new(),
-            addresses: Vec::new(),
-        })
-        .collect();
+    let mut tors = two_tors();
     for k in 1..=4u8 {
         let (rack, slot) = ((k - 1) / 2 + 1, (k - 1) % 2);
         let tor4 = Ipv4Addr::new(10, 1, rack, slot * 2);
@@ -679,36 +670,10 @@ fn tor(cell: Cell, r: Router) -> Plan {
         let node6 = Ipv6Addr::new(0xfd00, 1, u16::from(rack), u16::from(slot), 0, 0, 0, 2);
         let name = format!("n{k}");
         let asn = 65100 + u32::from(k);
-        let tor_as = 65000 + u32::from(rack);
         let mut n = NodeIntent::new(asn, node4, pools(&cell));
         n.blocks = blocks(&cell, k);
-        n.addresses = vec![IpAddr::V4(node4)];
-        let mut addrs = vec![(
-            IpNet::new(IpAddr::V4(tor4), 31).expect("len"),
-            IpNet::new(IpAddr::V4(node4), 31).expect("len"),
-        )];
-        n.peer(IpAddr::V4(tor4), tor_as);
-        let t = &mut tors[usize::from(rack - 1)];
-        t.neighbors.push(RouterNeighbor {
-            name: name.clone(),
-            address: IpAddr::V4(node4),
-            as_number: asn,
-            rr_client: false,
-        });
-        if cell.dual() {
-            n.addresses.push(IpAddr::V6(node6));
-            n.peer(IpAddr::V6(tor6), tor_as);
-            addrs.push((
-                IpNet::new(IpAddr::V6(tor6), 64).expect("len"),
-                IpNet::new(IpAddr::V6(node6), 64).expect("len"),
-            ));
-            t.neighbors.push(RouterNeighbor {
-                name: name.clone(),
-                address: IpAddr::V6(node6),
-                as_number: asn,
-                rr_client: false,
-            });
-        }
+        let v6 = cell.dual().then_some((tor6, node6));
+        let addrs = uplink(&mut n, &name, &mut tors[usize::from(rack - 1)], (tor4, node4), v6);
         let about = format!("a Kubernetes node of rack {rack}, eBGP to its ToR (AS per node).");
         plan.nodes.push(node(&name, &about, &cell, &n, &[]));
         plan.links.push(PlanLink {
@@ -751,28 +716,13 @@ fn tor(cell: Cell, r: Router) -> Plan {
         b: ("tor2".into(), "eth3".into()),
         addrs,
     });
-    for t in tors.iter().rev() {
-        let about = format!(
+    add_tors(&mut plan, &tors, r, |t| {
+        format!(
             "the top-of-rack router of rack {} ({}), eBGP to its nodes and the other ToR.",
             &t.name[3..],
             r.as_str()
-        );
-        plan.nodes.insert(
-            0,
-            PlanNode {
-                name: t.name.clone(),
-                role: "tor",
-                bgp: Some(r.as_str()),
-                image: "podlab/base:latest",
-                blocks: vec![],
-                pods: 0,
-                files: router_files(r, &about, t, cell.dual(), true),
-                exec: daemon_exec(r.as_str()),
-                intent: None,
-                about,
-            },
-        );
-    }
+        )
+    });
     plan
 }
 
@@ -791,16 +741,7 @@ fn dual_tor(cell: Cell, r: Router) -> Plan {
         nodes: Vec::new(),
         links: Vec::new(),
     };
-    let mut tors: Vec<RouterIntent> = (1..=2u8)
-        .map(|t| RouterIntent {
-            name: format!("tor{t}"),
-            as_number: 65000 + u32::from(t),
-            router_id: Ipv4Addr::new(10, 0, 255, t - 1),
-            cluster_id: None,
-            neighbors: Vec::new(),
-            addresses: Vec::new(),
-        })
-        .collect();
+    let mut tors = two_tors();
     for k in 1..=3u8 {
         let name = format!("n{k}");
         let asn = 65100 + u32::from(k);
@@ -817,33 +758,8 @@ fn dual_tor(cell: Cell, r: Router) -> Plan {
         n.blocks = blocks(&cell, k);
         for t in 1..=2u8 {
             let (tor4, node4, tor6, node6) = ends(t);
-            n.addresses.push(IpAddr::V4(node4));
-            n.peer_from(IpAddr::V4(tor4), 65000 + u32::from(t), IpAddr::V4(node4));
-            let mut addrs = vec![(
-                IpNet::new(IpAddr::V4(tor4), 31).expect("len"),
-                IpNet::new(IpAddr::V4(node4), 31).expect("len"),
-            )];
-            let tor = &mut tors[usize::from(t - 1)];
-            tor.neighbors.push(RouterNeighbor {
-                name: name.clone(),
-                address: IpAddr::V4(node4),
-                as_number: asn,
-                rr_client: false,
-            });
-            if cell.dual() {
-                n.addresses.push(IpAddr::V6(node6));
-                n.peer_from(IpAddr::V6(tor6), 65000 + u32::from(t), IpAddr::V6(node6));
-                addrs.push((
-                    IpNet::new(IpAddr::V6(tor6), 64).expect("len"),
-                    IpNet::new(IpAddr::V6(node6), 64).expect("len"),
-                ));
-                tor.neighbors.push(RouterNeighbor {
-                    name: name.clone(),
-                    address: IpAddr::V6(node6),
-                    as_number: asn,
-                    rr_client: false,
-                });
-            }
+            let v6 = cell.dual().then_some((tor6, node6));
+            let addrs = uplink(&mut n, &name, &mut tors[usize::from(t - 1)], (tor4, node4), v6);
             plan.links.push(PlanLink {
                 a: (format!("tor{t}"), format!("eth{k}")),
                 b: (name.clone(), format!("eth{t}")),
@@ -853,11 +769,63 @@ fn dual_tor(cell: Cell, r: Router) -> Plan {
         let about = "a Kubernetes node dual-homed to both ToRs, eBGP to each (AS per node).";
         plan.nodes.push(node(&name, about, &cell, &n, &[]));
     }
-    for t in tors.iter().rev() {
-        let about = format!(
+    add_tors(&mut plan, &tors, r, |_| {
+        format!(
             "one of the rack's two top-of-rack routers ({}), eBGP to every node.",
             r.as_str()
-        );
+        )
+    });
+    plan
+}
+
+/// A node's eBGP uplink to a ToR over a point-to-point link: the sessions over IPv4
+/// (and IPv6) on both sides, from the node's address on the link, and the link's
+/// addresses (the ToR's end first).
+fn uplink(
+    n: &mut NodeIntent,
+    name: &str,
+    tor: &mut RouterIntent,
+    v4: (Ipv4Addr, Ipv4Addr),
+    v6: Option<(Ipv6Addr, Ipv6Addr)>,
+) -> Vec<(IpNet, IpNet)> {
+    let ends = std::iter::once((IpAddr::V4(v4.0), IpAddr::V4(v4.1), 31))
+        .chain(v6.map(|(t, m)| (IpAddr::V6(t), IpAddr::V6(m), 64)));
+    let mut addrs = Vec::new();
+    for (tor_ip, node_ip, len) in ends {
+        n.addresses.push(node_ip);
+        n.peer_from(tor_ip, tor.as_number, node_ip);
+        tor.neighbors.push(RouterNeighbor {
+            name: name.to_string(),
+            address: node_ip,
+            as_number: n.as_number,
+            rr_client: false,
+        });
+        addrs.push((
+            IpNet::new(tor_ip, len).expect("len"),
+            IpNet::new(node_ip, len).expect("len"),
+        ));
+    }
+    addrs
+}
+
+/// tor1 (AS 65001) and tor2 (AS 65002), no neighbors yet.
+fn two_tors() -> Vec<RouterIntent> {
+    (1..=2u8)
+        .map(|t| RouterIntent {
+            name: format!("tor{t}"),
+            as_number: 65000 + u32::from(t),
+            router_id: Ipv4Addr::new(10, 0, 255, t - 1),
+            cluster_id: None,
+            neighbors: Vec::new(),
+            addresses: Vec::new(),
+        })
+        .collect()
+}
+
+/// The ToRs as the first nodes of the plan, in order, each described by `about`.
+fn add_tors(plan: &mut Plan, tors: &[RouterIntent], r: Router, about: impl Fn(&RouterIntent) -> String) {
+    for t in tors.iter().rev() {
+        let about = about(t);
         plan.nodes.insert(
             0,
             PlanNode {
@@ -867,14 +835,13 @@ fn dual_tor(cell: Cell, r: Router) -> Plan {
                 image: "podlab/base:latest",
                 blocks: vec![],
                 pods: 0,
-                files: router_files(r, &about, t, cell.dual(), true),
+                files: router_files(r, &about, t, plan.cell.dual(), true),
                 exec: daemon_exec(r.as_str()),
                 intent: None,
                 about,
             },
         );
     }
-    plan
 }
 
 fn rr(cell: Cell, r: Router) -> Plan {

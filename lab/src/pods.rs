@@ -239,10 +239,16 @@ pub async fn list(rt: &Runtime, topo: &Topology) -> Result<Vec<Pod>, PodError> {
     let script = r#"for ns in $(ip netns list | awk '{print $1}'); do
   case "$ns" in pod-*) echo "$ns $(ip -n "$ns" -o -4 addr show dev eth0 | awk '{print $4}') $(ip -n "$ns" -o -6 addr show dev eth0 scope global | awk '{print $4}')";; esac
 done"#;
+    let cmd: Vec<String> = vec!["bash".into(), "-c".into(), script.into()];
+    // Every node at once: the suite reads the pods after every case.
+    let outs = futures::future::join_all(topo.nodes.keys().map(|node| {
+        let cmd = &cmd;
+        async move { (node, rt.exec(&topo.container_name(node), cmd).await) }
+    }))
+    .await;
     let mut pods = Vec::new();
-    for node in topo.nodes.keys() {
-        let cmd: Vec<String> = vec!["bash".into(), "-c".into(), script.into()];
-        let Ok(out) = rt.exec(&topo.container_name(node), &cmd).await else {
+    for (node, out) in outs {
+        let Ok(out) = out else {
             continue;
         };
         for line in out.stdout.lines() {

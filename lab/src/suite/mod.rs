@@ -272,15 +272,15 @@ pub fn cases_for<'a>(suites: &'a [SuiteFile], cell: &Cell) -> Vec<(&'a Case, &'a
 
 /// The cases of `suites` run over `cells`, a deployment per cell, each case filtered
 /// by `filter` (matched against its test name). Each runner takes the next cell
-/// not yet taken, so with two runners two cells are up at once (`lab test --jobs`).
-/// Results come back in the order of `cells`.
+/// not yet taken, so with two runners two cells are up at once (`lab test --jobs`),
+/// longest first. Results come back in the order of `cells`.
 pub async fn run(
     runners: &mut [Runner],
     suites: &[SuiteFile],
     cells: &[Cell],
     filter: &dyn Fn(&str) -> bool,
 ) -> Vec<CaseResult> {
-    let queue = std::sync::Mutex::new(cells.iter().copied().enumerate().collect::<VecDeque<_>>());
+    let queue = std::sync::Mutex::new(schedule(suites, cells, filter).into_iter().collect::<VecDeque<_>>());
     let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
     let work = runners.iter_mut().map(|runner| async {
         let mut done = Vec::new();
@@ -292,6 +292,21 @@ pub async fn run(
     let mut done: Vec<(usize, Vec<CaseResult>)> = futures::future::join_all(work).await.into_iter().flatten().collect();
     done.sort_by_key(|(k, _)| *k);
     done.into_iter().flat_map(|(_, r)| r).collect()
+}
+
+/// The order the runners take `cells` in, each with its place in `cells`: the cells
+/// with the most cases to run first, the short ones filling the end, so that no runner
+/// is left alone with a long cell at the close (ties keep the matrix's order).
+pub fn schedule(suites: &[SuiteFile], cells: &[Cell], filter: &dyn Fn(&str) -> bool) -> Vec<(usize, Cell)> {
+    let mut order: Vec<(usize, Cell)> = cells.iter().copied().enumerate().collect();
+    order.sort_by_key(|(_, cell)| {
+        let runs = cases_for(suites, cell)
+            .iter()
+            .filter(|(c, _, applies)| applies.is_ok() && filter(&test_name(c, cell)))
+            .count();
+        std::cmp::Reverse(runs)
+    });
+    order
 }
 
 /// One cell: deployed once for its cases in turn, then removed.
@@ -382,4 +397,34 @@ pub fn shard(cells: Vec<Cell>, i: usize, n: usize) -> Vec<Cell> {
 /// The folder of case files: `suites/` at the workspace root.
 pub fn suites_dir(root: &Path) -> PathBuf {
     root.join("suites")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_cells_go_first_and_every_cell_once() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let suites = case::load_dir(&suites_dir(&root)).unwrap();
+        let cells = Cell::matrix();
+        let runs = |c: &Cell| cases_for(&suites, c).iter().filter(|(.., a)| a.is_ok()).count();
+        let order = schedule(&suites, &cells, &|_| true);
+        let counts: Vec<usize> = order.iter().map(|(_, c)| runs(c)).collect();
+        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
+        assert!(counts[0] > counts[counts.len() - 1]);
+        let mut places: Vec<usize> = order.iter().map(|(k, _)| *k).collect();
+        places.sort();
+        assert_eq!(places, (0..cells.len()).collect::<Vec<_>>());
+        assert!(order.iter().all(|(k, c)| cells[*k] == *c));
+        // A filter counts: WD-01 alone does not run on the dual-homed racks (RT-04's
+        // alone), so they close the queue.
+        let order = schedule(&suites, &cells, &|name| name.starts_with("WD-01 "));
+        let tail: Vec<String> = order[order.len() - 12..]
+            .iter()
+            .map(|(_, c)| c.fabric.to_string())
+            .collect();
+        assert!(tail.iter().all(|f| f.starts_with("dualtor/")), "{tail:?}");
+        assert!(!order[0].1.fabric.to_string().starts_with("dualtor/"));
+    }
 }

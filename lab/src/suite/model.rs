@@ -67,10 +67,15 @@ pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
         }
     }
     let mut wrong = Vec::new();
-    for n in nodes.iter().filter(|n| !lab.down.contains(*n)) {
-        let routes = probes::fib(rt, &lab.topo.container_name(n))
-            .await
-            .map_err(|e| e.to_string())?;
+    // Every running node's FIB, read all at once: this runs after every case.
+    let up: Vec<&String> = nodes.iter().filter(|n| !lab.down.contains(*n)).collect();
+    let fibs = futures::future::join_all(up.iter().map(|n| async move {
+        let container = lab.topo.container_name(n);
+        probes::fib(rt, &container).await.map_err(|e| e.to_string())
+    }))
+    .await;
+    for (n, routes) in up.into_iter().zip(fibs) {
+        let routes = routes?;
         let want = &model[n.as_str()];
         let mut seen = BTreeMap::new();
         for r in &routes {

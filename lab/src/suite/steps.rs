@@ -1035,10 +1035,14 @@ async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
         .map(|p| subst(lab, p).map(|p| host_prefix(&p)))
         .collect::<Result<_, _>>()?;
     let mut wrong = Vec::new();
-    for node in node_set(lab, &f.nodes)? {
-        let mut routes = probes::fib(rt, &lab.topo.container_name(&node))
-            .await
-            .map_err(|e| e.to_string())?;
+    let nodes = node_set(lab, &f.nodes)?;
+    let fibs = futures::future::join_all(nodes.iter().map(|n| async move {
+        let container = lab.topo.container_name(n);
+        probes::fib(rt, &container).await.map_err(|e| e.to_string())
+    }))
+    .await;
+    for (node, routes) in nodes.into_iter().zip(fibs) {
+        let mut routes = routes?;
         // eth0 is the lab's management network (Docker's default route is there),
         // not part of the fabric under test.
         routes.retain(|r| r.dev.as_deref() != Some("eth0"));
@@ -1173,34 +1177,34 @@ const PCAP: &str = "/tmp/lab-case.pcap";
 
 impl Capture {
     pub async fn start(rt: &Runtime, lab: &Lab) -> Capture {
-        let mut nodes = Vec::new();
-        for n in lab.topo.nodes.values().filter(|n| n.bgp().is_some()) {
-            let cmd = format!("tcpdump -i any -U -s 256 -w {PCAP} 'tcp port 179' >/dev/null 2>&1 & echo $!");
-            if let Ok(out) = exec_ok(rt, lab, &n.name, &sh(&cmd)).await {
-                if let Ok(pid) = out.trim().parse() {
-                    nodes.push((n.name.clone(), pid));
-                }
-            }
-        }
+        // One exec per node, all at once: this runs before every case of the matrix.
+        let cmd = sh(&format!(
+            "tcpdump -i any -U -s 256 -w {PCAP} 'tcp port 179' >/dev/null 2>&1 & echo $!"
+        ));
+        let started = lab.topo.nodes.values().filter(|n| n.bgp().is_some()).map(|n| async {
+            let out = exec_ok(rt, lab, &n.name, &cmd).await.ok()?;
+            Some((n.name.clone(), out.trim().parse().ok()?))
+        });
+        let nodes = futures::future::join_all(started).await.into_iter().flatten().collect();
         Capture { nodes }
     }
 
-    async fn stop(&self, rt: &Runtime, lab: &Lab) {
-        for (node, pid) in &self.nodes {
-            let _ = exec_ok(rt, lab, node, &sh(&format!("kill -INT {pid} 2>/dev/null; sleep 0.1"))).await;
-        }
+    /// Stops every node's capture and runs `then` after it in the same exec.
+    async fn stop(&self, rt: &Runtime, lab: &Lab, then: &str) {
+        let stops = self.nodes.iter().map(|(node, pid)| async move {
+            let _ = exec_ok(rt, lab, node, &sh(&format!("kill -INT {pid} 2>/dev/null; {then}"))).await;
+        });
+        futures::future::join_all(stops).await;
     }
 
     pub async fn discard(self, rt: &Runtime, lab: &Lab) {
-        self.stop(rt, lab).await;
-        for (node, _) in &self.nodes {
-            let _ = exec_ok(rt, lab, node, &sh(&format!("rm -f {PCAP}"))).await;
-        }
+        self.stop(rt, lab, &format!("rm -f {PCAP}")).await;
     }
 
     /// Writes the case's evidence into `dir`.
     pub async fn collect(self, rt: &Runtime, lab: &Lab, dir: &Path, why: &str) {
-        self.stop(rt, lab).await;
+        // tcpdump flushes its last packets on SIGINT: give it a moment before reading.
+        self.stop(rt, lab, "sleep 0.1").await;
         let _ = std::fs::create_dir_all(dir);
         let _ = std::fs::write(dir.join("failure.txt"), format!("{why}\n"));
         if let Ok(t) = probes::peers(rt, Some(&lab.topo.name)).await {

@@ -75,6 +75,13 @@ pub trait BgpKind {
             msg: "the lab cannot read this daemon's capabilities".into(),
         })
     }
+    /// Whether the daemon has settled after a restart, read from its sessions
+    /// command's output: `Err` says what it still holds, such as routes a previous
+    /// run left in the kernel that it keeps until its peers' End-of-RIB. `Ok` where
+    /// the daemon does not say.
+    fn settled(&self, _sessions_out: &str) -> Result<(), String> {
+        Ok(())
+    }
     /// Shell commands that make the daemon announce `prefix` to its peers, and stop;
     /// `None` where the lab cannot inject a route through it.
     fn announce(&self, _prefix: &str) -> Option<(String, String)> {

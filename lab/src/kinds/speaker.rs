@@ -37,6 +37,17 @@ impl BgpKind for Speaker {
         })
     }
 
+    fn settled(&self, out: &str) -> Result<(), String> {
+        let v: Value = serde_json::from_str(out).map_err(|e| format!("`speaker status --json`: {e}"))?;
+        match v["fib"]["stale_from_previous_run"].as_u64() {
+            Some(0) => Ok(()),
+            Some(n) => Err(format!(
+                "keeps {n} route(s) of its previous run until every peer's End-of-RIB"
+            )),
+            None => Err("`speaker status --json` has no fib.stale_from_previous_run".into()),
+        }
+    }
+
     fn route_command(&self, _prefix: &str) -> Option<Vec<String>> {
         Some(["speaker", "routes", "--json"].map(String::from).to_vec())
     }
@@ -93,5 +104,16 @@ mod tests {
             "uptime_secs":12,"prefixes_received":4,"prefixes_accepted":3,"info":"Established"}]}"#;
         let s = Speaker.parse_sessions(out).unwrap();
         assert_eq!((s[0].state.as_str(), s[0].prefixes_received), ("Established", Some(3)));
+    }
+
+    #[test]
+    fn settled_once_nothing_of_the_previous_run_is_kept() {
+        let at = |n: u64| format!(r#"{{"fib": {{"stale_from_previous_run": {n}}}, "peers": {{}}}}"#);
+        assert!(Speaker.settled(&at(0)).is_ok());
+        assert!(Speaker
+            .settled(&at(2))
+            .unwrap_err()
+            .contains("2 route(s) of its previous run"));
+        assert!(Speaker.settled("{}").is_err());
     }
 }

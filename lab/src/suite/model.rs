@@ -115,11 +115,46 @@ pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
     }
 }
 
-/// Retries [`check`] until it holds or `within` passes.
+/// Every running node's daemon settled, as its kind reads it (our speaker: no route
+/// of a previous run kept while it waits for its peers' End-of-RIB): a case that
+/// restarted a daemon ends only once the restart is over, so that the next case
+/// does not meet its tail (seen: GR-04's Hard Reset landing while n1 still kept
+/// the routes of the run GR-03 ended).
+pub async fn settled(rt: &Runtime, lab: &Lab) -> Result<(), String> {
+    let reads = k8s_nodes(lab)
+        .into_iter()
+        .filter(|n| !lab.down.contains(n))
+        .filter_map(|n| {
+            let kind = lab.topo.nodes.get(&n)?.bgp().and_then(crate::kinds::for_label)?;
+            Some(async move {
+                let out = rt
+                    .exec(&lab.topo.container_name(&n), &kind.sessions_command())
+                    .await
+                    .map_err(|e| format!("{n}: {e}"))?;
+                kind.settled(&out.stdout).map_err(|e| format!("{n}: {e}"))
+            })
+        });
+    let wrong: Vec<String> = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
+    }
+}
+
+/// Retries [`check`] and [`settled`] until both hold or `within` passes.
 pub async fn wait_exact(rt: &Runtime, lab: &Lab, within: Duration) -> Result<(), String> {
     let start = Instant::now();
     loop {
-        match check(rt, lab).await {
+        let now = match check(rt, lab).await {
+            Ok(()) => settled(rt, lab).await,
+            Err(e) => Err(e),
+        };
+        match now {
             Ok(()) => return Ok(()),
             Err(e) if start.elapsed() >= within => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,

@@ -299,7 +299,7 @@ pub async fn run(
 /// is left alone with a long cell at the close (ties keep the matrix's order).
 pub fn schedule(suites: &[SuiteFile], cells: &[Cell], filter: &dyn Fn(&str) -> bool) -> Vec<(usize, Cell)> {
     let mut order: Vec<(usize, Cell)> = cells.iter().copied().enumerate().collect();
-    order.sort_by_key(|(_, cell)| {
+    order.sort_by_cached_key(|(_, cell)| {
         let runs = cases_for(suites, cell)
             .iter()
             .filter(|(c, _, applies)| applies.is_ok() && filter(&test_name(c, cell)))

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use super::steps::{blocks, host_prefix, k8s_nodes};
+use super::steps::{blocks, fibs, host_prefix, k8s_nodes};
 use super::Lab;
 use crate::pods;
-use crate::probes;
 use crate::runtime::Runtime;
 
 /// What a route must be.
@@ -67,13 +66,8 @@ pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
         }
     }
     let mut wrong = Vec::new();
-    // Every running node's FIB, read all at once: this runs after every case.
     let up: Vec<&String> = nodes.iter().filter(|n| !lab.down.contains(*n)).collect();
-    let fibs = futures::future::join_all(up.iter().map(|n| async move {
-        let container = lab.topo.container_name(n);
-        probes::fib(rt, &container).await.map_err(|e| e.to_string())
-    }))
-    .await;
+    let fibs = fibs(rt, lab, &up).await;
     for (n, routes) in up.into_iter().zip(fibs) {
         let routes = routes?;
         let want = &model[n.as_str()];

@@ -379,6 +379,16 @@ fn action_node(lab: &Lab, step: &Step) -> Result<String, String> {
     Ok(node.clone())
 }
 
+/// The kernel FIBs of `nodes`, read all at once, in their order: the suite reads
+/// them after every case.
+pub async fn fibs(rt: &Runtime, lab: &Lab, nodes: &[impl AsRef<str>]) -> Vec<Result<Vec<probes::Route>, String>> {
+    futures::future::join_all(nodes.iter().map(|n| async move {
+        let container = lab.topo.container_name(n.as_ref());
+        probes::fib(rt, &container).await.map_err(|e| e.to_string())
+    }))
+    .await
+}
+
 /// Who must follow a change of `prefix` made in `origin`: the other nodes and ToRs
 /// (what programs a FIB from BGP; reflectors only reflect). For a removal, those that
 /// route to it now.
@@ -1036,11 +1046,7 @@ async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let mut wrong = Vec::new();
     let nodes = node_set(lab, &f.nodes)?;
-    let fibs = futures::future::join_all(nodes.iter().map(|n| async move {
-        let container = lab.topo.container_name(n);
-        probes::fib(rt, &container).await.map_err(|e| e.to_string())
-    }))
-    .await;
+    let fibs = fibs(rt, lab, &nodes).await;
     for (node, routes) in nodes.into_iter().zip(fibs) {
         let mut routes = routes?;
         // eth0 is the lab's management network (Docker's default route is there),

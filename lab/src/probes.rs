@@ -216,13 +216,60 @@ pub struct Route {
     pub protocol: String,
     pub dev: Option<String>,
     pub gateways: Vec<String>,
+    /// Each next hop with its interface (several: a multipath route).
+    #[serde(default)]
+    pub hops: Vec<NextHop>,
+    /// The table, when not `main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u64>,
 }
 
-/// The main routing table of a node, IPv4 and IPv6.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextHop {
+    pub gateway: Option<String>,
+    pub dev: Option<String>,
+}
+
+impl Route {
+    /// As `ip route` would print it, less what changes on its own (nhid, flags):
+    /// how routes are compared before and after a case.
+    pub fn line(&self) -> String {
+        let mut s = String::new();
+        if self.kind != "unicast" {
+            s.push_str(&self.kind);
+            s.push(' ');
+        }
+        s.push_str(&self.dst);
+        for h in &self.hops {
+            if let Some(g) = &h.gateway {
+                s.push_str(&format!(" via {g}"));
+            }
+            if let Some(d) = &h.dev {
+                s.push_str(&format!(" dev {d}"));
+            }
+        }
+        if self.protocol != "boot" {
+            s.push_str(&format!(" proto {}", self.protocol));
+        }
+        if let Some(m) = self.metric {
+            s.push_str(&format!(" metric {m}"));
+        }
+        if let Some(t) = &self.table {
+            s.push_str(&format!(" table {t}"));
+        }
+        s
+    }
+}
+
+/// Every routing table of a node but `local` (the kernel's own addresses), IPv4 and
+/// IPv6: a route a daemon put into another table is as much its doing as one in
+/// `main`.
 pub async fn fib(rt: &Runtime, container: &str) -> Result<Vec<Route>, RuntimeError> {
     let mut routes = Vec::new();
     for family in ["-4", "-6"] {
-        let cmd: Vec<String> = ["ip", "-j", family, "route", "show", "table", "main"]
+        let cmd: Vec<String> = ["ip", "-j", family, "route", "show", "table", "all"]
             .map(String::from)
             .to_vec();
         let out = rt.exec(container, &cmd).await?;
@@ -235,6 +282,7 @@ pub async fn fib(rt: &Runtime, container: &str) -> Result<Vec<Route>, RuntimeErr
         }
         routes.extend(parse_ip_routes(&out.stdout).map_err(|e| RuntimeError::Other(format!("{container}: {e}")))?);
     }
+    routes.retain(|r| r.table.as_deref() != Some("local"));
     Ok(routes)
 }
 
@@ -246,16 +294,27 @@ pub fn parse_ip_routes(json: &str) -> Result<Vec<Route>, String> {
         .iter()
         .map(|r| {
             let s = |k: &str| r[k].as_str().map(String::from);
-            let mut gateways: Vec<String> = s("gateway").into_iter().collect();
-            if let Some(hops) = r["nexthops"].as_array() {
-                gateways.extend(hops.iter().filter_map(|h| h["gateway"].as_str().map(String::from)));
+            // `via inet 10.1.2.0` (an IPv6 route through an IPv4 gateway) is an object.
+            let hop = |h: &serde_json::Value| NextHop {
+                gateway: h["gateway"].as_str().or(h["via"]["host"].as_str()).map(String::from),
+                dev: h["dev"].as_str().map(String::from),
+            };
+            let mut hops: Vec<NextHop> = Vec::new();
+            if r["gateway"].is_string() || r["via"].is_object() || r["dev"].is_string() {
+                hops.push(hop(r));
+            }
+            if let Some(list) = r["nexthops"].as_array() {
+                hops.extend(list.iter().map(hop));
             }
             Route {
                 dst: s("dst").unwrap_or_default(),
                 kind: s("type").unwrap_or_else(|| "unicast".into()),
                 protocol: s("protocol").unwrap_or_else(|| "boot".into()),
                 dev: s("dev"),
-                gateways,
+                gateways: hops.iter().filter_map(|h| h.gateway.clone()).collect(),
+                hops,
+                table: s("table").filter(|t| t != "main"),
+                metric: r["metric"].as_u64(),
             }
         })
         .collect())
@@ -276,6 +335,12 @@ mod tests {
         assert_eq!(r[1].gateways, vec!["10.0.0.12"]);
         assert_eq!(r[1].protocol, "bird");
         assert_eq!(r[2].gateways, vec!["10.1.1.0", "10.1.2.0"]);
+        assert_eq!(r[2].hops[1].dev.as_deref(), Some("eth2"));
+        assert_eq!(
+            r[2].line(),
+            "10.244.1.0/26 via 10.1.1.0 dev eth1 via 10.1.2.0 dev eth2 proto bgp metric 20"
+        );
+        assert_eq!(r[0].line(), "blackhole 10.244.0.0/26");
         assert!(parse_ip_routes("nope").is_err());
     }
 }

@@ -231,7 +231,7 @@ pub struct PlanNode {
     pub role: &'static str,
     /// `speaker`, `bird`, `frr`, `gobgp`; none on a switch.
     pub bgp: Option<&'static str>,
-    pub image: &'static str,
+    pub image: String,
     pub blocks: Vec<IpNet>,
     pub pods: usize,
     /// (file name in the node's folder, content, where it is mounted).
@@ -239,6 +239,12 @@ pub struct PlanNode {
     pub exec: Vec<String>,
     /// A Kubernetes node's BGP intent, from which its files were rendered.
     pub intent: Option<NodeIntent>,
+    /// A fabric router's intent (ToR, spine, route reflector).
+    pub router: Option<RouterIntent>,
+    /// Whether its daemon programs the container's kernel with what BGP learns.
+    pub kernel: bool,
+    /// Its addresses on the lab's links: (interface, address with its prefix length).
+    pub addrs: Vec<(String, IpNet)>,
     about: String,
 }
 
@@ -366,6 +372,18 @@ fn seg4(host: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, host)
 }
 
+/// An address on a switch segment, with its prefix length (/24, /64).
+fn seg_net(a: IpAddr) -> IpNet {
+    IpNet::new(a, if a.is_ipv4() { 24 } else { 64 }).expect("a valid prefix length")
+}
+
+/// The last node added holds these addresses on its segment port, eth1.
+fn on_segment(plan: &mut Plan, addrs: &[IpAddr]) {
+    if let Some(n) = plan.nodes.last_mut() {
+        n.addrs = addrs.iter().map(|a| ("eth1".to_string(), seg_net(*a))).collect();
+    }
+}
+
 /// `fd00::11` for host 11: the IPv4 host number read as the IPv6 one, as people write it.
 fn seg6(host: u8) -> Ipv6Addr {
     format!("fd00::{host}").parse().expect("a valid address")
@@ -380,12 +398,15 @@ fn switch(ports: usize) -> PlanNode {
         name: "sw".into(),
         role: "switch",
         bgp: None,
-        image: "podlab/base:latest",
+        image: "podlab/base:latest".into(),
         blocks: vec![],
         pods: 0,
         files: vec![],
         exec,
         intent: None,
+        router: None,
+        kernel: false,
+        addrs: vec![],
         about: String::new(),
     }
 }
@@ -395,12 +416,15 @@ fn node(name: &str, about: &str, cell: &Cell, n: &NodeIntent, addrs: &[String]) 
         name: name.into(),
         role: "node",
         bgp: Some(cell.node.as_str()),
-        image: image(cell.node),
+        image: image(cell.node).into(),
         blocks: n.blocks.clone(),
         pods: 2,
         files: speaker_files(name, about, n, cell.node),
         exec: node_exec(cell.node, addrs, &n.blocks),
         intent: Some(n.clone()),
+        router: None,
+        kernel: true,
+        addrs: vec![],
         about: about.to_string(),
     }
 }
@@ -428,14 +452,42 @@ fn router_files(r: Router, about: &str, ri: &RouterIntent, dual: bool, tor: bool
 impl Plan {
     /// Renders a cell.
     pub fn new(cell: Cell) -> Result<Plan, String> {
-        match cell.fabric {
-            Fabric::Mesh => Ok(mesh(cell)),
-            Fabric::Tor(Router::Gobgp) => Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into()),
-            Fabric::Tor(r) => Ok(tor(cell, r)),
-            Fabric::Rr(r) => Ok(rr(cell, r)),
-            Fabric::DualTor(Router::Gobgp) => Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into()),
-            Fabric::DualTor(r) => Ok(dual_tor(cell, r)),
+        let mut plan = match cell.fabric {
+            Fabric::Mesh => mesh(cell),
+            Fabric::Tor(Router::Gobgp) => {
+                return Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into())
+            }
+            Fabric::Tor(r) => tor(cell, r),
+            Fabric::Rr(r) => rr(cell, r),
+            Fabric::DualTor(Router::Gobgp) => {
+                return Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into())
+            }
+            Fabric::DualTor(r) => dual_tor(cell, r),
+        };
+        // Each end of a point-to-point link holds its address of the link.
+        for l in &plan.links {
+            for (end, pick) in [(&l.a, 0), (&l.b, 1)] {
+                if let Some(n) = plan.nodes.iter_mut().find(|n| n.name == end.0) {
+                    for pair in &l.addrs {
+                        n.addrs.push((end.1.clone(), if pick == 0 { pair.0 } else { pair.1 }));
+                    }
+                }
+            }
         }
+        Ok(plan)
+    }
+
+    /// The same cell with our speaker's nodes running `image` (a mutant's, say).
+    pub fn with_speaker_image(mut self, image: &str) -> Plan {
+        for n in self.nodes.iter_mut().filter(|n| n.bgp == Some("speaker")) {
+            n.image = image.to_string();
+        }
+        self
+    }
+
+    /// The pools the cell's pod addresses come from.
+    pub fn pools(&self) -> Vec<IpNet> {
+        vec![net(POOL4), net(POOL6)]
     }
 
     /// The containerlab topology file.
@@ -605,6 +657,7 @@ fn mesh(cell: Cell) -> Plan {
             &n,
             &segment_addrs(seg4(*h), cell.dual().then(|| seg6(*h))),
         ));
+        on_segment(&mut plan, &addr(*h));
         plan.links.push(PlanLink {
             a: (name, "eth1".into()),
             b: ("sw".into(), format!("eth{k}")),
@@ -622,7 +675,7 @@ fn mesh(cell: Cell) -> Plan {
         name: "x1".into(),
         role: "peer",
         bgp: Some("exabgp"),
-        image: "podlab/base:latest",
+        image: "podlab/base:latest".into(),
         blocks: vec![],
         pods: 0,
         files: vec![(
@@ -632,6 +685,12 @@ fn mesh(cell: Cell) -> Plan {
         )],
         exec,
         intent: None,
+        router: None,
+        kernel: false,
+        addrs: X_HOSTS
+            .iter()
+            .map(|h| ("eth1".to_string(), seg_net(IpAddr::V4(seg4(*h)))))
+            .collect(),
         about: about.into(),
     });
     plan.links.push(PlanLink {
@@ -832,12 +891,15 @@ fn add_tors(plan: &mut Plan, tors: &[RouterIntent], r: Router, about: impl Fn(&R
                 name: t.name.clone(),
                 role: "tor",
                 bgp: Some(r.as_str()),
-                image: "podlab/base:latest",
+                image: "podlab/base:latest".into(),
                 blocks: vec![],
                 pods: 0,
                 files: router_files(r, &about, t, plan.cell.dual(), true),
                 exec: daemon_exec(r.as_str()),
                 intent: None,
+                router: Some(t.clone()),
+                kernel: true,
+                addrs: vec![],
                 about,
             },
         );
@@ -898,6 +960,7 @@ fn rr(cell: Cell, r: Router) -> Plan {
             &n,
             &segment_addrs(seg4(*h), cell.dual().then(|| seg6(*h))),
         ));
+        on_segment(&mut plan, &addr(*h));
         plan.links.push(PlanLink {
             a: (name, "eth1".into()),
             b: ("sw".into(), format!("eth{}", k + 1)),
@@ -913,12 +976,21 @@ fn rr(cell: Cell, r: Router) -> Plan {
             name: "rr".into(),
             role: "rr",
             bgp: Some(r.as_str()),
-            image: "podlab/base:latest",
+            image: "podlab/base:latest".into(),
             blocks: vec![],
             pods: 0,
             files: router_files(r, &about, &rri, cell.dual(), false),
             exec,
             intent: None,
+            // FRR's zebra installs what bgpd learns; BIRD's reflector has no kernel
+            // protocol, GoBGP none at all.
+            kernel: r == Router::Frr,
+            addrs: rri
+                .addresses
+                .iter()
+                .map(|a| ("eth1".to_string(), seg_net(*a)))
+                .collect(),
+            router: Some(rri),
             about,
         },
     );

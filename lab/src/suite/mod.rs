@@ -7,6 +7,7 @@
 
 pub mod case;
 pub mod model;
+pub mod oracle;
 pub mod report;
 mod steps;
 
@@ -106,6 +107,9 @@ pub struct Lab {
     pub blocks: BTreeMap<String, Vec<ipnet::IpNet>>,
     /// Nodes whose BGP daemon a case stopped or killed, or which it paused.
     pub down: BTreeSet<String>,
+    /// What the cell held when it came up: who each address is, the routes outside
+    /// the pools.
+    pub baseline: model::Baseline,
     /// Borrowed addresses handed out so far.
     borrowed: u16,
 }
@@ -150,19 +154,10 @@ impl Runner {
             .await
             .map_err(|e| format!("cell [{cell}] did not come up: {e}"))?
             .ok_or("no wait")?;
-        let addresses = steps::node_addresses(&self.rt, &topo).await?;
-        let blocks = topo
-            .nodes
-            .values()
-            .filter_map(|n| {
-                let b = n.labels.get("lab.block")?;
-                Some((
-                    n.name.clone(),
-                    b.split(',').filter_map(|b| b.trim().parse().ok()).collect(),
-                ))
-            })
-            .collect();
-        self.lab = Some(Lab {
+        let book = model::AddressBook::read(&self.rt, &topo).await?;
+        let addresses = book.globals();
+        let blocks = plan.k8s_nodes().map(|n| (n.name.clone(), n.blocks.clone())).collect();
+        let mut lab = Lab {
             cell,
             plan,
             dir,
@@ -174,8 +169,11 @@ impl Runner {
             pod_ips6: BTreeMap::new(),
             blocks,
             down: BTreeSet::new(),
+            baseline: model::Baseline::default(),
             borrowed: 0,
-        });
+        };
+        lab.baseline = model::Baseline::read(&self.rt, &lab, book).await?;
+        self.lab = Some(lab);
         Ok(())
     }
 

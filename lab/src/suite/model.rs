@@ -1,106 +1,279 @@
-//! WD-04, nothing lingers: what every Kubernetes node's kernel FIB must hold, derived
-//! from the lab itself (blocks from the nodes' labels, pods read from the nodes, which
-//! daemons are up), compared with what it holds. Inside the pools, a node has its own
-//! blocks as blackholes and its pods' /32s on their cali interfaces, and a route with a
-//! next hop to every other running node's blocks and borrowed pod IPs; nothing else.
+//! WD-04, nothing lingers: every container whose daemon programs its kernel (nodes,
+//! ToRs, spines, reflectors that install) holds exactly what the oracle says, read
+//! from all its routing tables in both families. Inside the pools: each prefix once,
+//! of the right type, with exactly the expected next hops (gateway and interface,
+//! ECMP sets as sets), nothing more. Outside the pools: the routes the container had
+//! when the cell came up, unchanged. Running daemons must also have settled (no
+//! route of a previous run kept), and their RIBs are read from their own interface
+//! when the lab knows how (`rib.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use super::steps::{blocks, fibs, host_prefix, k8s_nodes};
+use super::oracle::{self, Hop, PodAt, Want};
 use super::Lab;
 use crate::pods;
+use crate::probes::{self, Route};
 use crate::runtime::Runtime;
+use crate::topology::Topology;
 
-/// What a route must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
-    Blackhole,
-    /// On a pod interface of this node.
-    Pod,
-    /// Through a next hop.
-    Via,
+/// Every address of every container, link-local ones with them, on its interface:
+/// who a next hop is.
+#[derive(Debug, Clone, Default)]
+pub struct AddressBook(Vec<(String, String, IpAddr)>);
+
+impl AddressBook {
+    /// Reads every container's addresses (not management's, not loopback's).
+    pub async fn read(rt: &Runtime, topo: &Topology) -> Result<AddressBook, String> {
+        let reads = topo.nodes.values().map(|n| async move {
+            let cmd: Vec<String> = ["ip", "-j", "addr", "show"].map(String::from).to_vec();
+            let out = rt
+                .exec(&topo.container_name(&n.name), &cmd)
+                .await
+                .map_err(|e| format!("{}: {e}", n.name))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&out.stdout).map_err(|e| format!("{}: `ip -j addr`: {e}", n.name))?;
+            let mut found = Vec::new();
+            for i in v.as_array().into_iter().flatten() {
+                let Some(dev) = i["ifname"].as_str().filter(|d| !matches!(*d, "lo" | "eth0")) else {
+                    continue;
+                };
+                for a in i["addr_info"].as_array().into_iter().flatten() {
+                    if let Some(ip) = a["local"].as_str().and_then(|s| s.parse().ok()) {
+                        found.push((n.name.clone(), dev.to_string(), ip));
+                    }
+                }
+            }
+            Ok::<_, String>(found)
+        });
+        let mut book = Vec::new();
+        for r in futures::future::join_all(reads).await {
+            book.extend(r?);
+        }
+        Ok(AddressBook(book))
+    }
+
+    /// Each container's global addresses on its links.
+    pub fn globals(&self) -> BTreeMap<String, Vec<IpAddr>> {
+        let mut out: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+        for (node, _, ip) in &self.0 {
+            let link_local = matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+            if !link_local {
+                out.entry(node.clone()).or_default().push(*ip);
+            }
+        }
+        out
+    }
+
+    /// The container a gateway belongs to: an address of its (an IPv4-mapped IPv6
+    /// address names the IPv4 one).
+    fn who(&self, gateway: &str) -> Option<&str> {
+        let ip: IpAddr = gateway.parse().ok()?;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.0.iter().find(|(_, _, a)| *a == ip).map(|(n, ..)| n.as_str())
+    }
 }
 
-/// Checks every running node's FIB against the model once.
-pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
-    let nodes = k8s_nodes(lab);
-    let pools: Vec<IpNet> = nodes
+/// What a cell holds when it comes up, to compare every case's end with.
+#[derive(Debug, Clone, Default)]
+pub struct Baseline {
+    pub book: AddressBook,
+    /// Per container that programs its kernel, its routes outside the pools (less
+    /// the pods' interfaces', which come and go with them).
+    pub outside: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Baseline {
+    pub async fn read(rt: &Runtime, lab: &Lab, book: AddressBook) -> Result<Baseline, String> {
+        let nodes: Vec<&str> = lab
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.kernel)
+            .map(|n| n.name.as_str())
+            .collect();
+        let pools = lab.plan.pools();
+        let mut outside = BTreeMap::new();
+        for (node, routes) in nodes.iter().zip(fibs(rt, lab, &nodes).await) {
+            outside.insert(node.to_string(), outside_pools(&routes?, &pools));
+        }
+        Ok(Baseline { book, outside })
+    }
+}
+
+fn outside_pools(routes: &[Route], pools: &[IpNet]) -> BTreeSet<String> {
+    routes
         .iter()
-        .flat_map(|n| blocks(lab, n))
-        .map(|b| match b {
-            IpNet::V4(_) => "10.244.0.0/16".parse().expect("literal"),
-            IpNet::V6(_) => "fd00:244::/48".parse().expect("literal"),
+        .filter(|r| !in_pools(r, pools))
+        .filter(|r| {
+            !r.hops
+                .iter()
+                .any(|h| h.dev.as_deref().is_some_and(|d| d.starts_with("cali")))
         })
-        .collect();
-    let in_pools = |p: &IpNet| pools.iter().any(|pool| pool.contains(p));
-    let all_pods = pods::list(rt, &lab.topo).await.map_err(|e| e.to_string())?;
-    // Each node's routes to be: its own, and every other running node's.
-    let mut model: BTreeMap<&str, BTreeMap<String, Want>> = BTreeMap::new();
-    for n in &nodes {
-        let own = blocks(lab, n);
-        let entry = model.entry(n.as_str()).or_default();
-        for b in &own {
-            entry.insert(b.to_string(), Want::Blackhole);
-        }
-        for p in all_pods.iter().filter(|p| p.node == *n) {
-            for a in p.addresses() {
-                entry.insert(host_prefix(&a.to_string()), Want::Pod);
-            }
-        }
-        if lab.down.contains(n) {
-            continue;
-        }
-        for other in nodes.iter().filter(|o| *o != n) {
-            let e = model.entry(other.as_str()).or_default();
-            for b in &own {
-                e.insert(b.to_string(), Want::Via);
-            }
-            for a in all_pods.iter().filter(|p| p.node == *n).flat_map(|p| p.addresses()) {
-                if !own.iter().any(|b| b.contains(&a)) {
-                    e.insert(host_prefix(&a.to_string()), Want::Via);
+        .map(Route::line)
+        .collect()
+}
+
+fn in_pools(r: &Route, pools: &[IpNet]) -> bool {
+    dst(r).is_some_and(|d| pools.iter().any(|p| p.contains(&d)))
+}
+
+/// A route's destination as a prefix (`ip` prints host routes without a length).
+fn dst(r: &Route) -> Option<IpNet> {
+    r.dst
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| r.dst.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// The kernel FIBs of `nodes`, read all at once, in their order.
+pub async fn fibs(rt: &Runtime, lab: &Lab, nodes: &[impl AsRef<str>]) -> Vec<Result<Vec<Route>, String>> {
+    futures::future::join_all(nodes.iter().map(|n| async move {
+        let container = lab.topo.container_name(n.as_ref());
+        probes::fib(rt, &container).await.map_err(|e| e.to_string())
+    }))
+    .await
+}
+
+/// The oracle's view of the lab as the cases left it.
+pub async fn expected(rt: &Runtime, lab: &Lab) -> Result<oracle::Expected, String> {
+    let pods = pods::list(rt, &lab.topo).await.map_err(|e| e.to_string())?;
+    let state = oracle::State {
+        down: lab.down.clone(),
+        blocks: lab.blocks.clone(),
+        pods: pods
+            .into_iter()
+            .map(|p| PodAt {
+                addrs: p.addresses(),
+                node: p.node,
+                iface: p.iface,
+            })
+            .collect(),
+    };
+    Ok(oracle::expected(&lab.plan, &state))
+}
+
+/// What a route of the FIB is, in the oracle's terms.
+fn actual(r: &Route, book: &AddressBook) -> Want {
+    if r.kind == "blackhole" {
+        return Want::Blackhole;
+    }
+    if r.gateways.is_empty() {
+        return Want::Pod(r.dev.clone().unwrap_or_default());
+    }
+    Want::Via(
+        r.hops
+            .iter()
+            .map(|h| {
+                let gw = h.gateway.clone().unwrap_or_default();
+                Hop {
+                    router: book.who(&gw).map(String::from).unwrap_or(gw),
+                    dev: h.dev.clone().unwrap_or_default(),
                 }
-            }
+            })
+            .collect(),
+    )
+}
+
+/// Compares one container's FIB with what it should hold: what is wrong, as lines.
+fn compare(
+    node: &str,
+    routes: &[Route],
+    want: &BTreeMap<IpNet, Want>,
+    baseline: &Baseline,
+    pools: &[IpNet],
+    own_protocol: Option<&str>,
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let mut seen: BTreeMap<IpNet, Vec<&Route>> = BTreeMap::new();
+    for r in routes.iter().filter(|r| in_pools(r, pools)) {
+        if let Some(d) = dst(r) {
+            seen.entry(d).or_default().push(r);
         }
     }
+    for (prefix, rs) in &seen {
+        let Some(w) = want.get(prefix) else {
+            let found: Vec<String> = rs.iter().map(|r| r.line()).collect();
+            wrong.push(format!(
+                "{node}: {prefix}: expected nothing, found {}",
+                found.join(" | ")
+            ));
+            continue;
+        };
+        if rs.len() > 1 {
+            let found: Vec<String> = rs.iter().map(|r| r.line()).collect();
+            wrong.push(format!(
+                "{node}: {prefix}: expected one route ({w}), found {}: {}",
+                rs.len(),
+                found.join(" | ")
+            ));
+            continue;
+        }
+        let r = rs[0];
+        let is = actual(r, &baseline.book);
+        // Blocks and pods are the node's own (Calico's IPAM, the CNI), never its
+        // daemon's; learned routes are its daemon's.
+        let owner_ok = match (w, own_protocol) {
+            (Want::Via(_), Some(p)) => r.protocol == p,
+            (Want::Via(_), None) => true,
+            (_, p) => Some(r.protocol.as_str()) != p,
+        };
+        if is != *w || r.table.is_some() || !owner_ok {
+            wrong.push(format!("{node}: {prefix}: expected {w}, found {}", r.line()));
+        }
+    }
+    for (prefix, w) in want {
+        if !seen.contains_key(prefix) {
+            wrong.push(format!("{node}: {prefix}: expected {w}, found nothing"));
+        }
+    }
+    if let Some(before) = baseline.outside.get(node) {
+        let now = outside_pools(routes, pools);
+        for gone in before.difference(&now) {
+            wrong.push(format!(
+                "{node}: outside the pools, gone since the cell came up: {gone}"
+            ));
+        }
+        for new in now.difference(before) {
+            wrong.push(format!("{node}: outside the pools, new since the cell came up: {new}"));
+        }
+    }
+    wrong
+}
+
+/// The protocol a BGP implementation installs its routes with, as `ip -j` names it.
+fn protocol_of(bgp: Option<&str>) -> Option<&'static str> {
+    match bgp? {
+        "speaker" => Some("201"),
+        "bird" => Some("bird"),
+        "frr" => Some("bgp"),
+        _ => None,
+    }
+}
+
+/// Checks every running kernel-programming container's FIB against the oracle once.
+pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
+    let want = expected(rt, lab).await?;
+    let nodes: Vec<&String> = want.fibs.keys().collect();
+    let pools = lab.plan.pools();
     let mut wrong = Vec::new();
-    let up: Vec<&String> = nodes.iter().filter(|n| !lab.down.contains(*n)).collect();
-    let fibs = fibs(rt, lab, &up).await;
-    for (n, routes) in up.into_iter().zip(fibs) {
+    for (node, routes) in nodes.iter().zip(fibs(rt, lab, &nodes).await) {
         let routes = routes?;
-        let want = &model[n.as_str()];
-        let mut seen = BTreeMap::new();
-        for r in &routes {
-            let dst = host_prefix(&r.dst);
-            let Ok(net) = dst.parse::<IpNet>() else { continue };
-            if !in_pools(&net) {
-                continue;
-            }
-            let is = if r.kind == "blackhole" {
-                Want::Blackhole
-            } else if r.dev.as_deref().is_some_and(|d| d.starts_with("cali")) && r.gateways.is_empty() {
-                Want::Pod
-            } else if !r.gateways.is_empty() {
-                Want::Via
-            } else {
-                wrong.push(format!("{n}: {dst} {} ({}) goes nowhere", r.kind, r.protocol));
-                continue;
-            };
-            match want.get(&dst) {
-                None => wrong.push(format!("{n}: stale {dst} ({} {})", r.protocol, r.gateways.join(","))),
-                Some(w) if *w != is => wrong.push(format!("{n}: {dst} is {is:?} ({}), should be {w:?}", r.protocol)),
-                Some(_) => {
-                    seen.insert(dst, ());
-                }
-            }
-        }
-        for (dst, w) in want {
-            if !seen.contains_key(dst) {
-                wrong.push(format!("{n}: {dst} missing ({w:?})"));
-            }
-        }
+        let bgp = lab.plan.nodes.iter().find(|n| n.name == **node).and_then(|n| n.bgp);
+        wrong.extend(compare(
+            node,
+            &routes,
+            &want.fibs[*node],
+            &lab.baseline,
+            &pools,
+            protocol_of(bgp),
+        ));
     }
     if wrong.is_empty() {
         Ok(())
@@ -115,17 +288,19 @@ pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
 /// does not meet its tail (seen: GR-04's Hard Reset landing while n1 still kept
 /// the routes of the run GR-03 ended).
 pub async fn settled(rt: &Runtime, lab: &Lab) -> Result<(), String> {
-    let reads = k8s_nodes(lab)
-        .into_iter()
-        .filter(|n| !lab.down.contains(n))
+    let reads = lab
+        .plan
+        .nodes
+        .iter()
+        .filter(|n| !lab.down.contains(&n.name))
         .filter_map(|n| {
-            let kind = lab.topo.nodes.get(&n)?.bgp().and_then(crate::kinds::for_label)?;
+            let kind = crate::kinds::for_label(n.bgp?)?;
             Some(async move {
                 let out = rt
-                    .exec(&lab.topo.container_name(&n), &kind.sessions_command())
+                    .exec(&lab.topo.container_name(&n.name), &kind.sessions_command())
                     .await
-                    .map_err(|e| format!("{n}: {e}"))?;
-                kind.settled(&out.stdout).map_err(|e| format!("{n}: {e}"))
+                    .map_err(|e| format!("{}: {e}", n.name))?;
+                kind.settled(&out.stdout).map_err(|e| format!("{}: {e}", n.name))
             })
         });
     let wrong: Vec<String> = futures::future::join_all(reads)
@@ -153,5 +328,70 @@ pub async fn wait_exact(rt: &Runtime, lab: &Lab, within: Duration) -> Result<(),
             Err(e) if start.elapsed() >= within => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(json: &str) -> Vec<Route> {
+        probes::parse_ip_routes(json).unwrap()
+    }
+
+    #[test]
+    fn a_route_is_compared_by_type_next_hops_owner_and_count() {
+        let book = AddressBook(vec![
+            ("tor1".into(), "eth1".into(), "10.1.1.0".parse().unwrap()),
+            ("n2".into(), "eth1".into(), "10.1.1.3".parse().unwrap()),
+            ("tor1".into(), "eth1".into(), "fe80::1".parse().unwrap()),
+        ]);
+        let baseline = Baseline {
+            book,
+            outside: BTreeMap::from([(
+                "n1".to_string(),
+                BTreeSet::from(["default via 172.21.3.1 dev eth0".to_string()]),
+            )]),
+        };
+        let pools: Vec<IpNet> = vec!["10.244.0.0/16".parse().unwrap(), "fd00:244::/48".parse().unwrap()];
+        let hop = Hop {
+            router: "tor1".into(),
+            dev: "eth1".into(),
+        };
+        let want = BTreeMap::from([
+            ("10.244.2.0/26".parse().unwrap(), Want::Via([hop.clone()].into())),
+            ("fd00:244:0:2::/122".parse().unwrap(), Want::Via([hop].into())),
+            ("10.244.1.0/26".parse().unwrap(), Want::Blackhole),
+        ]);
+        let good = route(
+            r#"[{"dst":"default","gateway":"172.21.3.1","dev":"eth0","flags":[]},
+            {"type":"blackhole","dst":"10.244.1.0/26","flags":[]},
+            {"dst":"10.244.2.0/26","gateway":"10.1.1.0","dev":"eth1","protocol":"201","flags":[]},
+            {"dst":"fd00:244:0:2::/122","gateway":"fe80::1","dev":"eth1","protocol":"201","metric":1024,"flags":[]}]"#,
+        );
+        assert_eq!(
+            compare("n1", &good, &want, &baseline, &pools, Some("201")),
+            Vec::<String>::new()
+        );
+        // A working but wrong next hop; a stale duplicate; a stray route; a blackhole
+        // replaced by the daemon; a missing route; a route outside the pools gone.
+        let bad = route(
+            r#"[{"type":"blackhole","dst":"10.244.1.0/26","protocol":"201","flags":[]},
+            {"dst":"10.244.2.0/26","gateway":"10.1.1.3","dev":"eth1","protocol":"201","flags":[]},
+            {"dst":"10.244.9.9","gateway":"10.1.1.0","dev":"eth1","protocol":"201","flags":[]},
+            {"dst":"10.244.9.9","gateway":"10.1.1.0","dev":"eth1","protocol":"201","metric":5,"flags":[]}]"#,
+        );
+        let wrong = compare("n1", &bad, &want, &baseline, &pools, Some("201")).join("\n");
+        for w in [
+            "n1: 10.244.1.0/26: expected blackhole, found blackhole 10.244.1.0/26 proto 201",
+            "n1: 10.244.2.0/26: expected via tor1 dev eth1, found 10.244.2.0/26 via 10.1.1.3 dev eth1 proto 201",
+            "n1: 10.244.9.9/32: expected nothing, found",
+            "n1: fd00:244:0:2::/122: expected via tor1 dev eth1, found nothing",
+            "n1: outside the pools, gone since the cell came up: default via 172.21.3.1 dev eth0",
+        ] {
+            assert!(wrong.contains(w), "{w}\nnot in\n{wrong}");
+        }
+        // IPv4-mapped next hops name the IPv4 router.
+        assert_eq!(baseline.book.who("::ffff:10.1.1.0"), Some("tor1"));
     }
 }

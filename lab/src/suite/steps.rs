@@ -64,28 +64,18 @@ async fn exec_ok(rt: &Runtime, lab: &Lab, node: &str, cmd: &[String]) -> Result<
     }
 }
 
-/// The Kubernetes nodes of the lab (`lab.role: node`).
+/// The Kubernetes nodes of the cell.
 pub fn k8s_nodes(lab: &Lab) -> Vec<String> {
-    lab.topo
-        .nodes
-        .values()
-        .filter(|n| n.role() == Some("node"))
-        .map(|n| n.name.clone())
-        .collect()
+    lab.plan.k8s_nodes().map(|n| n.name.clone()).collect()
 }
 
-/// A node's blocks as they are now.
-pub fn blocks(lab: &Lab, node: &str) -> Vec<IpNet> {
-    lab.blocks.get(node).cloned().unwrap_or_default()
-}
-
-/// A node's blocks as its labels give them (what `{n1.block}` names).
+/// A node's blocks as the cell made them (what `{n1.block}` names).
 fn label_blocks(lab: &Lab, node: &str) -> Vec<IpNet> {
-    lab.topo
+    lab.plan
         .nodes
-        .get(node)
-        .and_then(|n| n.labels.get("lab.block"))
-        .map(|b| b.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+        .iter()
+        .find(|n| n.name == node)
+        .map(|n| n.blocks.clone())
         .unwrap_or_default()
 }
 
@@ -377,16 +367,6 @@ fn action_node(lab: &Lab, step: &Step) -> Result<String, String> {
     };
     check_node(lab, node)?;
     Ok(node.clone())
-}
-
-/// The kernel FIBs of `nodes`, read all at once, in their order: the suite reads
-/// them after every case.
-pub async fn fibs(rt: &Runtime, lab: &Lab, nodes: &[impl AsRef<str>]) -> Vec<Result<Vec<probes::Route>, String>> {
-    futures::future::join_all(nodes.iter().map(|n| async move {
-        let container = lab.topo.container_name(n.as_ref());
-        probes::fib(rt, &container).await.map_err(|e| e.to_string())
-    }))
-    .await
 }
 
 /// Who must follow a change of `prefix` made in `origin`: the other nodes and ToRs
@@ -1046,7 +1026,7 @@ async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let mut wrong = Vec::new();
     let nodes = node_set(lab, &f.nodes)?;
-    let fibs = fibs(rt, lab, &nodes).await;
+    let fibs = super::model::fibs(rt, lab, &nodes).await;
     for (node, routes) in nodes.into_iter().zip(fibs) {
         let mut routes = routes?;
         // eth0 is the lab's management network (Docker's default route is there),
@@ -1145,33 +1125,6 @@ fn parse_ping_summary(out: &str) -> Option<(u64, u64)> {
         [sent, received, ..] => Some((sent, sent.saturating_sub(received))),
         _ => None,
     }
-}
-
-/// Each Kubernetes node's own addresses on its links (not lo, not management).
-pub async fn node_addresses(
-    rt: &Runtime,
-    topo: &crate::topology::Topology,
-) -> Result<BTreeMap<String, Vec<IpAddr>>, String> {
-    let mut out = BTreeMap::new();
-    for n in topo.nodes.values() {
-        let cmd: Vec<String> = ["ip", "-j", "addr", "show"].map(String::from).to_vec();
-        let o = rt
-            .exec(&topo.container_name(&n.name), &cmd)
-            .await
-            .map_err(|e| e.to_string())?;
-        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
-        let addrs: Vec<IpAddr> = v
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|i| !matches!(i["ifname"].as_str(), Some("lo" | "eth0")))
-            .flat_map(|i| i["addr_info"].as_array().cloned().unwrap_or_default())
-            .filter(|a| a["scope"] == "global")
-            .filter_map(|a| a["local"].as_str()?.parse().ok())
-            .collect();
-        out.insert(n.name.clone(), addrs);
-    }
-    Ok(out)
 }
 
 /// A pcap of TCP port 179 in every BGP node, for the length of a case.

@@ -601,16 +601,18 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
                 .collect();
             let prefix = host_prefix(p.ip);
             let change = async { pods::add(&rt, &t, &p).await.map_err(anyhow::Error::from) };
+            let prefixes = [prefix];
             let c = watch::Change {
-                prefix: &prefix,
+                prefixes: &prefixes,
                 deleted: false,
                 origin: &p.node,
                 followers: &followers,
                 deadline: Duration::from_secs(10),
                 from_origin_event: true,
+                settle: Duration::ZERO,
             };
             let prop = watch::time_change(&rt, &t, c, change).await?;
-            return print_propagation(&prop, json);
+            return print_propagation(&prop[0], json);
         }
         PodVerb::Del {
             topo,
@@ -643,16 +645,18 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
                 }
             }
             let change = async { pods::delete(&rt, &t, &node, &name).await.map_err(anyhow::Error::from) };
+            let prefixes = [prefix];
             let c = watch::Change {
-                prefix: &prefix,
+                prefixes: &prefixes,
                 deleted: true,
                 origin: &node,
                 followers: &followers,
                 deadline: Duration::from_secs(10),
                 from_origin_event: true,
+                settle: Duration::ZERO,
             };
             let prop = watch::time_change(&rt, &t, c, change).await?;
-            return print_propagation(&prop, json);
+            return print_propagation(&prop[0], json);
         }
         PodVerb::List { topo, json } => {
             let (t, rt) = open(&topo).await?;

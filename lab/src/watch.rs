@@ -68,8 +68,9 @@ pub struct RouteWatch {
 impl RouteWatch {
     pub async fn start(rt: &Runtime, topo: &Topology, node: &str) -> Result<RouteWatch, RuntimeError> {
         let container = topo.container_name(node);
-        // The shell says its PID, then becomes `ip`: that PID is how we stop it.
-        let cmd: Vec<String> = ["sh", "-c", "echo $$; exec ip -ts monitor route"]
+        // The shell says its PID, then becomes `ip`: that PID is how we stop it. `ip -ts`
+        // prints local time: UTC here, whatever the container's zone, as it is read.
+        let cmd: Vec<String> = ["sh", "-c", "echo $$; TZ=UTC exec ip -ts monitor route"]
             .map(String::from)
             .to_vec();
         let mut lines = rt.exec_lines(&container, &cmd).await?;
@@ -87,16 +88,26 @@ impl RouteWatch {
         })
     }
 
-    /// The time of the first event for `dst` (added, or deleted) before `until`.
-    pub async fn wait(&mut self, dst: &str, deleted: bool, until: Instant) -> Option<f64> {
-        loop {
-            let line = tokio::time::timeout_at(until, self.lines.recv()).await.ok()??;
+    /// Reads events until `until`, or until every prefix of `track` is in its target
+    /// state when `stop_when_done`, keeping in `track` when each last got there.
+    async fn follow(&mut self, track: &mut [Tracked], until: Instant, stop_when_done: bool) {
+        while !(stop_when_done && track.iter().all(|t| t.at.is_some())) {
+            let Ok(Some(line)) = tokio::time::timeout_at(until, self.lines.recv()).await else {
+                return;
+            };
             if let Some(e) = parse_event(&line) {
-                if e.dst == dst && e.deleted == deleted {
-                    return Some(e.at);
+                for t in track.iter_mut().filter(|t| t.prefix == e.dst) {
+                    t.see(&e);
                 }
             }
         }
+    }
+
+    /// The time of the first event for `dst` (added, or deleted) before `until`.
+    pub async fn wait(&mut self, dst: &str, deleted: bool, until: Instant) -> Option<f64> {
+        let mut track = [Tracked::new(dst, deleted)];
+        self.follow(&mut track, until, true).await;
+        track[0].at
     }
 
     pub async fn stop(self, rt: &Runtime) {
@@ -105,8 +116,37 @@ impl RouteWatch {
     }
 }
 
+/// A prefix watched in one node: when it last got to the state wanted (added, or
+/// deleted) and stayed so; `None` while it is not there.
+struct Tracked {
+    prefix: String,
+    deleted: bool,
+    at: Option<f64>,
+}
+
+impl Tracked {
+    fn new(prefix: &str, deleted: bool) -> Tracked {
+        Tracked {
+            prefix: prefix.to_string(),
+            deleted,
+            at: None,
+        }
+    }
+
+    fn see(&mut self, e: &RouteEvent) {
+        if e.deleted == self.deleted {
+            // A route replaced is added again: the first time counts.
+            self.at.get_or_insert(e.at);
+        } else {
+            // It came back (or went again): what came before was not followed.
+            self.at = None;
+        }
+    }
+}
+
 /// How a route change spread: when it happened in the origin node, and how many
-/// milliseconds later each other node's kernel followed (None: not by the deadline).
+/// milliseconds later each other node's kernel followed (None: not by the deadline,
+/// or not for good; negative: before the change, which is a clock or a stale route).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Propagation {
     pub prefix: String,
@@ -119,17 +159,18 @@ pub struct Propagation {
 
 impl Propagation {
     pub fn complete(&self) -> bool {
-        self.origin_at.is_some() && self.after_ms.values().all(Option::is_some)
+        self.origin_at.is_some() && self.after_ms.values().all(|ms| ms.is_some_and(|ms| ms >= 0.0))
     }
     pub fn max_ms(&self) -> Option<f64> {
         self.after_ms.values().flatten().copied().reduce(f64::max)
     }
 }
 
-/// A route change to time: the prefix, whether it is added or deleted, the node where
-/// it happens, and the nodes expected to follow.
+/// A route change to time: the prefixes that change (an IPv4 one and its IPv6 twin,
+/// say), whether they are added or deleted, the node where it happens, and the nodes
+/// expected to follow.
 pub struct Change<'a> {
-    pub prefix: &'a str,
+    pub prefixes: &'a [String],
     pub deleted: bool,
     pub origin: &'a str,
     pub followers: &'a [String],
@@ -139,11 +180,15 @@ pub struct Change<'a> {
     /// when the act changes no route there (a daemon stopped, a link cut), from the
     /// moment the act starts.
     pub from_origin_event: bool,
+    /// Once every follower has followed, how long the routes must stay so: a route
+    /// that comes back (or goes again) meanwhile was not followed.
+    pub settle: Duration,
 }
 
-/// Watches the change's prefix in its origin and followers, runs `act` (which makes the
-/// change), and times how it reached each follower's kernel.
-pub async fn time_change<F, E>(rt: &Runtime, topo: &Topology, c: Change<'_>, act: F) -> Result<Propagation, E>
+/// Watches the change's prefixes in its origin and followers, runs `act` (which makes
+/// the change), and times how it reached each follower's kernel: one propagation per
+/// prefix.
+pub async fn time_change<F, E>(rt: &Runtime, topo: &Topology, c: Change<'_>, act: F) -> Result<Vec<Propagation>, E>
 where
     F: std::future::Future<Output = Result<(), E>>,
     E: From<RuntimeError>,
@@ -155,47 +200,61 @@ where
     }
     // `ip` subscribes right after it starts; give it that moment.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // The containers share the host's kernel and clock: their events' stamps and this
-    // one compare.
-    let act_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default();
+    // The containers share the host's kernel and clock: their events' stamps (UTC)
+    // and this one compare.
+    let act_at = crate::clock::now();
     let result = act.await;
     let until = Instant::now() + c.deadline;
-    let mut times = Vec::new();
-    for w in &mut watches {
-        times.push(w.wait(c.prefix, c.deleted, until).await);
+    let mut tracks: Vec<Vec<Tracked>> = watches
+        .iter()
+        .map(|_| c.prefixes.iter().map(|p| Tracked::new(p, c.deleted)).collect())
+        .collect();
+    for (w, track) in watches.iter_mut().zip(&mut tracks) {
+        w.follow(track, until, true).await;
+    }
+    // What came after: a follower whose route came back did not follow.
+    let settled = Instant::now() + c.settle;
+    for (w, track) in watches.iter_mut().zip(&mut tracks) {
+        w.follow(track, settled, false).await;
     }
     for w in watches {
         w.stop(rt).await;
     }
     result?;
-    let (origin_at, follower_times) = if c.from_origin_event {
-        (times[0], &times[1..])
+    let (origin_tracks, follower_tracks) = if c.from_origin_event {
+        (Some(&tracks[0]), &tracks[1..])
     } else {
-        (Some(act_at), &times[..])
+        (None, &tracks[..])
     };
-    let after_ms = c
-        .followers
+    Ok(c.prefixes
         .iter()
-        .zip(follower_times)
-        // Microseconds are noise at this scale: tenths of a millisecond.
-        .map(|(n, t)| {
-            (
-                n.clone(),
-                t.zip(origin_at)
-                    .map(|(t, o)| ((t - o) * 10_000.0).round().max(0.0) / 10.0),
-            )
+        .enumerate()
+        .map(|(k, prefix)| {
+            let origin_at = match origin_tracks {
+                Some(t) => t[k].at,
+                None => Some(act_at),
+            };
+            let after_ms = c
+                .followers
+                .iter()
+                .zip(follower_tracks)
+                // Microseconds are noise at this scale: tenths of a millisecond.
+                .map(|(n, t)| {
+                    (
+                        n.clone(),
+                        t[k].at.zip(origin_at).map(|(t, o)| ((t - o) * 10_000.0).round() / 10.0),
+                    )
+                })
+                .collect();
+            Propagation {
+                prefix: prefix.clone(),
+                deleted: c.deleted,
+                origin: c.origin.to_string(),
+                origin_at,
+                after_ms,
+            }
         })
-        .collect();
-    Ok(Propagation {
-        prefix: c.prefix.to_string(),
-        deleted: c.deleted,
-        origin: c.origin.to_string(),
-        origin_at,
-        after_ms,
-    })
+        .collect())
 }
 
 #[cfg(test)]
@@ -218,5 +277,26 @@ mod tests {
         assert_eq!(e.dst, "fe80::8c8f:caff:fe31:5992/128");
         assert!(parse_event("[2026-11-22T05:15:35.2] default via 10.0.0.1 dev eth0").is_none());
         assert!(parse_event("garbage").is_none());
+    }
+
+    #[test]
+    fn a_deletion_counts_only_if_the_route_stays_gone() {
+        let ev = |at, deleted| RouteEvent {
+            at,
+            deleted,
+            dst: "10.244.250.1/32".into(),
+        };
+        let mut t = Tracked::new("10.244.250.1/32", true);
+        t.see(&ev(1.0, true));
+        assert_eq!(t.at, Some(1.0));
+        t.see(&ev(1.5, false));
+        assert_eq!(t.at, None, "it came back");
+        t.see(&ev(2.0, true));
+        t.see(&ev(2.5, true));
+        assert_eq!(t.at, Some(2.0));
+        let mut added = Tracked::new("10.244.250.1/32", false);
+        added.see(&ev(1.0, false));
+        added.see(&ev(1.2, false));
+        assert_eq!(added.at, Some(1.0), "replaced: still there since the first");
     }
 }

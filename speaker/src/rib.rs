@@ -119,6 +119,9 @@ struct AdjIn {
     path: Path,
     /// Why the import policy refused it; `None` when accepted.
     rejected: Option<&'static str>,
+    /// The next hop as advertised, when it was an IPv4-mapped address taken to mean
+    /// the sender (see [`Rib::sender_if_mapped`]).
+    mapped: Option<IpAddr>,
 }
 
 /// The export the peer was last sent for a prefix.
@@ -167,6 +170,10 @@ pub struct RouteView {
 pub struct PathView {
     pub from: String,
     pub next_hop: Option<IpAddr>,
+    /// The next hop as the peer advertised it, when it was an IPv4-mapped address of
+    /// the peer itself, taken as the peer's address on this session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertised_next_hop: Option<IpAddr>,
     pub as_path: String,
     pub local_pref: u32,
     pub best: bool,
@@ -420,7 +427,9 @@ impl Rib {
             let attr_reject = self.attribute_reject(&self.peers[&peer].info, attrs);
             for (prefix, next_hop) in announced {
                 let rejected = attr_reject.or_else(|| self.prefix_reject(&self.peers[&peer].info, prefix));
-                let nh = next_hop_addr(next_hop);
+                let advertised = next_hop_addr(next_hop);
+                let nh = self.sender_if_mapped(peer, advertised);
+                let mapped = (nh != advertised).then_some(advertised);
                 let path = Path {
                     source: Source::Peer(peer),
                     attrs: stored.clone(),
@@ -429,7 +438,7 @@ impl Rib {
                 };
                 self.hold_next_hop(nh, resolve);
                 let state = self.peers.get_mut(&peer).expect("checked above");
-                if let Some(old) = state.adj_in.insert(*prefix, AdjIn { path, rejected }) {
+                if let Some(old) = state.adj_in.insert(*prefix, AdjIn { path, rejected, mapped }) {
                     self.release_next_hop(old.path.next_hop);
                 }
                 touched.push(*prefix);
@@ -439,6 +448,27 @@ impl Rib {
             self.recompute(prefix, &mut changes);
         }
         changes
+    }
+
+    /// `nh` as the kernel can use it. FRR 8.4 advertises IPv6 routes with the
+    /// IPv4-mapped next hop `::ffff:<its IPv4 address>` after a link under a surviving
+    /// session flaps (and with `next-hop-self force` on an IPv6 peer group). The kernel
+    /// routes no IPv6 prefix through an IPv4 gateway; but where that IPv4 address is the
+    /// peer of our IPv4 session with the same router (the same BGP identifier) as the
+    /// IPv6 session the route came on, the router meant is the sender itself, and its
+    /// address on this session is the next hop. Any other mapped address stays as it
+    /// is, and unresolvable.
+    fn sender_if_mapped(&self, peer: IpAddr, nh: IpAddr) -> IpAddr {
+        let IpAddr::V6(v6) = nh else { return nh };
+        let Some(v4) = v6.to_ipv4_mapped() else { return nh };
+        let (Some(from), Some(owner)) = (self.peers.get(&peer), self.peers.get(&IpAddr::V4(v4))) else {
+            return nh;
+        };
+        if peer.is_ipv6() && owner.established && from.info.router_id == owner.info.router_id {
+            peer
+        } else {
+            nh
+        }
     }
 
     fn hold_next_hop(&mut self, nh: IpAddr, resolve: Resolve) {
@@ -546,6 +576,7 @@ impl Rib {
                     paths.push(PathView {
                         from: "local".into(),
                         next_hop: None,
+                        advertised_next_hop: None,
                         as_path: String::new(),
                         local_pref: DEFAULT_LOCAL_PREF,
                         best,
@@ -562,6 +593,7 @@ impl Rib {
                         paths.push(PathView {
                             from: addr.to_string(),
                             next_hop: a.path.next_hop,
+                            advertised_next_hop: a.mapped,
                             as_path: as_path_string(a.path.attrs.as_path.as_ref()),
                             local_pref: a.path.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF),
                             best,
@@ -1292,6 +1324,45 @@ mod tests {
         rib.update(ip("192.0.2.10"), &attrs(&[]), &[], &[p], &|_| None);
         rib.update(ip("192.0.2.11"), &attrs(&[]), &[], &[p], &|_| None);
         assert!(rib.next_hops.is_empty());
+    }
+
+    /// FRR after a flap under surviving sessions: its IPv6 routes come with the
+    /// IPv4-mapped address of its IPv4 session's end. The same router (its BGP
+    /// identifier on both sessions): the sender is the next hop; another: refused.
+    #[test]
+    fn an_ipv4_mapped_next_hop_of_the_sender_is_the_sender() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("10.1.1.0", 65001, "10.0.255.0"));
+        up(&mut rib, peer("fd00:1:1::1", 65001, "10.0.255.0"));
+        up(&mut rib, peer("10.1.2.0", 65002, "10.0.255.1"));
+        let p = net("fd00:244:0:2::/122");
+        let mapped = |v4: &str| NextHop::V6 {
+            global: format!("::ffff:{v4}").parse().unwrap(),
+            link_local: Some("fe80::1".parse().unwrap()),
+        };
+        let unresolvable = |nh: IpAddr| match nh {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Some("an IPv4-mapped IPv6 address"),
+            _ => None,
+        };
+        rib.update(
+            ip("fd00:1:1::1"),
+            &attrs(&[65001, 65102]),
+            &[(p, mapped("10.1.1.0"))],
+            &[],
+            &unresolvable,
+        );
+        assert_eq!(rib.fib_routes(), vec![(p, vec![ip("fd00:1:1::1")])]);
+        let view = &rib.routes(Some(p))[0].paths[0];
+        assert_eq!(view.advertised_next_hop, Some(ip("::ffff:10.1.1.0")));
+        // Another router's IPv4 address: not the sender; refused as before.
+        rib.update(
+            ip("fd00:1:1::1"),
+            &attrs(&[65001, 65102]),
+            &[(p, mapped("10.1.2.0"))],
+            &[],
+            &unresolvable,
+        );
+        assert!(rib.fib_routes().is_empty());
     }
 
     #[test]

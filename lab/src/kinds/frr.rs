@@ -103,22 +103,17 @@ impl BgpKind for Frr {
         Ok(out)
     }
 
-    /// A blackhole route in its kernel, taken into BGP with `network`.
+    /// `network`, with no route of its own in the kernel: the lab's FRR routers have
+    /// `no bgp network import-check` (a blackhole added for it would take the place of
+    /// what the router routes there, such as its default route).
     fn announce(&self, prefix: &str) -> Option<(String, String)> {
-        let (ip, family) = if prefix.contains(':') {
-            ("ip -6", "ipv6")
-        } else {
-            ("ip", "ipv4")
-        };
+        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         let bgp = |no: &str| {
             format!(
                 "vtysh -c 'configure terminal' -c \"router bgp $(awk '/^router bgp/{{print $3}}' /etc/frr/frr.conf)\" -c 'address-family {family} unicast' -c '{no}network {prefix}'"
             )
         };
-        Some((
-            format!("{ip} route replace blackhole {prefix} && {}", bgp("")),
-            format!("{}; {ip} route del blackhole {prefix}", bgp("no ")),
-        ))
+        Some((bgp(""), bgp("no ")))
     }
 
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {

@@ -105,9 +105,14 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
             ),
             None => String::new(),
         };
+        // The template's timers, unless the intent changed them for this session.
+        let timers = match n.timers(peer) {
+            (HOLD, KEEPALIVE) => String::new(),
+            (hold, keepalive) => format!("\n  hold time {hold};\n  keepalive time {keepalive};"),
+        };
         let _ = writeln!(
             s,
-            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{}{}{limit}\n}}\n",
+            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{timers}{}{}{limit}\n}}\n",
             n.as_number,
             n.address_of(peer),
             if n.bfd(peer).is_some() { "\n  bfd on;" } else { "" },
@@ -131,9 +136,10 @@ fn frr_head(name: &str, about: &str) -> String {
 }
 
 /// One neighbor's lines under `router bgp`.
-fn frr_neighbor(s: &mut String, addr: IpAddr, asn: &str, update_source: Option<IpAddr>) {
+fn frr_neighbor(s: &mut String, addr: IpAddr, asn: &str, update_source: Option<IpAddr>, timers: (u16, u16)) {
+    let (hold, keepalive) = timers;
     let _ = writeln!(s, " neighbor {addr} remote-as {asn}");
-    let _ = writeln!(s, " neighbor {addr} timers {KEEPALIVE} {HOLD}");
+    let _ = writeln!(s, " neighbor {addr} timers {keepalive} {hold}");
     let _ = writeln!(s, " neighbor {addr} timers connect {CONNECT_RETRY}");
     let _ = writeln!(s, " neighbor {addr} advertisement-interval 0");
     if let Some(src) = update_source {
@@ -195,7 +201,13 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
     );
     let sessions = n.sessions();
     for (peer, asn, _) in &sessions {
-        frr_neighbor(&mut s, *peer, &asn.to_string(), Some(n.address_of(*peer)));
+        frr_neighbor(
+            &mut s,
+            *peer,
+            &asn.to_string(),
+            Some(n.address_of(*peer)),
+            n.timers(*peer),
+        );
         // bfdd's defaults are the lab's 300 ms x 3.
         if n.bfd(*peer).is_some() {
             let _ = writeln!(s, " neighbor {peer} bfd");
@@ -226,9 +238,14 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
 /// only, whose capability lists no family: its peers would flush its routes).
 pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
     let mut s = frr_head(&r.name, about);
+    // zebra 8.4 installs routes through kernel nexthop objects, which the kernel
+    // deletes with a link that goes down; after the link's return zebra believes
+    // its IPv6 routes installed while the kernel has none (seen: RB-06 on dual-stack
+    // ToRs). Plain routes come back.
+    s.push_str("no zebra nexthop kernel enable\n!\n");
     let _ = writeln!(
         s,
-        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}",
+        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n no bgp network import-check\n bgp bestpath as-path multipath-relax\n bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}",
         r.as_number, r.router_id
     );
     if let Some(c) = r.cluster_id {
@@ -239,7 +256,7 @@ pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
         s.push_str(" no bgp fast-external-failover\n");
     }
     for n in &r.neighbors {
-        frr_neighbor(&mut s, n.address, &n.as_number.to_string(), None);
+        frr_neighbor(&mut s, n.address, &n.as_number.to_string(), None, (HOLD, KEEPALIVE));
     }
     let peers: Vec<IpAddr> = r.neighbors.iter().map(|n| n.address).collect();
     let clients = |v6: bool| -> Vec<String> {

@@ -173,6 +173,14 @@ impl NodeIntent {
             .filter(|_| self.node_to_node_mesh.peers.contains(&peer))
     }
 
+    /// The hold time and keepalive time of the session with `peer`.
+    pub fn timers(&self, peer: IpAddr) -> (u16, u16) {
+        match self.peers.iter().find(|p| p.peer_ip == peer) {
+            Some(p) => (p.hold_time, p.keepalive_time),
+            None => (self.node_to_node_mesh.hold_time, self.node_to_node_mesh.keepalive_time),
+        }
+    }
+
     /// Every session of the node: (peer address, peer AS, passive), mesh first.
     pub fn sessions(&self) -> Vec<(IpAddr, u32, bool)> {
         let mut out: Vec<(IpAddr, u32, bool)> = self

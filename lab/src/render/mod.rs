@@ -259,6 +259,39 @@ pub enum Tweak {
     /// BFD (300 ms x 3) on the node-to-node mesh: both ends are the cell's node
     /// speaker (the fabric's routers and the scripted peer x1 have no such change).
     Bfd,
+    /// The catalogue's hold time 3 s and keepalive 1 s on every session of the node
+    /// (its peers take the lower hold time the node offers).
+    ShortHold,
+}
+
+impl Tweak {
+    /// Makes the change to a node's intent.
+    pub fn apply(self, intent: &mut NodeIntent) {
+        match self {
+            Tweak::WrongPeerAs => {
+                for p in &mut intent.peers {
+                    p.as_number += 1000;
+                }
+                if intent.node_to_node_mesh.enabled {
+                    // The mesh takes the node's own AS: the peers become explicit.
+                    let peers: Vec<IpAddr> = std::mem::take(&mut intent.node_to_node_mesh.peers);
+                    intent.node_to_node_mesh.enabled = false;
+                    for p in peers {
+                        intent.peer(p, intent.as_number + 1000);
+                    }
+                }
+            }
+            Tweak::NoGracefulRestart => intent.graceful_restart.enabled = false,
+            Tweak::Bfd => intent.node_to_node_mesh.bfd = Some(intent::BFD),
+            Tweak::ShortHold => {
+                let m = &mut intent.node_to_node_mesh;
+                (m.hold_time, m.keepalive_time) = (3, 1);
+                for p in &mut intent.peers {
+                    (p.hold_time, p.keepalive_time) = (3, 1);
+                }
+            }
+        }
+    }
 }
 
 /// A link of a rendered cell, with the addresses of each end.
@@ -566,7 +599,7 @@ impl Plan {
 
     /// A Kubernetes node's configuration files rendered again from its intent, with
     /// `tweak` made to it (none: as the cell has it).
-    pub fn node_files(&self, node: &str, tweak: Option<Tweak>) -> Result<Vec<(String, String, String)>, String> {
+    pub fn node_files(&self, node: &str, tweaks: &[Tweak]) -> Result<Vec<(String, String, String)>, String> {
         let n = self
             .nodes
             .iter()
@@ -576,23 +609,8 @@ impl Plan {
             .intent
             .clone()
             .ok_or_else(|| format!("{node} is not a Kubernetes node: it has no BGP intent"))?;
-        match tweak {
-            None => {}
-            Some(Tweak::WrongPeerAs) => {
-                for p in &mut intent.peers {
-                    p.as_number += 1000;
-                }
-                if intent.node_to_node_mesh.enabled {
-                    // The mesh takes the node's own AS: the peers become explicit.
-                    let peers: Vec<IpAddr> = std::mem::take(&mut intent.node_to_node_mesh.peers);
-                    intent.node_to_node_mesh.enabled = false;
-                    for p in peers {
-                        intent.peer(p, intent.as_number + 1000);
-                    }
-                }
-            }
-            Some(Tweak::NoGracefulRestart) => intent.graceful_restart.enabled = false,
-            Some(Tweak::Bfd) => intent.node_to_node_mesh.bfd = Some(intent::BFD),
+        for tweak in tweaks {
+            tweak.apply(&mut intent);
         }
         Ok(speaker_files(node, &n.about, &intent, self.cell.node))
     }
@@ -1101,7 +1119,7 @@ mod tests {
                 ("fd00:2:2::1", "fd00:2:2::2"),
             ];
             assert_eq!(pairs, want.map(|(a, b)| (a.to_string(), b.to_string())), "{node:?}");
-            let text = &plan.node_files("n2", None).unwrap()[0].1;
+            let text = &plan.node_files("n2", &[]).unwrap()[0].1;
             match node {
                 NodeSpeaker::Frr => assert!(text.contains("neighbor 10.2.2.0 update-source 10.2.2.1"), "{text}"),
                 NodeSpeaker::Bird => assert!(
@@ -1130,8 +1148,8 @@ mod tests {
                 family: Family::V4,
             })
             .unwrap();
-            let plain = plan.node_files("n1", None).unwrap()[0].1.clone();
-            (plain, plan.node_files("n1", Some(Tweak::Bfd)).unwrap()[0].1.clone())
+            let plain = plan.node_files("n1", &[]).unwrap()[0].1.clone();
+            (plain, plan.node_files("n1", &[Tweak::Bfd]).unwrap()[0].1.clone())
         };
         let (plain, speaker) = files(NodeSpeaker::Speaker);
         assert!(!plain.contains("bfd"), "{plain}");

@@ -19,6 +19,36 @@ pub enum CaseError {
     Invalid { file: PathBuf, msg: String },
 }
 
+/// Why a case failed: where, and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub at: At,
+    /// The step as the case file writes it, when a step failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub step: String,
+    pub message: String,
+}
+
+impl Reason {
+    pub fn deploy(message: String) -> Reason {
+        Reason {
+            at: At::Phase(Phase::Deploy),
+            step: String::new(),
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.step.is_empty() {
+            write!(f, "{}: {}", self.at, self.message)
+        } else {
+            write!(f, "{} {}: {}", self.at, self.step, self.message)
+        }
+    }
+}
+
 /// One file of cases.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,10 +72,11 @@ pub struct Case {
     /// Cells left out, each with why: a case that does not make sense there.
     #[serde(default)]
     pub skip: Vec<Skip>,
-    /// What is known of failures on some cells: the reports give this why beside the
-    /// failure (a finding about BIRD or FRR is a result, not a skip).
+    /// What is known of failures of the reference rows on some cells, by symptom: the
+    /// step that fails and what it says. A failure every reason of which a finding
+    /// matches is explained (a result about BIRD or FRR, not a skip); any other is not.
     #[serde(default)]
-    pub findings: Vec<Skip>,
+    pub findings: Vec<Finding>,
     /// Part of the smoke subset `make test` runs.
     #[serde(default)]
     pub smoke: bool,
@@ -108,6 +139,74 @@ pub struct Skip {
     #[serde(flatten)]
     pub cells: CellFilter,
     pub why: String,
+}
+
+/// A failure of a reference row the suite knows, by symptom.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    /// The node speakers, the fabrics and the families it is seen on: all three named
+    /// (never our speaker: its failures are failures).
+    #[serde(flatten)]
+    pub cells: CellFilter,
+    /// The step that fails: its number in `steps` (from 1), `always` (putting the
+    /// lab back), or `after` (WD-04 after the case).
+    pub step: At,
+    /// What the failure says, `*` standing for any text. A message that lists several
+    /// things wrong (`; ` between them) is explained only if each of them matches.
+    pub message: String,
+    pub why: String,
+}
+
+/// Where in a case a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", untagged)]
+pub enum At {
+    /// A step of `steps`, counted from 1.
+    Step(usize),
+    /// One of the others, by name: `always`, `after`, `deploy`.
+    Phase(Phase),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// A step of `always`, putting the lab back.
+    Always,
+    /// WD-04 after the case.
+    After,
+    /// The cell did not come up (or back up after an earlier case).
+    Deploy,
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Step(n) => write!(f, "step {n}"),
+            At::Phase(Phase::Always) => f.write_str("putting the lab back"),
+            At::Phase(Phase::After) => f.write_str("WD-04 nothing lingers, after the case"),
+            At::Phase(Phase::Deploy) => f.write_str("the cell did not come up"),
+        }
+    }
+}
+
+/// Whether `text` is `pattern`, each `*` of which stands for any text.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == text;
+    };
+    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for piece in middle {
+        match rest.find(piece) {
+            Some(k) => rest = &rest[k + piece.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// One step: exactly one action or expectation, and what modifies it.
@@ -254,7 +353,24 @@ pub struct PrefixAct {
 #[serde(deny_unknown_fields)]
 pub struct ReconfigureAct {
     pub node: String,
-    pub change: crate::render::Tweak,
+    /// One change, or several: `[short_hold, no_graceful_restart]`.
+    pub change: Tweaks,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Tweaks {
+    One(crate::render::Tweak),
+    Many(Vec<crate::render::Tweak>),
+}
+
+impl Tweaks {
+    pub fn list(&self) -> Vec<crate::render::Tweak> {
+        match self {
+            Tweaks::One(t) => vec![*t],
+            Tweaks::Many(v) => v.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -443,17 +559,59 @@ fn all() -> String {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timing {
-    /// The route that changes (placeholders allowed).
+    /// The route that changes (placeholders allowed). On a dual-stack cell a block's
+    /// or a pod's placeholder (`{n1.block}`, `{pod.web}`) times its IPv6 twin too.
     pub prefix: String,
     /// Timed to its removal (true) or its appearance.
     #[serde(default)]
     pub deleted: bool,
-    /// Every follower's kernel must have followed within this.
-    pub budget: String,
+    /// Every follower's kernel must have followed within this: one duration, or one
+    /// per node speaker (`{speaker: 4s, bird: 7s, frr: 4s}`) where their timers differ.
+    pub budget: Budget,
+    /// And not before this: a route flushed too early is as wrong as one too late
+    /// (a graceful restart's stale routes kept for the restart time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<String>,
+    /// Who must follow (`all`, `others:n1`, `n2,n3`); by default every other
+    /// container whose daemon programs its kernel and runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<String>,
     /// What the timing is called in the report (default: the case's title).
     #[serde(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Budget {
+    All(String),
+    ByNode(std::collections::BTreeMap<String, String>),
+}
+
+impl Budget {
+    /// The budget on a cell of `node`.
+    pub fn on(&self, node: NodeSpeaker) -> Result<Duration, String> {
+        match self {
+            Budget::All(d) => duration(d),
+            Budget::ByNode(m) => duration(
+                m.get(node.as_str())
+                    .ok_or_else(|| format!("time.budget: nothing for {}", node.as_str()))?,
+            ),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for n in NodeSpeaker::ALL {
+            self.on(n)?;
+        }
+        if let Budget::ByNode(m) = self {
+            for k in m.keys() {
+                k.parse::<NodeSpeaker>()?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `2s`, `500ms`, `1.5s`.
@@ -531,7 +689,10 @@ impl Step {
             }
         }
         if let Some(t) = &self.time {
-            duration(&t.budget)?;
+            t.budget.check()?;
+            if let Some(m) = &t.min {
+                duration(m)?;
+            }
             if self.expect.is_some() || self.wait.is_some() {
                 return Err("time: goes on an action, not on expect or wait".into());
             }
@@ -611,10 +772,33 @@ pub fn parse(text: &str, path: &Path) -> Result<SuiteFile, CaseError> {
                 .check()
                 .map_err(|m| invalid(format!("{}: {m}", at(&format!("skip[{j}]")))))?;
         }
-        for (j, s) in c.findings.iter().enumerate() {
-            s.cells
-                .check()
-                .map_err(|m| invalid(format!("{}: {m}", at(&format!("findings[{j}]")))))?;
+        for (j, f) in c.findings.iter().enumerate() {
+            let at = at(&format!("findings[{j}]"));
+            f.cells.check().map_err(|m| invalid(format!("{at}: {m}")))?;
+            if f.cells.node.is_empty() || f.cells.fabric.is_empty() || f.cells.family.is_empty() {
+                return Err(invalid(format!(
+                    "{at}: a finding names its node speakers, fabrics and families (node, fabric, family)"
+                )));
+            }
+            if f.cells.node.iter().any(|n| n == "speaker") {
+                return Err(invalid(format!(
+                    "{at}: a finding about our speaker is a failure, not a finding: fix the speaker, or the case"
+                )));
+            }
+            match f.step {
+                At::Step(n) if n == 0 || n > c.steps.len() => {
+                    return Err(invalid(format!("{at}.step: the case has steps 1 to {}", c.steps.len())))
+                }
+                At::Phase(Phase::Always) if c.always.is_empty() => {
+                    return Err(invalid(format!("{at}.step: the case has no always steps")))
+                }
+                _ => {}
+            }
+            if f.message.trim_matches('*').trim().is_empty() {
+                return Err(invalid(format!(
+                    "{at}.message: say what the failure says, not only `*`"
+                )));
+            }
         }
         for (j, s) in c.steps.iter().enumerate() {
             s.check()
@@ -652,12 +836,42 @@ pub fn load_dir(dir: &Path) -> Result<Vec<SuiteFile>, CaseError> {
 }
 
 impl Case {
-    /// What is known of a failure on `cell`.
-    pub fn finding(&self, cell: &Cell) -> Option<&str> {
-        self.findings
-            .iter()
-            .find(|f| f.cells.matches_any_fabric(cell))
-            .map(|f| f.why.as_str())
+    /// The findings about `cell`.
+    pub fn findings_on(&self, cell: &Cell) -> impl Iterator<Item = &Finding> {
+        let cell = *cell;
+        self.findings.iter().filter(move |f| f.cells.matches_any_fabric(&cell))
+    }
+
+    /// What explains a failure on `cell` with these reasons: the findings matching
+    /// them, when every thing wrong that each says is matched by one (`None`: it is
+    /// unexplained). Also the findings about the cell that matched nothing.
+    pub fn explain<'a>(&'a self, cell: &Cell, reasons: &[Reason]) -> (Option<Vec<&'a Finding>>, Vec<&'a Finding>) {
+        let mut used: Vec<&Finding> = Vec::new();
+        let mut all_matched = !reasons.is_empty();
+        for r in reasons {
+            for item in r.message.split("; ") {
+                let found = self.findings_on(cell).find(|f| {
+                    let step = match (f.step, r.at) {
+                        (At::Phase(Phase::Always), At::Phase(Phase::Always)) => true,
+                        (a, b) => a == b,
+                    };
+                    step && glob(&f.message, item)
+                });
+                match found {
+                    Some(f) => {
+                        if !used.iter().any(|u| std::ptr::eq(*u, f)) {
+                            used.push(f);
+                        }
+                    }
+                    None => all_matched = false,
+                }
+            }
+        }
+        let unused = self
+            .findings_on(cell)
+            .filter(|f| !used.iter().any(|u| std::ptr::eq(*u, *f)))
+            .collect();
+        (all_matched.then_some(used), unused)
     }
 
     /// Whether the case runs on `cell`: `Err` with why when it is left out there.

@@ -38,6 +38,15 @@ pub enum Outcome {
     Skip(String),
 }
 
+/// What a case's continuous ping counted in one address family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// `IPv4` or `IPv6`.
+    pub family: String,
+    pub sent: u64,
+    pub lost: u64,
+}
+
 /// One timing of a case: how long a node's kernel took to follow a change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
@@ -61,18 +70,25 @@ pub struct CaseResult {
     pub secs: f64,
     #[serde(default)]
     pub samples: Vec<Sample>,
-    /// Packets sent and lost by the case's traffic.
+    /// Packets sent and lost by the case's traffic, per address family.
     #[serde(default)]
-    pub traffic: Option<(u64, u64)>,
+    pub traffic: Vec<Flow>,
     /// Where the evidence of a failure was written.
     #[serde(default)]
     pub evidence: Option<String>,
     /// Memory of BGP daemons the case measured: (node, KiB before, KiB after).
     #[serde(default)]
     pub rss: Vec<(String, u64, u64)>,
-    /// What the case file knows of a failure on this cell.
+    /// Why it failed, each reason where it happened.
+    #[serde(default)]
+    pub reasons: Vec<case::Reason>,
+    /// What the case file's findings say of this failure, when they explain every
+    /// reason of it.
     #[serde(default)]
     pub known: Option<String>,
+    /// The case file's findings about this cell that this run did not see.
+    #[serde(default)]
+    pub unreproduced: Vec<String>,
 }
 
 impl CaseResult {
@@ -122,6 +138,8 @@ pub struct Runner {
     pub report_dir: PathBuf,
     pub progress: Progress,
     pub lab: Option<Lab>,
+    /// Why the cell is not deployed, when deploying it again after a case failed.
+    pub broken: Option<String>,
 }
 
 impl Runner {
@@ -133,6 +151,7 @@ impl Runner {
             report_dir,
             progress: Progress::new(quiet),
             lab: None,
+            broken: None,
         })
     }
 
@@ -140,6 +159,7 @@ impl Runner {
     /// `lab up` checks: sessions, blocks, pods, ping matrix.
     pub async fn deploy(&mut self, cell: Cell) -> Result<(), String> {
         self.teardown().await;
+        self.broken = None;
         let plan = Plan::new(cell)?;
         let dir = self.cells_dir.join(cell.slug());
         let path = plan
@@ -186,9 +206,8 @@ impl Runner {
 
     /// Runs one case on the deployed cell (`family`: its file's), then checks the lab
     /// against its model; a lab left dirty is deployed again.
-    pub async fn run_case(&mut self, case: &Case, family: &str) -> CaseResult {
+    pub async fn run_case(&mut self, case: &Case, family: &str, cell: Cell) -> CaseResult {
         let start = Instant::now();
-        let cell = self.lab.as_ref().map(|l| l.cell).expect("a deployed cell");
         let mut result = CaseResult {
             id: case.id.clone(),
             title: case.title.clone(),
@@ -200,44 +219,62 @@ impl Runner {
             outcome: Outcome::Pass,
             secs: 0.0,
             samples: Vec::new(),
-            traffic: None,
+            traffic: Vec::new(),
             evidence: None,
             rss: Vec::new(),
+            reasons: Vec::new(),
             known: None,
+            unreproduced: Vec::new(),
         };
-        let lab = self.lab.as_mut().expect("a deployed cell");
+        let Some(lab) = self.lab.as_mut() else {
+            // An earlier case left the cell dirty and it could not be deployed again.
+            let why = self.broken.clone().unwrap_or_else(|| "no cell deployed".into());
+            return conclude(case, &cell, result, vec![case::Reason::deploy(why)]);
+        };
         let capture = steps::Capture::start(&self.rt, lab).await;
         let mut ctx = steps::CaseRun::default();
         ctx.measure_start(&self.rt, lab, &case.steps).await;
-        let mut failure = None;
+        let mut reasons = Vec::new();
         for (i, step) in case.steps.iter().enumerate().filter(|(_, s)| s.runs_on(&cell)) {
             if let Err(e) = steps::run(&self.rt, lab, &mut ctx, step).await {
-                failure = Some(format!("step {} {}: {e}", i + 1, step.describe()));
+                reasons.push(case::Reason {
+                    at: case::At::Step(i + 1),
+                    step: step.describe(),
+                    message: e,
+                });
                 break;
             }
         }
         for step in case.always.iter().filter(|s| s.runs_on(&cell)) {
             if let Err(e) = steps::run(&self.rt, lab, &mut ctx, step).await {
-                failure.get_or_insert(format!("putting the lab back ({}): {e}", step.describe()));
+                reasons.push(case::Reason {
+                    at: case::At::Phase(case::Phase::Always),
+                    step: step.describe(),
+                    message: e,
+                });
             }
         }
         result.traffic = ctx.stop_traffic(&self.rt, lab).await;
         result.samples = std::mem::take(&mut ctx.samples);
         result.rss = std::mem::take(&mut ctx.rss);
-        // WD-04 after every case: nothing missing, nothing stale.
+        // WD-04 after every case, whatever happened before: nothing missing, nothing
+        // stale. A lab left dirty fails the case even when a step failed first.
         let clean = model::wait_exact(&self.rt, lab, Duration::from_secs(10)).await;
-        if let (None, Err(e)) = (&failure, &clean) {
-            failure = Some(format!("WD-04 nothing lingers, after the case: {e}"));
+        if let Err(e) = &clean {
+            reasons.push(case::Reason {
+                at: case::At::Phase(case::Phase::After),
+                step: String::new(),
+                message: e.clone(),
+            });
         }
-        if let Some(f) = failure {
+        if !reasons.is_empty() {
             let dir = self
                 .report_dir
                 .join("evidence")
                 .join(format!("{}-{}", case.id, cell.slug()));
-            capture.collect(&self.rt, lab, &dir, &f).await;
+            let summary: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+            capture.collect(&self.rt, lab, &dir, &summary.join("\n")).await;
             result.evidence = Some(dir.display().to_string());
-            result.known = case.finding(&cell).map(String::from);
-            result.outcome = Outcome::Fail(f);
         } else {
             capture.discard(&self.rt, lab).await;
         }
@@ -245,11 +282,26 @@ impl Runner {
             // The next case starts from a clean, re-checked lab.
             if let Err(e) = self.deploy(cell).await {
                 tracing::error!("cannot deploy [{cell}] again: {e}");
+                self.broken = Some(format!("the cell could not be deployed again after {}: {e}", case.id));
             }
         }
         result.secs = start.elapsed().as_secs_f64();
-        result
+        conclude(case, &cell, result, reasons)
     }
+}
+
+/// The result's verdict from its reasons, and what the case file's findings make of
+/// them.
+fn conclude(case: &Case, cell: &Cell, mut result: CaseResult, reasons: Vec<case::Reason>) -> CaseResult {
+    let (explained, unused) = case.explain(cell, &reasons);
+    result.unreproduced = unused.iter().map(|f| f.why.clone()).collect();
+    result.known = explained.map(|fs| fs.iter().map(|f| f.why.as_str()).collect::<Vec<_>>().join(" / "));
+    if !reasons.is_empty() {
+        let all: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+        result.outcome = Outcome::Fail(all.join("; then "));
+    }
+    result.reasons = reasons;
+    result
 }
 
 /// Every case of `suites` applying to `cell`, with the family it belongs to, or
@@ -327,7 +379,7 @@ async fn run_cell(
         let r = match (&deployed, applies) {
             (_, Err(why)) => skipped(case, family, cell, why),
             (Err(e), Ok(())) => failed(case, family, cell, e.clone()),
-            (Ok(()), Ok(())) => runner.run_case(case, family).await,
+            (Ok(()), Ok(())) => runner.run_case(case, family, *cell).await,
         };
         runner.progress.note(&format!("{} {}", verdict(&r.outcome), r.name()));
         results.push(r);
@@ -341,8 +393,10 @@ pub fn skipped(case: &Case, family: &str, cell: &Cell, why: String) -> CaseResul
     not_run(case, family, cell, Outcome::Skip(why))
 }
 
+/// A result for a case whose cell did not come up.
 pub fn failed(case: &Case, family: &str, cell: &Cell, why: String) -> CaseResult {
-    not_run(case, family, cell, Outcome::Fail(why))
+    let r = not_run(case, family, cell, Outcome::Pass);
+    conclude(case, cell, r, vec![case::Reason::deploy(why)])
 }
 
 fn not_run(case: &Case, family: &str, cell: &Cell, outcome: Outcome) -> CaseResult {
@@ -357,10 +411,12 @@ fn not_run(case: &Case, family: &str, cell: &Cell, outcome: Outcome) -> CaseResu
         outcome,
         secs: 0.0,
         samples: Vec::new(),
-        traffic: None,
+        traffic: Vec::new(),
         evidence: None,
         rss: Vec::new(),
+        reasons: Vec::new(),
         known: None,
+        unreproduced: Vec::new(),
     }
 }
 

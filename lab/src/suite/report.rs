@@ -188,20 +188,25 @@ pub fn summary(results: &[CaseResult]) -> String {
 /// The continuous pings cases ran during faults, and the memory they measured.
 fn traffic_table(results: &[CaseResult]) -> String {
     let mut s = String::new();
-    let with: Vec<&CaseResult> = results.iter().filter(|r| r.traffic.is_some()).collect();
+    let with: Vec<&CaseResult> = results.iter().filter(|r| !r.traffic.is_empty()).collect();
     if !with.is_empty() {
         s.push_str(
             "## Traffic during faults
 
-A ping every 50 ms between pods while the case ran.
+A ping every millisecond between pods, in each address family, while the case ran.
 
-| case | cell | sent | lost |
-|---|---|--:|--:|
+| case | cell | family | sent | lost |
+|---|---|---|--:|--:|
 ",
         );
         for r in with {
-            let (sent, lost) = r.traffic.unwrap_or_default();
-            let _ = writeln!(s, "| {} {} | {} | {sent} | {lost} |", r.id, r.title, r.cell);
+            for f in &r.traffic {
+                let _ = writeln!(
+                    s,
+                    "| {} {} | {} | {} | {} | {} |",
+                    r.id, r.title, r.cell, f.family, f.sent, f.lost
+                );
+            }
         }
         s.push('\n');
     }
@@ -355,10 +360,12 @@ mod tests {
                 ms: Some(52.0),
                 budget_ms: 1000.0,
             }],
-            traffic: None,
+            traffic: Vec::new(),
             evidence: None,
             rss: Vec::new(),
+            reasons: Vec::new(),
             known: None,
+            unreproduced: Vec::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::case::{self, DaemonOp, Expect, FibExpect, PingExpect, SessionsExpect, Step};
-use super::{Lab, Sample};
+use super::{Flow, Lab, Sample};
 use crate::pods::{self, Pod};
 use crate::probes;
 use crate::runtime::Runtime;
@@ -24,9 +24,10 @@ pub struct CaseRun {
     started: std::time::Instant,
     /// Each node's daemon's resident memory (KiB) when the case first looked.
     rss_at_start: BTreeMap<String, u64>,
-    traffic: Option<(String, u32)>,
+    /// Each ping running: (node, PID, family, its log).
+    traffic: Vec<(String, u32, String, String)>,
     /// What the traffic counted when it was stopped.
-    last_traffic: Option<(u64, u64)>,
+    last_traffic: Vec<Flow>,
     /// Memory measured: (node, KiB at the start, KiB at the check).
     pub rss: Vec<(String, u64, u64)>,
     pub samples: Vec<Sample>,
@@ -37,8 +38,8 @@ impl Default for CaseRun {
         CaseRun {
             started: std::time::Instant::now(),
             rss_at_start: BTreeMap::new(),
-            traffic: None,
-            last_traffic: None,
+            traffic: Vec::new(),
+            last_traffic: Vec::new(),
             rss: Vec::new(),
             samples: Vec::new(),
         }
@@ -121,6 +122,20 @@ fn subst(lab: &Lab, s: &str) -> Result<String, String> {
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
+    Ok(out)
+}
+
+/// `s` with its placeholders replaced, and on a dual-stack cell its IPv6 twin too when
+/// it names a block or a pod (`{n1.block}` and `{n1.block6}`, `{pod.x}` and
+/// `{pod6.x}`): every expectation of a route holds for both families.
+fn twins(lab: &Lab, s: &str) -> Result<Vec<String>, String> {
+    let mut out = vec![subst(lab, s)?];
+    if lab.cell.dual() {
+        let six = s.replace(".block}", ".block6}").replace("{pod.", "{pod6.");
+        if six != s {
+            out.push(subst(lab, &six)?);
+        }
+    }
     Ok(out)
 }
 
@@ -270,12 +285,34 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
     let Some(timing) = &step.time else {
         return act(rt, lab, step).await;
     };
-    let prefix = host_prefix(&subst(lab, &timing.prefix)?);
-    prefix_of(&prefix)?;
-    let budget = case::duration(&timing.budget)?;
-    let followers = followers(rt, lab, &origin, &prefix, timing.deleted).await?;
+    // A route step changes one family's route: its timing is of that one alone.
+    let prefixes: Vec<String> = match step.route {
+        Some(_) => vec![subst(lab, &timing.prefix)?],
+        None => twins(lab, &timing.prefix)?,
+    }
+    .iter()
+    .map(|p| host_prefix(p))
+    .collect();
+    for p in &prefixes {
+        prefix_of(p)?;
+    }
+    let budget = timing.budget.on(lab.cell.node)?;
+    let min = timing
+        .min
+        .as_deref()
+        .map(case::duration)
+        .transpose()?
+        .unwrap_or_default();
+    let followers = match &timing.followers {
+        Some(spec) => node_set(lab, spec)?,
+        None => followers(lab, &origin),
+    };
+    if followers.is_empty() {
+        // A timing nobody follows measures nothing: it must not pass.
+        return Err(format!("time: no container follows {} here", prefixes.join(" and ")));
+    }
     let change = watch::Change {
-        prefix: &prefix,
+        prefixes: &prefixes,
         deleted: timing.deleted,
         origin: &origin,
         followers: &followers,
@@ -283,40 +320,63 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
         // A pod or a route changes the prefix in the acting node's kernel first; a
         // daemon, a link or a pause does not, and is timed from the act.
         from_origin_event: step.pod_add.is_some() || step.pod_del.is_some() || step.route.is_some(),
+        settle: SETTLE,
     };
     let topo = lab.topo.clone();
-    let prop = watch::time_change(rt, &topo, change, async { act(rt, lab, step).await.map_err(Why) })
+    let props = watch::time_change(rt, &topo, change, async { act(rt, lab, step).await.map_err(Why) })
         .await
         .map_err(|Why(e)| e)?;
     let name = timing.name.clone().unwrap_or_else(|| "route change".into());
-    let budget_ms = budget.as_secs_f64() * 1000.0;
-    let mut late = Vec::new();
-    for (node, ms) in &prop.after_ms {
-        ctx.samples.push(Sample {
-            name: name.clone(),
-            node: node.clone(),
-            ms: *ms,
-            budget_ms,
-        });
-        match ms {
-            Some(ms) if *ms <= budget_ms => {}
-            Some(ms) => late.push(format!("{node} after {ms:.1} ms")),
-            None => late.push(format!("{node} not at all")),
+    let (budget_ms, min_ms) = (budget.as_secs_f64() * 1000.0, min.as_secs_f64() * 1000.0);
+    let mut wrong = Vec::new();
+    for prop in &props {
+        let name = match prop.prefix.contains(':') && props.len() > 1 {
+            true => format!("{name} (IPv6)"),
+            false => name.clone(),
+        };
+        if prop.origin_at.is_none() {
+            wrong.push(format!("{} did not change in {origin}'s kernel", prop.prefix));
+            continue;
+        }
+        let mut off = Vec::new();
+        for (node, ms) in &prop.after_ms {
+            ctx.samples.push(Sample {
+                name: name.clone(),
+                node: node.clone(),
+                ms: *ms,
+                budget_ms,
+            });
+            match ms {
+                Some(ms) if *ms < 0.0 => off.push(format!("{node} {:.1} ms before the change", -ms)),
+                Some(ms) if *ms < min_ms => off.push(format!("{node} after {ms:.1} ms, before {min_ms:.0} ms")),
+                Some(ms) if *ms <= budget_ms => {}
+                Some(ms) => off.push(format!("{node} after {ms:.1} ms")),
+                None => off.push(format!("{node} not at all (or not for good)")),
+            }
+        }
+        if !off.is_empty() {
+            let window = match min_ms > 0.0 {
+                true => format!("between {min_ms:.0} and {budget_ms:.0} ms"),
+                false => format!("budget {budget_ms:.0} ms"),
+            };
+            wrong.push(format!(
+                "{} {}: {window}; {}",
+                prop.prefix,
+                if timing.deleted { "removed" } else { "added" },
+                off.join(", ")
+            ));
         }
     }
-    if prop.origin_at.is_none() {
-        return Err(format!("{} did not change in {origin}'s kernel", prop.prefix));
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
     }
-    if !late.is_empty() {
-        return Err(format!(
-            "{} {}: budget {budget_ms:.0} ms; {}",
-            prop.prefix,
-            if timing.deleted { "removed" } else { "added" },
-            late.join(", ")
-        ));
-    }
-    Ok(())
 }
+
+/// How long a timed route must stay as it was followed: one that comes back (or goes
+/// again) within it was not followed.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// A step's failure, as `watch::time_change` needs it.
 struct Why(String);
@@ -369,29 +429,16 @@ fn action_node(lab: &Lab, step: &Step) -> Result<String, String> {
     Ok(node.clone())
 }
 
-/// Who must follow a change of `prefix` made in `origin`: the other nodes and ToRs
-/// (what programs a FIB from BGP; reflectors only reflect). For a removal, those that
-/// route to it now.
-async fn followers(rt: &Runtime, lab: &Lab, origin: &str, prefix: &str, deleted: bool) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for n in lab.topo.nodes.values() {
-        if n.name == origin || !matches!(n.role(), Some("node" | "tor")) || lab.down.contains(&n.name) {
-            continue;
-        }
-        if deleted {
-            let fib = probes::fib(rt, &lab.topo.container_name(&n.name))
-                .await
-                .map_err(|e| e.to_string())?;
-            if !fib
-                .iter()
-                .any(|r| host_prefix(&r.dst) == prefix && r.kind != "blackhole")
-            {
-                continue;
-            }
-        }
-        out.push(n.name.clone());
-    }
-    Ok(out)
+/// Who must follow a change made in `origin`: every other container whose daemon
+/// programs its kernel and runs (nodes, ToRs, spines, reflectors that install); in
+/// the fabrics here each of them holds every node's blocks and borrowed IPs.
+fn followers(lab: &Lab, origin: &str) -> Vec<String> {
+    lab.plan
+        .nodes
+        .iter()
+        .filter(|n| n.kernel && n.name != origin && !lab.down.contains(&n.name))
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 /// The address a `pod_add` gives its pod.
@@ -607,21 +654,29 @@ done"#;
         return Ok(());
     }
     if let Some(x) = &step.reconfigure {
-        return reconfigure(rt, lab, &x.node, Some(x.change)).await;
+        return reconfigure(rt, lab, &x.node, &x.change.list()).await;
     }
     if let Some(node) = &step.restore {
-        return reconfigure(rt, lab, node, None).await;
+        return reconfigure(rt, lab, node, &[]).await;
     }
     if let Some(c) = &step.churn {
         // Borrowed pods made and unmade as fast as the node takes them: the host
         // side of a pod's veth and its /32 is what a node speaker sees of it.
+        // On a dual-stack cell each pod has an IPv6 address too.
+        let (add6, del6) = match lab.cell.dual() {
+            true => (
+                "\n  ip -6 route add \"fd00:244:0:251::$(( i % 250 + 1 ))/128\" dev calichurn",
+                "\n  ip -6 route del \"fd00:244:0:251::$(( i % 250 + 1 ))/128\" dev calichurn",
+            ),
+            false => ("", ""),
+        };
         let script = format!(
             r#"for i in $(seq {}); do
   ip=10.244.251.$(( i % 250 + 1 ))
   ip link add calichurn type veth peer name calichurnp
   ip link set calichurn up
-  ip route add "$ip/32" dev calichurn
-  ip route del "$ip/32" dev calichurn
+  ip route add "$ip/32" dev calichurn{add6}
+  ip route del "$ip/32" dev calichurn{del6}
   ip link del calichurn
 done"#,
             c.cycles
@@ -634,8 +689,8 @@ done"#,
 
 /// Renders a node's configuration again from its intent (changed by `tweak`), writes
 /// it where the node reads it, and has its daemon read it again.
-async fn reconfigure(rt: &Runtime, lab: &Lab, node: &str, tweak: Option<crate::render::Tweak>) -> Result<(), String> {
-    let files = lab.plan.node_files(node, tweak)?;
+async fn reconfigure(rt: &Runtime, lab: &Lab, node: &str, tweaks: &[crate::render::Tweak]) -> Result<(), String> {
+    let files = lab.plan.node_files(node, tweaks)?;
     for (file, content, _) in &files {
         let path = lab.dir.join(node).join(file);
         // Written in place: the node sees the file through a bind mount of this inode.
@@ -742,15 +797,22 @@ async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expect) -> Resul
         };
     }
     if let Some(max) = e.loss {
-        let Some((sent, lost)) = ctx.peek_traffic(rt, lab).await else {
+        let flows = ctx.peek_traffic(rt, lab).await;
+        if flows.is_empty() {
             return Err("expect loss: no traffic was started in this case".into());
-        };
-        return if lost <= max {
+        }
+        let over: Vec<String> = flows
+            .iter()
+            .filter(|f| f.lost > max || f.sent == 0)
+            .map(|f| match f.lost {
+                u64::MAX => format!("the {} traffic said nothing of what it sent", f.family),
+                lost => format!("the {} traffic lost {lost} of {} packets", f.family, f.sent),
+            })
+            .collect();
+        return if over.is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "the traffic lost {lost} of {sent} packets (at most {max} allowed)"
-            ))
+            Err(format!("{} (at most {max} allowed)", over.join("; ")))
         };
     }
     let within = e
@@ -772,31 +834,43 @@ async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expect) -> Resul
     }
 }
 
+/// How `r.node` sees its best path to `prefix`: reflected, with the originator's router
+/// ID as ORIGINATOR_ID and a CLUSTER_LIST.
+async fn reflected(rt: &Runtime, lab: &Lab, r: &case::ReflectedExpect, prefix: &str) -> Result<(), String> {
+    let kind = kind_of(lab, &r.node)?;
+    let prefix = prefix.to_string();
+    let cmd = kind
+        .route_command(&prefix)
+        .ok_or_else(|| format!("{}: the lab cannot read {}'s routes", r.node, kind.name()))?;
+    let out = exec_ok(rt, lab, &r.node, &cmd).await?;
+    let (originator, clusters) = kind
+        .parse_reflection(&out, &prefix)
+        .ok_or_else(|| format!("{}: no path to {prefix} in `{}`", r.node, cmd.join(" ")))?;
+    // The originator's router ID, as its intent has it.
+    let want = lab
+        .plan
+        .nodes
+        .iter()
+        .find(|n| n.name == r.originator)
+        .and_then(|n| n.intent.as_ref())
+        .map(|i| i.router_id.to_string())
+        .ok_or_else(|| format!("no Kubernetes node {}", r.originator))?;
+    match originator {
+        Some(o) if o == want && !clusters.is_empty() => Ok(()),
+        o => Err(format!(
+            "{}'s path to {prefix}: ORIGINATOR_ID {o:?}, CLUSTER_LIST {clusters:?}; expected {want} and a cluster",
+            r.node
+        )),
+    }
+}
+
 /// What a daemon says itself: reflection attributes, capabilities, session info.
 async fn daemon_view(rt: &Runtime, lab: &Lab, e: &Expect, case_age: Duration) -> Result<(), String> {
     if let Some(r) = &e.reflected {
-        let kind = kind_of(lab, &r.node)?;
-        let prefix = subst(lab, &r.prefix)?;
-        let cmd = kind
-            .route_command(&prefix)
-            .ok_or_else(|| format!("{}: the lab cannot read {}'s routes", r.node, kind.name()))?;
-        let out = exec_ok(rt, lab, &r.node, &cmd).await?;
-        let (originator, clusters) = kind
-            .parse_reflection(&out, &prefix)
-            .ok_or_else(|| format!("{}: no path to {prefix} in `{}`", r.node, cmd.join(" ")))?;
-        let want = lab
-            .addresses
-            .get(&r.originator)
-            .and_then(|a| a.iter().find(|a| a.is_ipv4()))
-            .map(|a| a.to_string())
-            .ok_or_else(|| format!("no node {}", r.originator))?;
-        return match originator {
-            Some(o) if o == want && !clusters.is_empty() => Ok(()),
-            o => Err(format!(
-                "{}'s path to {prefix}: ORIGINATOR_ID {o:?}, CLUSTER_LIST {clusters:?}; expected {want} and a cluster",
-                r.node
-            )),
-        };
+        for prefix in twins(lab, &r.prefix)? {
+            reflected(rt, lab, r, &prefix).await?;
+        }
+        return Ok(());
     }
     if let Some(c) = &e.capabilities {
         let kind = kind_of(lab, &c.node)?;
@@ -1014,16 +1088,14 @@ async fn sessions(rt: &Runtime, lab: &Lab, s: &SessionsExpect) -> Result<(), Str
 }
 
 async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
-    let has: Vec<String> = f
-        .has
-        .iter()
-        .map(|p| subst(lab, p).map(|p| host_prefix(&p)))
-        .collect::<Result<_, _>>()?;
-    let lacks: Vec<String> = f
-        .lacks
-        .iter()
-        .map(|p| subst(lab, p).map(|p| host_prefix(&p)))
-        .collect::<Result<_, _>>()?;
+    let all = |list: &[String]| -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for p in list {
+            out.extend(twins(lab, p)?.iter().map(|p| host_prefix(p)));
+        }
+        Ok(out)
+    };
+    let (has, lacks) = (all(&f.has)?, all(&f.lacks)?);
     let mut wrong = Vec::new();
     let nodes = node_set(lab, &f.nodes)?;
     let fibs = super::model::fibs(rt, lab, &nodes).await;
@@ -1074,6 +1146,8 @@ async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
 }
 
 impl CaseRun {
+    /// A ping every millisecond from one pod to another, in each family both have:
+    /// a gap of 50 ms costs 50 packets.
     async fn start_traffic(&mut self, rt: &Runtime, lab: &Lab, from: &str, to: &str) -> Result<(), String> {
         let list = pods::list(rt, &lab.topo).await.map_err(|e| e.to_string())?;
         let find = |name: &str| {
@@ -1083,34 +1157,53 @@ impl CaseRun {
                 .ok_or_else(|| format!("traffic: no pod {name}"))
         };
         let (src, dst) = (find(from)?, find(to)?);
-        // ip netns exec becomes ping: the PID we print is ping's.
-        let cmd = format!(
-            "ip netns exec pod-{} ping -n -i 0.05 -W 1 {} >/tmp/lab-traffic.log 2>&1 & echo $!",
-            src.name, dst.ip
-        );
-        let out = exec_ok(rt, lab, &src.node, &sh(&cmd)).await?;
-        let pid: u32 = out.trim().parse().map_err(|_| format!("traffic: no PID in {out:?}"))?;
-        self.traffic = Some((src.node, pid));
+        let pairs = [(src.ip, dst.ip), (src.ip6.unwrap_or(src.ip), dst.ip6.unwrap_or(dst.ip))];
+        for (k, (a, b)) in pairs.iter().enumerate() {
+            if k == 1 && (src.ip6.is_none() || dst.ip6.is_none()) {
+                break;
+            }
+            let family = if a.is_ipv4() { "IPv4" } else { "IPv6" };
+            let log = format!("/tmp/lab-traffic-{family}.log");
+            // ip netns exec becomes ping: the PID we print is ping's.
+            let cmd = format!(
+                "ip netns exec pod-{} ping -n -q -i 0.001 -W 1 {b} >{log} 2>&1 & echo $!",
+                src.name
+            );
+            let out = exec_ok(rt, lab, &src.node, &sh(&cmd)).await?;
+            let pid: u32 = out.trim().parse().map_err(|_| format!("traffic: no PID in {out:?}"))?;
+            self.traffic.push((src.node.clone(), pid, family.to_string(), log));
+        }
         Ok(())
     }
 
-    /// Stops the traffic (if any) and says what it sent and lost.
-    pub async fn stop_traffic(&mut self, rt: &Runtime, lab: &Lab) -> Option<(u64, u64)> {
-        let Some((node, pid)) = self.traffic.take() else {
-            return self.last_traffic;
-        };
-        let cmd = format!("kill -INT {pid}; sleep 0.3; cat /tmp/lab-traffic.log; rm -f /tmp/lab-traffic.log");
-        let out = exec_ok(rt, lab, &node, &sh(&cmd)).await.ok()?;
-        parse_ping_summary(&out)
+    /// Stops the traffic (if any) and says what it sent and lost in each family.
+    pub async fn stop_traffic(&mut self, rt: &Runtime, lab: &Lab) -> Vec<Flow> {
+        if self.traffic.is_empty() {
+            return self.last_traffic.clone();
+        }
+        let mut flows = Vec::new();
+        for (node, pid, family, log) in std::mem::take(&mut self.traffic) {
+            let cmd = format!(
+                "kill -INT {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.05; done; cat {log}; rm -f {log}"
+            );
+            let counted = exec_ok(rt, lab, &node, &sh(&cmd))
+                .await
+                .ok()
+                .and_then(|out| parse_ping_summary(&out));
+            // A ping that printed no summary counts as all lost: it cannot pass.
+            let (sent, lost) = counted.unwrap_or((0, u64::MAX));
+            flows.push(Flow { family, sent, lost });
+        }
+        flows
     }
 
     /// Stops the traffic to count it; a later `loss` sees the same count.
-    async fn peek_traffic(&mut self, rt: &Runtime, lab: &Lab) -> Option<(u64, u64)> {
+    async fn peek_traffic(&mut self, rt: &Runtime, lab: &Lab) -> Vec<Flow> {
         let counted = self.stop_traffic(rt, lab).await;
-        if counted.is_some() {
+        if !counted.is_empty() {
             self.last_traffic = counted;
         }
-        self.last_traffic
+        self.last_traffic.clone()
     }
 }
 

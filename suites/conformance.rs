@@ -84,8 +84,13 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
     f(state)
 }
 
+/// The whole matrix's reports in `conformance/`, anything less in `partial/`, as `lab
+/// test` writes them.
 fn report_dir() -> PathBuf {
-    target().join("lab-report/conformance")
+    let full = std::env::var("LAB_SUITE").is_ok_and(|v| v == "full")
+        && std::env::var_os("LAB_SHARD").is_none()
+        && Arguments::from_args().filter.is_none();
+    suite::select::default_report_dir(&target(), full)
 }
 
 fn main() {
@@ -126,6 +131,17 @@ fn main() {
                 }
                 Ok(()) => trials.push(Trial::test(name, move || run(&case, &family, cell))),
             }
+        }
+    }
+    let run = suite::select::RunInfo {
+        scope: if report_dir().ends_with("conformance") { "full" } else { "partial" }.into(),
+        selection: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        started: lab::clock::now(),
+    };
+    if !args.list {
+        if let Err(e) = suite::select::prepare_report_dir(&report_dir(), &run, false) {
+            eprintln!("{e}");
+            std::process::exit(2);
         }
     }
     let conclusion = libtest_mimic::run(&args, trials);

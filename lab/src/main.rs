@@ -1,7 +1,7 @@
 //! `lab`: deploy containerlab topologies of real BGP daemons through Docker, read their
 //! sessions, and tear them down. One function per verb, as containerlab has `cmd/<verb>`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -124,9 +124,14 @@ enum Verb {
         /// Where the case files are.
         #[arg(long, default_value = "suites")]
         suites: PathBuf,
-        /// Where the reports go.
-        #[arg(long, default_value = "target/lab-report/conformance")]
-        report: PathBuf,
+        /// Where the reports go (emptied first: a folder holds one run). By default
+        /// target/lab-report/conformance for the whole matrix, target/lab-report/partial
+        /// for anything less.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Let a partial run replace the whole matrix's reports in --report.
+        #[arg(long)]
+        overwrite: bool,
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,
@@ -224,6 +229,25 @@ struct CellArgs {
 }
 
 impl CellArgs {
+    fn is_empty(&self) -> bool {
+        self.node.is_empty() && self.fabric.is_empty() && self.family.is_empty()
+    }
+
+    /// The cells asked for, as a user wrote them.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (key, values) in [("node", &self.node), ("fabric", &self.fabric), ("family", &self.family)] {
+            if !values.is_empty() {
+                parts.push(format!("{key}={}", values.join(",")));
+            }
+        }
+        if parts.is_empty() {
+            "every cell".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+
     fn cells(&self) -> Result<Vec<render::Cell>> {
         let nodes = self
             .node
@@ -438,7 +462,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             smoke,
             jobs,
             suites,
-            report: report_dir,
+            report,
+            overwrite,
             json,
             list,
         } => {
@@ -448,16 +473,34 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     s.cases.retain(|c| c.smoke);
                 }
             }
-            let mut cells = cells.cells()?;
-            if let Some(spec) = shard {
+            let what_cells = cells.describe();
+            let every_cell = cells.is_empty() && shard.is_none();
+            let mut cell_list = match cells.cells() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("lab: error: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if let Some(spec) = &shard {
                 let (i, n) = spec
                     .split_once('/')
                     .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
                     .filter(|(i, n)| *i >= 1 && i <= n)
                     .with_context(|| format!("--shard {spec}: write I/N, 1 <= I <= N"))?;
-                cells = lab::suite::shard(cells, i, n);
+                cell_list = lab::suite::shard(cell_list, i, n);
             }
-            let filter = |name: &str| cases.is_empty() || cases.iter().any(|c| name.contains(c.as_str()));
+            let selection = lab::suite::select::Selection {
+                cells: cell_list,
+                full: every_cell && cases.is_empty() && !smoke,
+                terms: cases.clone(),
+            };
+            if let Err(e) = selection.check(&suite_files, &what_cells) {
+                eprintln!("lab: error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            let cells = selection.cells.clone();
+            let filter = |name: &str| selection.takes(name);
             if list {
                 for cell in &cells {
                     for (case, _, applies) in lab::suite::cases_for(&suite_files, cell) {
@@ -471,6 +514,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
                 return Ok(ExitCode::SUCCESS);
+            }
+            let report_dir =
+                report.unwrap_or_else(|| lab::suite::select::default_report_dir(Path::new("target"), selection.full));
+            let run_info = lab::suite::select::RunInfo {
+                scope: if selection.full { "full" } else { "partial" }.into(),
+                selection: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+                started: lab::clock::now(),
+            };
+            if let Err(e) = lab::suite::select::prepare_report_dir(&report_dir, &run_info, overwrite) {
+                eprintln!("lab: error: {e}");
+                return Ok(ExitCode::from(2));
             }
             let mut runners = Vec::new();
             for _ in 0..jobs {

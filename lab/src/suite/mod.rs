@@ -9,6 +9,7 @@ pub mod case;
 pub mod model;
 pub mod oracle;
 pub mod report;
+pub mod select;
 mod steps;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -134,7 +134,12 @@ fn main() {
         }
     }
     let run = suite::select::RunInfo {
-        scope: if report_dir().ends_with("conformance") { "full" } else { "partial" }.into(),
+        scope: if report_dir().ends_with("conformance") {
+            "full"
+        } else {
+            "partial"
+        }
+        .into(),
         selection: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         started: lab::clock::now(),
     };

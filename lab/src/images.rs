@@ -190,8 +190,20 @@ pub async fn build_speaker(rt: &Runtime, root: &Path, force: bool) -> Result<Out
             "cargo build of the speaker failed ({status})"
         )));
     }
-    let bin_path = target.join("release/speaker");
-    let bin = std::fs::read(&bin_path).map_err(io(&bin_path))?;
+    speaker_image(rt, root, &target.join("release/speaker"), SPEAKER_IMAGE, force).await
+}
+
+/// The base image plus the speaker binary at `bin`, tagged `tag` (our speaker's, or a
+/// mutant's of `lab mutants`), unless an image with the same inputs exists.
+pub async fn speaker_image(
+    rt: &Runtime,
+    root: &Path,
+    bin: &Path,
+    tag: &str,
+    force: bool,
+) -> Result<Outcome, ImageError> {
+    let bin_path = bin;
+    let bin = std::fs::read(bin_path).map_err(io(bin_path))?;
     let dockerfile_path = root.join("images/speaker/Dockerfile");
     let dockerfile = std::fs::read(&dockerfile_path).map_err(io(&dockerfile_path))?;
     let base_id = rt
@@ -202,7 +214,7 @@ pub async fn build_speaker(rt: &Runtime, root: &Path, force: bool) -> Result<Out
         .id
         .unwrap_or_default();
     let inputs = hash(&[&bin, &dockerfile, base_id.as_bytes()]);
-    if !force && rt.image_label(SPEAKER_IMAGE, LABEL_INPUTS).await?.as_deref() == Some(inputs.as_str()) {
+    if !force && rt.image_label(tag, LABEL_INPUTS).await?.as_deref() == Some(inputs.as_str()) {
         return Ok(Outcome::UpToDate);
     }
 
@@ -222,7 +234,7 @@ pub async fn build_speaker(rt: &Runtime, root: &Path, force: bool) -> Result<Out
     let labels = std::collections::HashMap::from([(LABEL_INPUTS, inputs.as_str())]);
     let args = std::collections::HashMap::from([("BASE", BASE_IMAGE)]);
     let opts = BuildImageOptionsBuilder::new()
-        .t(SPEAKER_IMAGE)
+        .t(tag)
         .rm(true)
         .forcerm(true)
         .labels(&labels)
@@ -232,9 +244,9 @@ pub async fn build_speaker(rt: &Runtime, root: &Path, force: bool) -> Result<Out
         .docker
         .build_image(opts, None, Some(bollard::body_full(context.into())));
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| ImageError::Build(format!("docker build of {SPEAKER_IMAGE}: {e}")))?;
+        let info = item.map_err(|e| ImageError::Build(format!("docker build of {tag}: {e}")))?;
         if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            return Err(ImageError::Build(format!("docker build of {SPEAKER_IMAGE}: {err}")));
+            return Err(ImageError::Build(format!("docker build of {tag}: {err}")));
         }
     }
     Ok(Outcome::Built)

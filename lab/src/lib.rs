@@ -12,6 +12,7 @@ pub mod graph;
 pub mod images;
 pub mod kinds;
 pub mod links;
+pub mod mutants;
 pub mod pods;
 pub mod probes;
 pub mod progress;

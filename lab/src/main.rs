@@ -139,6 +139,28 @@ enum Verb {
         #[arg(long)]
         list: bool,
     },
+    /// Build deliberately broken speakers (`suites/mutants/*.patch`, or patch files
+    /// given by path) each into an image of its own, run the cases its header names on
+    /// its cells, and report which the suite caught (mutants.md, mutants.json).
+    Mutants {
+        /// Mutant names (of suites/mutants), or paths of patch files; all by default.
+        names: Vec<String>,
+        /// Only check that every patch still applies and builds (`cargo check`).
+        #[arg(long)]
+        check: bool,
+        /// How many cells are up at once (1-4).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+        jobs: u8,
+        /// Where the reports go (emptied first).
+        #[arg(long, default_value = "target/lab-report/mutants")]
+        report: PathBuf,
+        /// Where the case files are.
+        #[arg(long, default_value = "suites")]
+        suites: PathBuf,
+        /// List the mutants with their bug and cells instead of running them.
+        #[arg(long)]
+        list: bool,
+    },
     /// Merge the results of several `lab test` runs (the shards of one matrix) into one
     /// set of reports: `lab report --report OUT shard-*/results.json`.
     Report {
@@ -562,6 +584,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(EXIT_NOT_HOLDING)
             })
         }
+        Verb::Mutants {
+            names,
+            check,
+            jobs,
+            report,
+            suites,
+            list,
+        } => mutants(names, check, jobs, report, &suites, list, cli.quiet).await,
         Verb::Report { inputs, report: out } => {
             let files: Vec<PathBuf> = inputs
                 .iter()
@@ -730,6 +760,124 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `lab mutants`: each mutant built, its cases run, the verdicts reported.
+async fn mutants(
+    names: Vec<String>,
+    check: bool,
+    jobs: u8,
+    report_dir: PathBuf,
+    suites: &Path,
+    list: bool,
+    quiet: bool,
+) -> Result<ExitCode> {
+    use lab::mutants::{self, Build};
+    let root = images::find_root(&std::env::current_dir()?)
+        .context("no images/base/packages here or above: run `lab mutants` from the workspace")?;
+    let all = mutants::load_dir(&suites.join("mutants"))?;
+    let mut chosen = Vec::new();
+    for n in &names {
+        let path = Path::new(n);
+        if n.ends_with(".patch") && path.is_file() {
+            chosen.push(mutants::load(path)?);
+        } else if let Some(m) = all.iter().find(|m| m.name == *n) {
+            chosen.push(m.clone());
+        } else {
+            let known: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+            eprintln!(
+                "lab: error: no mutant {n:?} in {} (mutants: {}), and no patch file of that name",
+                suites.join("mutants").display(),
+                known.join(" ")
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
+    if names.is_empty() {
+        chosen = all;
+    }
+    let suite_files = lab::suite::case::load_dir(suites)?;
+    for m in &chosen {
+        for id in &m.header.cases {
+            if !suite_files.iter().any(|s| s.cases.iter().any(|c| c.id == *id)) {
+                bail!("{}: header: no case {id} in {}", m.file.display(), suites.display());
+            }
+        }
+    }
+    if list {
+        for m in &chosen {
+            let cells: Vec<String> = m.cells().iter().map(|c| format!("[{c}]")).collect();
+            println!(
+                "{}: {} ({}) - {} on {}",
+                m.name,
+                m.header.bug,
+                m.header.source,
+                m.header.cases.join(" "),
+                cells.join(" ")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if check {
+        let work = root.join("target/mutants");
+        let mut broken = 0;
+        for m in &chosen {
+            let t = Instant::now();
+            let built = async {
+                let tree = mutants::tree(&root, m, &work.join("check-trees"))?;
+                mutants::build(&tree, &work.join("check"), Build::Check).await
+            };
+            match built.await {
+                Ok(_) => {
+                    if !quiet {
+                        eprintln!(
+                            "lab: mutant {} applies and builds ({:.1}s)",
+                            m.name,
+                            t.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+                Err(e) => {
+                    eprintln!("lab: error: mutant {}: {e}", m.name);
+                    broken += 1;
+                }
+            }
+        }
+        return Ok(if broken == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let run = lab::suite::select::RunInfo {
+        scope: "mutants".into(),
+        selection: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        started: lab::clock::now(),
+    };
+    if let Err(e) = lab::suite::select::prepare_report_dir(&report_dir, &run, false) {
+        eprintln!("lab: error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    let verdicts = mutants::run_all(&root, &chosen, &suite_files, usize::from(jobs), &report_dir, quiet).await;
+    std::fs::write(
+        report_dir.join("mutants.json"),
+        serde_json::to_string_pretty(&verdicts)?,
+    )?;
+    std::fs::write(report_dir.join("mutants.md"), mutants::report_md(&verdicts))?;
+    let caught = verdicts.iter().filter(|v| v.caught).count();
+    println!(
+        "{caught} of {} mutants caught; reports in {}",
+        verdicts.len(),
+        report_dir.display()
+    );
+    for v in verdicts.iter().filter(|v| !v.caught) {
+        println!("  {}: {}", v.name, v.error.as_deref().unwrap_or("SURVIVED"));
+    }
+    Ok(if caught == verdicts.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOT_HOLDING)
+    })
 }
 
 /// Whether a node's kernel follows BGP: Kubernetes nodes and ToRs do; route

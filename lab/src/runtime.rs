@@ -377,6 +377,17 @@ impl Runtime {
         Ok(list)
     }
 
+    /// Removes an image (a mutant's, once its cases ran); gone already is fine.
+    pub async fn remove_image(&self, image: &str) -> Result<(), RuntimeError> {
+        let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+            .force(true)
+            .build();
+        match self.docker.remove_image(image, Some(opts), None).await {
+            Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(docker_err(format!("remove image {image}"))(e)),
+        }
+    }
+
     pub async fn remove(&self, container: &str) -> Result<(), RuntimeError> {
         let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
         match self.docker.remove_container(container, Some(opts)).await {

@@ -116,6 +116,62 @@ impl BgpKind for Frr {
         Some((bgp(""), bgp("no ")))
     }
 
+    fn rib_command(&self) -> Option<Vec<String>> {
+        Some(
+            [
+                "vtysh",
+                "-c",
+                "show bgp ipv4 unicast json",
+                "-c",
+                "show bgp ipv6 unicast json",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+    }
+
+    /// Two JSON documents, one per family; a family not configured prints `{}`.
+    fn parse_rib(&self, out: &str) -> Result<Vec<super::RibRoute>, ReadError> {
+        let mut routes = Vec::new();
+        for doc in serde_json::Deserializer::from_str(out).into_iter::<Value>() {
+            let doc = doc.map_err(|e| read_error(self, format!("`show bgp ... json`: {e}")))?;
+            for (prefix, paths) in doc["routes"].as_object().into_iter().flatten() {
+                let paths = paths
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    // Its own (redistributed, `network`) have no peer address.
+                    .filter(|p| {
+                        p["peerId"]
+                            .as_str()
+                            .is_some_and(|a| a.parse::<std::net::IpAddr>().is_ok())
+                    })
+                    .map(|p| {
+                        let hops = p["nexthops"].as_array().cloned().unwrap_or_default();
+                        let global = hops
+                            .iter()
+                            .find(|h| h["scope"].as_str().is_none_or(|s| s == "global"))
+                            .or(hops.first());
+                        super::RibPath {
+                            from: p["peerId"].as_str().unwrap_or_default().to_string(),
+                            next_hop: global.and_then(|h| h["ip"].as_str()).map(String::from),
+                            as_path_len: p["path"].as_str().unwrap_or_default().split_whitespace().count(),
+                            best: p["bestpath"] == true || p["multipath"] == true,
+                            // FRR lists what its import took, usable or not.
+                            accepted: true,
+                            stale: p["stale"] == true,
+                        }
+                    })
+                    .collect();
+                routes.push(super::RibRoute {
+                    prefix: prefix.clone(),
+                    paths,
+                });
+            }
+        }
+        Ok(routes)
+    }
+
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
         let mut docs = serde_json::Deserializer::from_str(out).into_iter::<Value>();
         let v = docs
@@ -183,6 +239,18 @@ fn why_down(summary: &Value, neighbor: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rib_reads_every_path_of_both_families() {
+        let out = include_str!("testdata/frr-bgp-routes-rr.json");
+        let rib = Frr.parse_rib(out).unwrap();
+        assert_eq!(rib.len(), 6);
+        let v6 = rib.iter().find(|r| r.prefix == "fd00:244:0:2::/122").unwrap();
+        assert_eq!(v6.paths[0].from, "fd00::12");
+        assert_eq!(v6.paths[0].next_hop.as_deref(), Some("fd00::12"), "the global next hop");
+        assert!(v6.paths[0].best && v6.paths[0].accepted && !v6.paths[0].stale);
+        assert_eq!(v6.paths[0].as_path_len, 0);
+    }
 
     #[test]
     fn established_and_active_peers() {

@@ -31,6 +31,28 @@ pub struct Session {
     pub info: Option<String>,
 }
 
+/// A prefix in a daemon's RIB, with every path it received for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RibRoute {
+    pub prefix: String,
+    pub paths: Vec<RibPath>,
+}
+
+/// A path as the daemon holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RibPath {
+    /// The peer it came from (its address).
+    pub from: String,
+    pub next_hop: Option<String>,
+    pub as_path_len: usize,
+    /// Best, or in the best's multipath set.
+    pub best: bool,
+    /// Taken by the import policy (and, for FRR, valid).
+    pub accepted: bool,
+    /// Kept for a peer in graceful restart.
+    pub stale: bool,
+}
+
 /// A parse failure of an implementation's output: it names the implementation and the
 /// command so a user can run it by hand.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +84,14 @@ pub trait BgpKind {
     }
     fn parse_reflection(&self, _out: &str, _prefix: &str) -> Option<(Option<String>, Vec<String>)> {
         None
+    }
+    /// The command that prints the daemon's RIB (every path received, both
+    /// families), and its parser; `None` where the lab does not read it.
+    fn rib_command(&self) -> Option<Vec<String>> {
+        None
+    }
+    fn parse_rib(&self, _out: &str) -> Result<Vec<RibRoute>, ReadError> {
+        Ok(Vec::new())
     }
     /// The command that shows a session's capabilities as the daemon negotiated them,
     /// and the ones both sides have, named as [`CAPABILITIES`] names them.

@@ -68,6 +68,38 @@ impl BgpKind for Speaker {
         ))
     }
 
+    fn rib_command(&self) -> Option<Vec<String>> {
+        Some(["speaker", "routes", "--json"].map(String::from).to_vec())
+    }
+
+    fn parse_rib(&self, out: &str) -> Result<Vec<super::RibRoute>, ReadError> {
+        let v: Value =
+            serde_json::from_str(out).map_err(|e| read_error(self, format!("`speaker routes --json`: {e}")))?;
+        let learned = v["learned"]
+            .as_array()
+            .ok_or_else(|| read_error(self, "`speaker routes --json` has no `learned` list"))?;
+        Ok(learned
+            .iter()
+            .map(|r| super::RibRoute {
+                prefix: r["prefix"].as_str().unwrap_or_default().to_string(),
+                paths: r["paths"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["from"] != "local")
+                    .map(|p| super::RibPath {
+                        from: p["from"].as_str().unwrap_or_default().to_string(),
+                        next_hop: p["next_hop"].as_str().map(String::from),
+                        as_path_len: p["as_path"].as_str().unwrap_or_default().split_whitespace().count(),
+                        best: p["best"] == true || p["multipath"] == true,
+                        accepted: p["rejected"].is_null(),
+                        stale: p["stale"] == true,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
         let v: Value = serde_json::from_str(out).map_err(|e| read_error(self, format!("not JSON: {e}")))?;
         let peers = v["peers"]
@@ -96,6 +128,23 @@ impl BgpKind for Speaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rib_says_which_paths_were_taken() {
+        let rib = Speaker
+            .parse_rib(include_str!("testdata/speaker-routes-rr.json"))
+            .unwrap();
+        let own = rib.iter().find(|r| r.prefix == "10.244.1.0/26").unwrap();
+        assert_eq!(own.paths.len(), 1, "the local path is not a received one");
+        assert!(!own.paths[0].accepted, "its own block reflected back: refused");
+        let other = rib.iter().find(|r| r.prefix == "10.244.2.0/26").unwrap();
+        let p = &other.paths[0];
+        assert_eq!(
+            (p.from.as_str(), p.next_hop.as_deref()),
+            ("10.0.0.2", Some("10.0.0.12"))
+        );
+        assert!(p.best && p.accepted && !p.stale);
+    }
 
     #[test]
     fn counts_what_the_speaker_accepted() {

@@ -86,7 +86,7 @@ pub struct Case {
     pub always: Vec<Step>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellFilter {
     #[serde(default)]

@@ -141,6 +141,9 @@ pub struct Runner {
     pub lab: Option<Lab>,
     /// Why the cell is not deployed, when deploying it again after a case failed.
     pub broken: Option<String>,
+    /// The image our speaker's nodes run instead of `podlab/speaker:latest` (a
+    /// mutant's).
+    pub speaker_image: Option<String>,
 }
 
 impl Runner {
@@ -153,6 +156,7 @@ impl Runner {
             progress: Progress::new(quiet),
             lab: None,
             broken: None,
+            speaker_image: None,
         })
     }
 
@@ -161,7 +165,10 @@ impl Runner {
     pub async fn deploy(&mut self, cell: Cell) -> Result<(), String> {
         self.teardown().await;
         self.broken = None;
-        let plan = Plan::new(cell)?;
+        let mut plan = Plan::new(cell)?;
+        if let Some(image) = &self.speaker_image {
+            plan = plan.with_speaker_image(image);
+        }
         let dir = self.cells_dir.join(cell.slug());
         let path = plan
             .write(&dir)

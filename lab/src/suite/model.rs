@@ -257,7 +257,114 @@ fn protocol_of(bgp: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// Checks every running kernel-programming container's FIB against the oracle once.
+/// Compares one daemon's RIB with what it should hold: the peers it takes a path
+/// from for each prefix, no path stale, and its best path's next hops and AS_PATH
+/// length. `all`: every prefix it holds counts (our speaker); otherwise those in
+/// the pools (the fabric's routers hold more of their own).
+fn compare_rib(
+    node: &str,
+    rib: &[crate::kinds::RibRoute],
+    want: &oracle::Expected,
+    book: &AddressBook,
+    pools: &[IpNet],
+    all: bool,
+) -> Vec<String> {
+    let none = BTreeMap::new();
+    let accepted = want.accepted.get(node).unwrap_or(&none);
+    let no_best = BTreeMap::new();
+    let best = want.ribs.get(node).unwrap_or(&no_best);
+    let name = |a: &str| book.who(a).map(String::from).unwrap_or_else(|| a.to_string());
+    let mut wrong = Vec::new();
+    let mut seen = BTreeSet::new();
+    for r in rib {
+        let Ok(prefix) = r.prefix.parse::<IpNet>() else {
+            continue;
+        };
+        if !all && !pools.iter().any(|p| p.contains(&prefix)) {
+            continue;
+        }
+        seen.insert(prefix);
+        let from: BTreeSet<String> = r.paths.iter().filter(|p| p.accepted).map(|p| name(&p.from)).collect();
+        let expected = accepted.get(&prefix).cloned().unwrap_or_default();
+        if from != expected {
+            wrong.push(format!(
+                "{node}: RIB {prefix}: paths taken from {}, expected from {}",
+                list(&from),
+                list(&expected)
+            ));
+        }
+        for p in r.paths.iter().filter(|p| p.stale) {
+            wrong.push(format!(
+                "{node}: RIB {prefix}: the path from {} is still stale",
+                name(&p.from)
+            ));
+        }
+        let Some(b) = best.get(&prefix) else { continue };
+        let chosen: Vec<&crate::kinds::RibPath> = r.paths.iter().filter(|p| p.best).collect();
+        let via: BTreeSet<String> = chosen
+            .iter()
+            .map(|p| p.next_hop.as_deref().map(name).unwrap_or_else(|| "none".into()))
+            .collect();
+        let want_via: BTreeSet<String> = b.hops.iter().map(|h| h.router.clone()).collect();
+        let len = chosen.first().map(|p| p.as_path_len);
+        if via != want_via || len != Some(b.as_path_len) {
+            wrong.push(format!(
+                "{node}: RIB {prefix}: best via {} with an AS_PATH of {}, expected via {} with {}",
+                list(&via),
+                len.map_or("-".into(), |l| l.to_string()),
+                list(&want_via),
+                b.as_path_len
+            ));
+        }
+    }
+    for prefix in accepted.keys().filter(|p| !seen.contains(*p)) {
+        wrong.push(format!(
+            "{node}: RIB {prefix}: nothing, expected paths from {}",
+            list(&accepted[prefix])
+        ));
+    }
+    wrong
+}
+
+fn list(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "nobody".into()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The RIB of every running daemon the lab can read (our speaker's, FRR's), against
+/// the oracle.
+async fn check_ribs(rt: &Runtime, lab: &Lab, want: &oracle::Expected) -> Vec<String> {
+    let pools = &lab.plan.pools();
+    let reads = lab
+        .plan
+        .nodes
+        .iter()
+        .filter(|n| !lab.down.contains(&n.name) && (n.intent.is_some() || n.router.is_some()))
+        .filter_map(|n| {
+            let kind = crate::kinds::for_label(n.bgp?)?;
+            let cmd = kind.rib_command()?;
+            Some(async move {
+                let out = rt
+                    .exec(&lab.topo.container_name(&n.name), &cmd)
+                    .await
+                    .map_err(|e| format!("{}: {e}", n.name))?;
+                let rib = kind.parse_rib(&out.stdout).map_err(|e| format!("{}: {e}", n.name))?;
+                let all = kind.name() == "speaker";
+                Ok::<_, String>(compare_rib(&n.name, &rib, want, &lab.baseline.book, pools, all))
+            })
+        });
+    futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap_or_else(|e| vec![e]))
+        .collect()
+}
+
+/// Checks every running kernel-programming container's FIB, and every readable
+/// daemon's RIB, against the oracle once.
 pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
     let want = expected(rt, lab).await?;
     let nodes: Vec<&String> = want.fibs.keys().collect();
@@ -274,6 +381,10 @@ pub async fn check(rt: &Runtime, lab: &Lab) -> Result<(), String> {
             &pools,
             protocol_of(bgp),
         ));
+    }
+    // The FIB first: when it is wrong, the RIB's say would only repeat it.
+    if wrong.is_empty() {
+        wrong = check_ribs(rt, lab, &want).await;
     }
     if wrong.is_empty() {
         Ok(())

@@ -87,6 +87,9 @@ pub struct Expected {
     pub fibs: BTreeMap<String, BTreeMap<IpNet, Want>>,
     /// Per running BGP speaker: its best path to every prefix it learned.
     pub ribs: BTreeMap<String, BTreeMap<IpNet, Best>>,
+    /// Per running BGP speaker and prefix: the speakers it takes a path from (what
+    /// its import does not refuse: AS_PATH loops, its own ORIGINATOR_ID or cluster).
+    pub accepted: BTreeMap<String, BTreeMap<IpNet, BTreeSet<String>>>,
 }
 
 /// A BGP speaker of the plan.
@@ -247,13 +250,16 @@ impl Graph {
         p.from = s.from;
         p.ibgp = !ebgp;
         p.from_client = reverse_client;
-        // What the receiver refuses.
+        // What the receiver's import refuses.
         let refused = (ebgp && p.as_path.contains(&to.asn))
             || p.originator == Some(to.router_id)
-            || to.cluster.is_some_and(|c| p.clusters.contains(&c))
-            || to.addrs.iter().any(|(_, n)| n.addr() == p.next_hop)
-            || self.dev_to(s.to, p.next_hop).is_none();
+            || to.cluster.is_some_and(|c| p.clusters.contains(&c));
         (!refused).then_some(p)
+    }
+
+    /// Whether `to` can use `p`'s next hop: not its own, on a subnet of its links.
+    fn usable(&self, to: usize, p: &Path) -> bool {
+        !self.speakers[to].addrs.iter().any(|(_, n)| n.addr() == p.next_hop) && self.dev_to(to, p.next_hop).is_some()
     }
 }
 
@@ -288,7 +294,15 @@ pub fn expected(plan: &Plan, state: &State) -> Expected {
         }
     }
     for (prefix, origin) in origins {
-        let best = propagate(&g, prefix, origin);
+        let (best, delivered) = propagate(&g, prefix, origin);
+        for (to, from) in delivered {
+            out.accepted
+                .entry(g.speakers[to].name.clone())
+                .or_default()
+                .entry(prefix)
+                .or_default()
+                .insert(g.speakers[from].name.clone());
+        }
         for (k, paths) in best.iter().enumerate() {
             if paths.is_empty() {
                 continue;
@@ -334,8 +348,9 @@ pub fn expected(plan: &Plan, state: &State) -> Expected {
 }
 
 /// Carries `prefix`, originated by `origin`, over the sessions of its family until
-/// nothing changes; returns each speaker's best paths (none for the origin).
-fn propagate(g: &Graph, prefix: IpNet, origin: usize) -> Vec<Vec<Path>> {
+/// nothing changes; returns each speaker's best paths (none for the origin), and
+/// each (receiver, sender) of a path the receiver's import takes.
+fn propagate(g: &Graph, prefix: IpNet, origin: usize) -> (Vec<Vec<Path>>, Vec<(usize, usize)>) {
     let v4 = matches!(prefix, IpNet::V4(_));
     let sessions: Vec<&Session> = g.sessions.iter().filter(|s| s.local.is_ipv4() == v4).collect();
     // What each session last delivered.
@@ -364,6 +379,7 @@ fn propagate(g: &Graph, prefix: IpNet, origin: usize) -> Vec<Vec<Path>> {
                 .zip(&adj_in)
                 .filter(|(s, _)| s.to == k)
                 .filter_map(|(_, p)| p.clone())
+                .filter(|p| g.usable(k, p))
                 .collect();
             *b = select(g, &paths);
         }
@@ -371,7 +387,13 @@ fn propagate(g: &Graph, prefix: IpNet, origin: usize) -> Vec<Vec<Path>> {
             break;
         }
     }
-    best
+    let delivered = sessions
+        .iter()
+        .zip(&adj_in)
+        .filter(|(_, p)| p.is_some())
+        .map(|(s, _)| (s.to, s.from))
+        .collect();
+    (best, delivered)
 }
 
 #[cfg(test)]
@@ -475,6 +497,9 @@ mod tests {
             // Its own block comes back reflected, with its ORIGINATOR_ID: refused.
             assert_eq!(e.fibs["n1"][&net("10.244.1.0/26")], Want::Blackhole);
             assert!(!e.ribs["n1"].contains_key(&net("10.244.1.0/26")));
+            assert!(!e.accepted["n1"].contains_key(&net("10.244.1.0/26")));
+            assert_eq!(e.accepted["n1"][&net("10.244.2.0/26")], ["rr".to_string()].into());
+            assert_eq!(e.accepted["rr"][&net("10.244.2.0/26")], ["n2".to_string()].into());
         }
         let p = plan("rr/frr", Family::V4);
         let mut s = state(&p);

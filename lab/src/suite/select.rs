@@ -36,7 +36,11 @@ impl Selection {
         let names: Vec<String> = self
             .cells
             .iter()
-            .flat_map(|cell| cases_for(suites, cell).into_iter().map(move |(c, ..)| test_name(c, cell)))
+            .flat_map(|cell| {
+                cases_for(suites, cell)
+                    .into_iter()
+                    .map(move |(c, ..)| test_name(c, cell))
+            })
             .collect();
         if names.is_empty() {
             return Err(format!("no case runs on {what_cells}"));
@@ -47,7 +51,10 @@ impl Selection {
             .filter(|t| !names.iter().any(|n| n.contains(t.as_str())))
             .collect();
         if !idle.is_empty() {
-            let mut ids: Vec<&str> = suites.iter().flat_map(|s| s.cases.iter().map(|c| c.id.as_str())).collect();
+            let mut ids: Vec<&str> = suites
+                .iter()
+                .flat_map(|s| s.cases.iter().map(|c| c.id.as_str()))
+                .collect();
             ids.sort_by_key(|id| super::report::order(id));
             return Err(format!(
                 "{} selects no case on {what_cells} (case IDs: {})",
@@ -75,7 +82,9 @@ pub const RUN_FILE: &str = "run.json";
 /// Where a run's reports go by default: the whole matrix's in `conformance/`, a
 /// partial run's in `partial/`, so that it does not replace the matrix's.
 pub fn default_report_dir(target: &Path, full: bool) -> PathBuf {
-    target.join("lab-report").join(if full { "conformance" } else { "partial" })
+    target
+        .join("lab-report")
+        .join(if full { "conformance" } else { "partial" })
 }
 
 /// Empties `dir` for a new run (a folder holds one run, whole), unless it holds the
@@ -136,7 +145,10 @@ mod tests {
             terms: vec![],
             full: false,
         };
-        assert!(none.check(&suites(), "node=bird fabric=x").unwrap_err().contains("no cell"));
+        assert!(none
+            .check(&suites(), "node=bird fabric=x")
+            .unwrap_err()
+            .contains("no cell"));
     }
 
     #[test]

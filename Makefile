@@ -5,6 +5,7 @@
 #   make test                    unit, integration and end-to-end tests, the conformance
 #                                smoke subset (needs root)
 #   make conformance             the whole conformance matrix (reports in target/lab-report/conformance)
+#   make mutants                 deliberately broken speakers (suites/mutants): each must be caught
 #   make fuzz                    the speaker's fuzz targets, 10 million executions each
 #   make bench                   P1, P2, P4, P6: the speaker against BIRD and FRR (target/bench-report)
 SHELL := /bin/bash
@@ -12,7 +13,7 @@ CARGO ?= cargo
 TOPO ?= topologies/racks/racks.clab.yml
 LAB := target/release/lab
 
-.PHONY: deps build images lab-up lab-down test conformance lint bench fuzz
+.PHONY: deps build images lab-up lab-down test conformance mutants lint bench fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -46,6 +47,12 @@ test: deps
 JOBS ?= 2
 conformance: images
 	$(LAB) test --jobs $(JOBS) --report target/lab-report/conformance
+
+# Every mutant of suites/mutants built into an image of its own and its cases run on
+# its cells; reports (mutants.md, mutants.json) in target/lab-report/mutants. Exit 3
+# when one survives.
+mutants: images
+	$(LAB) mutants --jobs $(JOBS)
 
 # The decoder and the daemon's core under libFuzzer, FUZZ_RUNS executions each
 # (10 million by default), FUZZ_JOBS processes for the core; the corpus they grow is

@@ -22,6 +22,7 @@ fn main() {
             broken_topologies_refused,
         ),
         trial("missing-docker-engine-is-a-clear-error", missing_docker),
+        trial("mutant-speakers-still-apply-and-build", mutants_build),
     ];
     // (topology, sessions its daemons report in all)
     for (topo, sessions) in [
@@ -58,6 +59,40 @@ fn topology_files() -> Result<Vec<std::path::PathBuf>> {
     files.sort();
     ensure!(files.len() >= 3, "expected at least three topologies, found {files:?}");
     Ok(files)
+}
+
+/// Every mutant of `suites/mutants` still applies to the speaker of this tree and
+/// builds (`lab mutants --check`; `make mutants` runs them), and one that does not
+/// apply is refused.
+fn mutants_build() -> Result<()> {
+    let suites = root().join("suites");
+    let suites = suites.to_str().context("a UTF-8 path")?;
+    let listed = lab_ok(&["mutants", "--list", "--suites", suites])?;
+    ensure!(listed.lines().count() >= 8, "too few mutants:\n{listed}");
+    let out = lab(&["mutants", "--check", "--suites", suites])?;
+    ensure!(
+        out.status.success(),
+        "a mutant no longer applies or builds:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = std::env::temp_dir().join(format!("lab-e2e-mutant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let stale = dir.join("stale.patch");
+    std::fs::write(
+        &stale,
+        "# bug: b\n# source: s\n# cases: [WD-01]\ndiff --git a/speaker/src/node.rs b/speaker/src/node.rs\n--- a/speaker/src/node.rs\n+++ b/speaker/src/node.rs\n@@ -1,1 +1,1 @@\n-no such line in node.rs\n+x\n",
+    )?;
+    let out = lab(&[
+        "mutants",
+        "--check",
+        "--suites",
+        suites,
+        stale.to_str().context("UTF-8")?,
+    ])?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success() && err.contains("no longer applies"), "{err}");
+    Ok(())
 }
 
 /// Every shipped topology validates with `lab` and against containerlab's own schema.

@@ -84,23 +84,7 @@ pub fn load(path: &Path) -> Result<Mutant, MutantError> {
     let start = text
         .find("diff --git ")
         .ok_or_else(|| invalid("no `diff --git` line: a mutant is a patch (git diff) after its header".into()))?;
-    let mut yaml = String::new();
-    for (i, line) in text[..start].lines().enumerate() {
-        match line.strip_prefix('#') {
-            Some(rest) => {
-                yaml.push_str(rest.strip_prefix(' ').unwrap_or(rest));
-                yaml.push('\n');
-            }
-            None if line.trim().is_empty() => yaml.push('\n'),
-            None => {
-                return Err(invalid(format!(
-                    "line {}: the header is comment lines (`# key: value`) before the diff",
-                    i + 1
-                )))
-            }
-        }
-    }
-    let header: Header = serde_yaml::from_str(&yaml).map_err(|e| invalid(format!("header: {e}")))?;
+    let header = parse_header(&text[..start]).map_err(invalid)?;
     if header.cases.is_empty() {
         return Err(invalid(
             "header: name the cases that must catch it (cases: [GR-03])".into(),
@@ -134,6 +118,63 @@ pub fn load(path: &Path) -> Result<Mutant, MutantError> {
         return Err(invalid("header: its cells are no cell of the matrix".into()));
     }
     Ok(m)
+}
+
+/// The header: `# key: value` lines, a value going on over the lines after it that
+/// start with `#` and two spaces. `bug` and `source` are prose, `cases` a list of
+/// case IDs, `cells` a YAML mapping as a case's `cells` is written.
+fn parse_header(text: &str) -> Result<Header, String> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix('#') else {
+            return Err(format!(
+                "line {}: the header is comment lines (`# key: value`) before the diff",
+                i + 1
+            ));
+        };
+        match (rest.strip_prefix("   "), fields.last_mut()) {
+            (Some(more), Some((_, value))) => {
+                value.push(' ');
+                value.push_str(more.trim());
+            }
+            _ => {
+                let (key, value) = rest
+                    .trim()
+                    .split_once(':')
+                    .ok_or_else(|| format!("line {}: write `# key: value`", i + 1))?;
+                fields.push((key.trim().to_string(), value.trim().to_string()));
+            }
+        }
+    }
+    let mut header = Header {
+        bug: String::new(),
+        source: String::new(),
+        cases: Vec::new(),
+        cells: CellFilter::default(),
+    };
+    for (key, value) in fields {
+        match key.as_str() {
+            "bug" => header.bug = value,
+            "source" => header.source = value,
+            "cases" => {
+                header.cases = value
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "cells" => header.cells = serde_yaml::from_str(&value).map_err(|e| format!("header: cells: {e}"))?,
+            other => return Err(format!("header: unknown field `{other}`: bug, source, cases, cells")),
+        }
+    }
+    if header.bug.is_empty() || header.source.is_empty() {
+        return Err("header: say the bug (`# bug: ...`) and where it comes from (`# source: ...`)".into());
+    }
+    Ok(header)
 }
 
 /// Every mutant of a folder, in name order.
@@ -447,6 +488,29 @@ mod tests {
     }
 
     const DIFF: &str = "diff --git a/speaker/src/node.rs b/speaker/src/node.rs\n--- a/speaker/src/node.rs\n+++ b/speaker/src/node.rs\n@@ -1 +1 @@\n-a\n+b\n";
+
+    /// The repository's mutants: headers valid, cases that exist, one at least per
+    /// family of the catalogue.
+    #[test]
+    fn the_repository_mutants_name_cases_that_exist() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let suites = crate::suite::case::load_dir(&root.join("suites")).unwrap();
+        let mutants = load_dir(&root.join("suites/mutants")).unwrap();
+        let mut families = std::collections::BTreeSet::new();
+        for m in &mutants {
+            for id in &m.header.cases {
+                assert!(
+                    suites.iter().any(|s| s.cases.iter().any(|c| c.id == *id)),
+                    "{}: no case {id}",
+                    m.name
+                );
+                families.insert(id.split('-').next().unwrap().to_string());
+            }
+        }
+        for f in ["SES", "RT", "DP", "WD", "GR", "RB"] {
+            assert!(families.contains(f), "no mutant caught by a {f} case");
+        }
+    }
 
     #[test]
     fn a_header_is_read_and_checked() {

@@ -177,7 +177,7 @@ pub async fn wait_blocks(
                 }
             };
             for (owner, block) in &blocks {
-                let found = routes.iter().find(|r| r.dst == *block);
+                let found = routes.iter().find(|r| r.dst == *block && r.table.is_none());
                 let node = *node;
                 let ok = if *owner == node {
                     found.is_some_and(|r| r.kind == "blackhole")

@@ -273,6 +273,20 @@ impl Runtime {
             .map_err(docker_err(format!("unpause container {container}")))
     }
 
+    /// A container's address on its management network, if it has one.
+    pub async fn mgmt_address(&self, container: &str) -> Result<Option<std::net::IpAddr>, RuntimeError> {
+        let info = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(docker_err(format!("inspect container {container}")))?;
+        Ok(info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|n| n.values().find_map(|e| e.ip_address.clone()))
+            .and_then(|a| a.parse().ok()))
+    }
+
     /// The host PID of a running container's init process (for its network namespace).
     pub async fn pid(&self, container: &str) -> Result<u32, RuntimeError> {
         let info = self

@@ -122,6 +122,8 @@ struct Tracked {
     prefix: String,
     deleted: bool,
     at: Option<f64>,
+    /// When it first got there, even if it went back.
+    first: Option<f64>,
 }
 
 impl Tracked {
@@ -130,6 +132,7 @@ impl Tracked {
             prefix: prefix.to_string(),
             deleted,
             at: None,
+            first: None,
         }
     }
 
@@ -137,6 +140,7 @@ impl Tracked {
         if e.deleted == self.deleted {
             // A route replaced is added again: the first time counts.
             self.at.get_or_insert(e.at);
+            self.first.get_or_insert(e.at);
         } else {
             // It came back (or went again): what came before was not followed.
             self.at = None;
@@ -155,6 +159,9 @@ pub struct Propagation {
     /// Unix seconds of the change in the origin node.
     pub origin_at: Option<f64>,
     pub after_ms: BTreeMap<String, Option<f64>>,
+    /// When each follower first got there, even if the route came back after.
+    #[serde(default)]
+    pub first_ms: BTreeMap<String, Option<f64>>,
 }
 
 impl Propagation {
@@ -234,17 +241,19 @@ where
                 Some(t) => t[k].at,
                 None => Some(act_at),
             };
+            // Microseconds are noise at this scale: tenths of a millisecond.
+            let ms = |at: Option<f64>| at.zip(origin_at).map(|(t, o)| ((t - o) * 10_000.0).round() / 10.0);
             let after_ms = c
                 .followers
                 .iter()
                 .zip(follower_tracks)
-                // Microseconds are noise at this scale: tenths of a millisecond.
-                .map(|(n, t)| {
-                    (
-                        n.clone(),
-                        t[k].at.zip(origin_at).map(|(t, o)| ((t - o) * 10_000.0).round() / 10.0),
-                    )
-                })
+                .map(|(n, t)| (n.clone(), ms(t[k].at)))
+                .collect();
+            let first_ms = c
+                .followers
+                .iter()
+                .zip(follower_tracks)
+                .map(|(n, t)| (n.clone(), ms(t[k].first)))
                 .collect();
             Propagation {
                 prefix: prefix.clone(),
@@ -252,6 +261,7 @@ where
                 origin: c.origin.to_string(),
                 origin_at,
                 after_ms,
+                first_ms,
             }
         })
         .collect())

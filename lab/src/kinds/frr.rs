@@ -116,6 +116,23 @@ impl BgpKind for Frr {
         Some((bgp(""), bgp("no ")))
     }
 
+    fn advertised_command(&self, peer: &str) -> Option<Vec<String>> {
+        let family = if peer.contains(':') { "ipv6" } else { "ipv4" };
+        Some(vec![
+            "vtysh".into(),
+            "-c".into(),
+            format!("show bgp {family} unicast neighbors {peer} advertised-routes json"),
+        ])
+    }
+
+    fn parse_advertised(&self, out: &str) -> Result<Vec<String>, ReadError> {
+        let v: Value = serde_json::from_str(out).map_err(|e| read_error(self, format!("advertised-routes: {e}")))?;
+        Ok(v["advertisedRoutes"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
     fn rib_command(&self) -> Option<Vec<String>> {
         Some(
             [

@@ -24,6 +24,31 @@ impl BgpKind for Gobgp {
         ))
     }
 
+    fn advertised_command(&self, peer: &str) -> Option<Vec<String>> {
+        let family = if peer.contains(':') { "ipv6" } else { "ipv4" };
+        Some(
+            ["gobgp", "neighbor", peer, "adj-out", "-a", family, "-j"]
+                .map(String::from)
+                .to_vec(),
+        )
+    }
+
+    /// A JSON object keyed by prefix, or a list of destinations with their prefix.
+    fn parse_advertised(&self, out: &str) -> Result<Vec<String>, ReadError> {
+        if out.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let v: Value = serde_json::from_str(out).map_err(|e| read_error(self, format!("adj-out: {e}")))?;
+        Ok(match &v {
+            Value::Object(m) => m.keys().cloned().collect(),
+            Value::Array(list) => list
+                .iter()
+                .filter_map(|d| d["prefix"].as_str().or(d["nlri"]["prefix"].as_str()).map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {
         let v: Value = serde_json::from_str(out).map_err(|e| read_error(self, format!("not JSON: {e}")))?;
         let peers = v.as_array().ok_or_else(|| read_error(self, "expected a JSON list"))?;

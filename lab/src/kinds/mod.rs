@@ -93,6 +93,14 @@ pub trait BgpKind {
     fn parse_rib(&self, _out: &str) -> Result<Vec<RibRoute>, ReadError> {
         Ok(Vec::new())
     }
+    /// The command that lists the prefixes the daemon advertises to `peer` (its
+    /// Adj-RIB-Out for that session), and its parser; `None` where the lab cannot.
+    fn advertised_command(&self, _peer: &str) -> Option<Vec<String>> {
+        None
+    }
+    fn parse_advertised(&self, _out: &str) -> Result<Vec<String>, ReadError> {
+        Ok(Vec::new())
+    }
     /// The command that shows a session's capabilities as the daemon negotiated them,
     /// and the ones both sides have, named as [`CAPABILITIES`] names them.
     fn capabilities_command(&self, _peer: &str) -> Option<Vec<String>> {

@@ -243,6 +243,12 @@ pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
     // its IPv6 routes installed while the kernel has none (seen: RB-06 on dual-stack
     // ToRs). Plain routes come back.
     s.push_str("no zebra nexthop kernel enable\n!\n");
+    if r.cluster_id.is_some() {
+        // A reflector here only reflects: the nodes share its segment and reach each
+        // other directly. (Installing, FRR 8.4 keeps the routes of a killed bgpd in
+        // the kernel for minutes after the next one started: seen in GR-01.)
+        s.push_str("bgp no-rib\n!\n");
+    }
     let _ = writeln!(
         s,
         "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n no bgp network import-check\n bgp bestpath as-path multipath-relax\n bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}",

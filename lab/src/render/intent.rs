@@ -28,6 +28,10 @@ pub struct NodeIntent {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerIntent>,
     pub graceful_restart: GracefulRestartIntent,
+    /// Where our speaker serves its Prometheus metrics (a field of ours): on every
+    /// address, so the lab reads them from the host over the management network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_address: Option<String>,
     /// The node's pod blocks (one per family): Calico's IPAM, not BGP config.
     #[serde(skip)]
     pub blocks: Vec<IpNet>,
@@ -108,6 +112,7 @@ impl NodeIntent {
                 enabled: true,
                 restart_time: RESTART_TIME,
             },
+            metrics_address: Some(format!("0.0.0.0:{}", crate::suite::metrics::PORT)),
             blocks: Vec::new(),
             addresses: Vec::new(),
         }

@@ -1000,9 +1000,9 @@ fn rr(cell: Cell, r: Router) -> Plan {
             files: router_files(r, &about, &rri, cell.dual(), false),
             exec,
             intent: None,
-            // FRR's zebra installs what bgpd learns; BIRD's reflector has no kernel
-            // protocol, GoBGP none at all.
-            kernel: r == Router::Frr,
+            // The reflectors only reflect: FRR's with `bgp no-rib`, BIRD's without a
+            // kernel protocol, GoBGP's with none at all.
+            kernel: false,
             addrs: rri
                 .addresses
                 .iter()

@@ -276,6 +276,9 @@ pub struct Step {
     /// The step runs only on cells of this family (`dual`: IPv6 beside IPv4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
+    /// The step runs only on cells of these fabrics (`tor`, `rr/frr`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fabric: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -452,6 +455,48 @@ pub struct Expect {
     /// `node` itself reports it: the session was not reset meanwhile.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub up_for: Option<UpForExpect>,
+    /// `node`'s sessions with `peer` are down (`up: false`), or were reset a moment
+    /// ago (`up: reset`: down, or Established for 2 s at most), as `node` reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionExpect>,
+    /// A fabric router advertises these prefixes to `to`, as it reads its own
+    /// Adj-RIB-Out: a positive control that what a node must refuse was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertised: Option<AdvertisedExpect>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionExpect {
+    pub node: String,
+    /// A node, or an address.
+    pub peer: String,
+    pub up: SessionState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SessionState {
+    /// `false`: not Established.
+    Up(bool),
+    /// `reset`: down, or up again for 2 s at most.
+    Reset(ResetWord),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResetWord {
+    Reset,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvertisedExpect {
+    /// The router that advertises.
+    pub node: String,
+    /// The node it advertises to (its sessions of each family).
+    pub to: String,
+    pub has: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -572,6 +617,10 @@ pub struct Timing {
     /// (a graceful restart's stale routes kept for the restart time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<String>,
+    /// The route must stay as it is: no follower may remove it (`deleted` must be
+    /// true) for the budget after the act, as a graceful restart must keep it.
+    #[serde(default)]
+    pub steady: bool,
     /// Who must follow (`all`, `others:n1`, `n2,n3`); by default every other
     /// container whose daemon programs its kernel and runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -635,6 +684,11 @@ impl Step {
     /// Whether the step runs on `cell` (its `family`, if it names one).
     pub fn runs_on(&self, cell: &Cell) -> bool {
         self.family.as_deref().is_none_or(|f| f == cell.family.as_str())
+            && (self.fabric.is_empty()
+                || self
+                    .fabric
+                    .iter()
+                    .any(|f| *f == cell.fabric.to_string() || f == cell.fabric.kind()))
     }
 
     /// What the step says, as written, for messages.
@@ -678,6 +732,11 @@ impl Step {
         if let Some(f) = &self.family {
             f.parse::<Family>()?;
         }
+        for f in &self.fabric {
+            if !["mesh", "tor", "rr", "dualtor"].contains(&f.as_str()) {
+                f.parse::<Fabric>()?;
+            }
+        }
         if let Some(r) = &self.route {
             if [r.add.is_some(), r.del.is_some(), r.replace.is_some()]
                 .iter()
@@ -690,6 +749,9 @@ impl Step {
         }
         if let Some(t) = &self.time {
             t.budget.check()?;
+            if t.steady && (!t.deleted || t.min.is_some()) {
+                return Err("time: steady watches for a removal that must not come: deleted: true, no min".into());
+            }
             if let Some(m) = &t.min {
                 duration(m)?;
             }
@@ -722,14 +784,19 @@ impl Step {
                 e.info.is_some(),
                 e.output.is_some(),
                 e.up_for.is_some(),
+                e.session.is_some(),
+                e.advertised.is_some(),
             ]
             .iter()
             .filter(|x| **x)
             .count();
             if n != 1 {
                 return Err(format!(
-                    "expect: holds exactly one of sessions, fib, ping, model, loss, up_within, rss_growth, reflected, capabilities, info, output, up_for; this one has {n}"
+                    "expect: holds exactly one of sessions, fib, ping, model, loss, up_within, rss_growth, reflected, capabilities, info, output, up_for, session, advertised; this one has {n}"
                 ));
+            }
+            if e.session.as_ref().is_some_and(|x| x.up == SessionState::Up(true)) {
+                return Err("expect session: up is false or reset (`sessions: true` says all are up)".into());
             }
         }
         Ok(())

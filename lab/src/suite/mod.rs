@@ -6,6 +6,7 @@
 //! `lab test` and the `suites` test harness both drive this runner.
 
 pub mod case;
+pub mod metrics;
 pub mod model;
 pub mod oracle;
 pub mod report;
@@ -90,6 +91,10 @@ pub struct CaseResult {
     /// The case file's findings about this cell that this run did not see.
     #[serde(default)]
     pub unreproduced: Vec<String>,
+    /// What our speaker's metrics say the case did (UPDATEs, session transitions,
+    /// FIB failures, routes held by another owner), summed over its nodes.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 impl CaseResult {
@@ -233,6 +238,7 @@ impl Runner {
             reasons: Vec::new(),
             known: None,
             unreproduced: Vec::new(),
+            metrics: BTreeMap::new(),
         };
         let Some(lab) = self.lab.as_mut() else {
             // An earlier case left the cell dirty and it could not be deployed again.
@@ -240,6 +246,7 @@ impl Runner {
             return conclude(case, &cell, result, vec![case::Reason::deploy(why)]);
         };
         let capture = steps::Capture::start(&self.rt, lab).await;
+        let metrics_before = metrics::scrape(&self.rt, lab).await;
         let mut ctx = steps::CaseRun::default();
         ctx.measure_start(&self.rt, lab, &case.steps).await;
         let mut reasons = Vec::new();
@@ -275,6 +282,10 @@ impl Runner {
                 message: e.clone(),
             });
         }
+        let metrics_after = metrics::scrape(&self.rt, lab).await;
+        if !metrics_after.is_empty() {
+            result.metrics = metrics::summary(&metrics_before, &metrics_after);
+        }
         if !reasons.is_empty() {
             let dir = self
                 .report_dir
@@ -282,6 +293,8 @@ impl Runner {
                 .join(format!("{}-{}", case.id, cell.slug()));
             let summary: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
             capture.collect(&self.rt, lab, &dir, &summary.join("\n")).await;
+            metrics::write(&dir, "before", &metrics_before);
+            metrics::write(&dir, "after", &metrics_after);
             result.evidence = Some(dir.display().to_string());
         } else {
             capture.discard(&self.rt, lab).await;
@@ -425,6 +438,7 @@ fn not_run(case: &Case, family: &str, cell: &Cell, outcome: Outcome) -> CaseResu
         reasons: Vec::new(),
         known: None,
         unreproduced: Vec::new(),
+        metrics: BTreeMap::new(),
     }
 }
 

@@ -182,6 +182,40 @@ pub fn summary(results: &[CaseResult]) -> String {
     }
     s.push_str(&timing_table(results));
     s.push_str(&traffic_table(results));
+    s.push_str(&metrics_table(results));
+    s
+}
+
+/// Per case of our speaker's row, what its metrics say the case did.
+fn metrics_table(results: &[CaseResult]) -> String {
+    let rows: Vec<&CaseResult> = results.iter().filter(|r| !r.metrics.is_empty()).collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let columns = super::metrics::columns();
+    let mut s = String::from(
+        "## Our speaker's counters per case
+
+From its Prometheus metrics, scraped before and after the case and summed over its nodes.
+
+| case | cell |",
+    );
+    for c in &columns {
+        let _ = write!(s, " {c} |");
+    }
+    s.push_str("\n|---|---|");
+    for _ in &columns {
+        s.push_str("--:|");
+    }
+    s.push('\n');
+    for r in rows {
+        let _ = write!(s, "| {} {} | {} |", r.id, r.title, r.cell);
+        for c in &columns {
+            let _ = write!(s, " {} |", r.metrics.get(*c).copied().unwrap_or_default());
+        }
+        s.push('\n');
+    }
+    s.push('\n');
     s
 }
 
@@ -366,6 +400,7 @@ mod tests {
             reasons: Vec::new(),
             known: None,
             unreproduced: Vec::new(),
+            metrics: BTreeMap::new(),
         }
     }
 

@@ -456,18 +456,24 @@ impl Rib {
     /// routes no IPv6 prefix through an IPv4 gateway; but where that IPv4 address is the
     /// peer of our IPv4 session with the same router (the same BGP identifier) as the
     /// IPv6 session the route came on, the router meant is the sender itself, and its
-    /// address on this session is the next hop. Any other mapped address stays as it
-    /// is, and unresolvable.
+    /// address on this session is the next hop. Where the router has no IPv4 address
+    /// on the link (an IPv6-only fabric), FRR maps its BGP identifier instead
+    /// (`::ffff:<router-id>`, measured with FRR 8.4): the sender's own identifier
+    /// names the sender too. Any other mapped address stays as it is, and
+    /// unresolvable.
     fn sender_if_mapped(&self, peer: IpAddr, nh: IpAddr) -> IpAddr {
         let IpAddr::V6(v6) = nh else { return nh };
         let Some(v4) = v6.to_ipv4_mapped() else { return nh };
-        let (Some(from), Some(owner)) = (self.peers.get(&peer), self.peers.get(&IpAddr::V4(v4))) else {
+        let Some(from) = self.peers.get(&peer) else { return nh };
+        if !peer.is_ipv6() {
             return nh;
-        };
-        if peer.is_ipv6() && owner.established && from.info.router_id == owner.info.router_id {
-            peer
-        } else {
-            nh
+        }
+        if from.info.router_id == v4 {
+            return peer;
+        }
+        match self.peers.get(&IpAddr::V4(v4)) {
+            Some(owner) if owner.established && from.info.router_id == owner.info.router_id => peer,
+            _ => nh,
         }
     }
 
@@ -1359,6 +1365,24 @@ mod tests {
             ip("fd00:1:1::1"),
             &attrs(&[65001, 65102]),
             &[(p, mapped("10.1.2.0"))],
+            &[],
+            &unresolvable,
+        );
+        assert!(rib.fib_routes().is_empty());
+        // An IPv6-only link: FRR maps its BGP identifier, the sender's own.
+        rib.update(
+            ip("fd00:1:1::1"),
+            &attrs(&[65001, 65102]),
+            &[(p, mapped("10.0.255.0"))],
+            &[],
+            &unresolvable,
+        );
+        assert_eq!(rib.fib_routes(), vec![(p, vec![ip("fd00:1:1::1")])]);
+        // Another router's identifier: refused.
+        rib.update(
+            ip("fd00:1:1::1"),
+            &attrs(&[65001, 65102]),
+            &[(p, mapped("10.0.255.1"))],
             &[],
             &unresolvable,
         );

@@ -14,6 +14,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures::StreamExt;
+use ipnet::IpNet;
 
 use crate::topology::{Mgmt, Node, Topology};
 
@@ -143,11 +144,51 @@ impl Runtime {
             ])),
             ..Default::default()
         };
-        self.docker
-            .create_network(req)
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(e @ bollard::errors::Error::DockerResponseServerError { status_code: 403, .. }) => {
+                // Docker says only "Pool overlaps": name who holds the address space.
+                let holders = self.networks_overlapping(mgmt).await.unwrap_or_default();
+                if holders.is_empty() {
+                    return Err(docker_err(format!("create management network {}", mgmt.network))(e));
+                }
+                Err(RuntimeError::Other(format!(
+                    "management network {} ({}) overlaps {}: take that lab down (`lab down`), or pick another mgmt.ipv4-subnet",
+                    mgmt.network,
+                    mgmt.ipv4_subnet,
+                    holders.join(", ")
+                )))
+            }
+            Err(e) => Err(docker_err(format!("create management network {}", mgmt.network))(e)),
+        }
+    }
+
+    /// The networks whose subnets overlap `mgmt`'s, each as `NAME (SUBNET, lab LAB)`.
+    async fn networks_overlapping(&self, mgmt: &Mgmt) -> Result<Vec<String>, RuntimeError> {
+        let ours: Vec<IpNet> = std::iter::once(IpNet::V4(mgmt.ipv4_subnet))
+            .chain(mgmt.ipv6_subnet.map(IpNet::V6))
+            .collect();
+        let nets = self
+            .docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
             .await
-            .map_err(docker_err(format!("create management network {}", mgmt.network)))?;
-        Ok(())
+            .map_err(docker_err("list networks"))?;
+        let mut out = Vec::new();
+        for n in nets {
+            let lab = n.labels.as_ref().and_then(|l| l.get(LABEL_LAB)).cloned();
+            let subnets = n.ipam.and_then(|i| i.config).unwrap_or_default();
+            for s in subnets.into_iter().filter_map(|c| c.subnet) {
+                let Ok(theirs) = s.parse::<IpNet>() else { continue };
+                if ours
+                    .iter()
+                    .any(|o| o.contains(&theirs.network()) || theirs.contains(&o.network()))
+                {
+                    let owner = lab.as_deref().map(|l| format!(", lab {l}")).unwrap_or_default();
+                    out.push(format!("{} ({s}{owner})", n.name.clone().unwrap_or_default()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Removes a management network this runner made, once no container uses it.

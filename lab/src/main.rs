@@ -242,10 +242,10 @@ struct CellArgs {
     /// Node speaker: speaker, bird, frr (repeat or comma-separate for several).
     #[arg(long, value_delimiter = ',')]
     node: Vec<String>,
-    /// Fabric: mesh, tor/frr, tor/bird, rr/bird, rr/frr, rr/gobgp.
+    /// Fabric: mesh, tor/frr, tor/bird, rr/bird, rr/frr, rr/gobgp, rack, dualtor/frr, dualtor/bird.
     #[arg(long, value_delimiter = ',')]
     fabric: Vec<String>,
-    /// Family: v4, dual.
+    /// Family: v4, dual, v6.
     #[arg(long, value_delimiter = ',')]
     family: Vec<String>,
 }

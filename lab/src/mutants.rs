@@ -96,10 +96,7 @@ pub fn load(path: &Path) -> Result<Mutant, MutantError> {
         ));
     }
     for f in &header.cells.fabric {
-        if !["mesh", "tor", "rr", "dualtor"].contains(&f.as_str()) {
-            f.parse::<Fabric>()
-                .map_err(|e| invalid(format!("header: cells.fabric: {e}")))?;
-        }
+        Fabric::check_name(f).map_err(|e| invalid(format!("header: cells.fabric: {e}")))?;
     }
     for f in &header.cells.family {
         f.parse::<Family>()

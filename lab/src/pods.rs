@@ -36,7 +36,7 @@ pub enum PodError {
 pub struct Pod {
     pub node: String,
     pub name: String,
-    /// The pod's IPv4 address.
+    /// The pod's address: IPv4, or IPv6 on an IPv6-only node.
     pub ip: IpAddr,
     /// Its IPv6 address, on a dual-stack node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,19 +103,25 @@ pub fn declared(topo: &Topology) -> Result<Vec<Pod>, PodError> {
             ))
         })?;
         let blocks = node_blocks(n)?;
-        let block = *blocks.iter().find(|b| matches!(b, IpNet::V4(_))).ok_or_else(|| {
-            PodError::Invalid(format!(
-                "node {}: lab.pods needs an IPv4 lab.block to take addresses from",
-                n.name
-            ))
-        })?;
-        let hosts6: Vec<IpAddr> = blocks
-            .iter()
-            .find(|b| matches!(b, IpNet::V6(_)))
-            // The same host numbers as the IPv4 ones: ::1, ::2 (not the subnet's ::).
-            .map(|b| b.hosts().skip(1).take(count).collect())
-            .unwrap_or_default();
-        let hosts: Vec<IpAddr> = block.hosts().take(count).collect();
+        let v4 = blocks.iter().find(|b| matches!(b, IpNet::V4(_)));
+        let v6 = blocks.iter().find(|b| matches!(b, IpNet::V6(_)));
+        // IPv6 hosts take the same numbers as IPv4 ones: ::1, ::2 (not the subnet's ::).
+        let v6_hosts = |b: &IpNet| -> Vec<IpAddr> { b.hosts().skip(1).take(count).collect() };
+        let (block, hosts, hosts6) = match (v4, v6) {
+            (Some(b4), b6) => (
+                *b4,
+                b4.hosts().take(count).collect::<Vec<_>>(),
+                b6.map(v6_hosts).unwrap_or_default(),
+            ),
+            // An IPv6-only node: its pods have an IPv6 address alone.
+            (None, Some(b6)) => (*b6, v6_hosts(b6), Vec::new()),
+            (None, None) => {
+                return Err(PodError::Invalid(format!(
+                    "node {}: lab.pods needs a lab.block to take addresses from",
+                    n.name
+                )))
+            }
+        };
         if hosts.len() < count {
             return Err(PodError::Invalid(format!(
                 "node {}: block {block} has room for {} pods",
@@ -146,15 +152,18 @@ pub async fn add(rt: &Runtime, topo: &Topology, pod: &Pod) -> Result<(), PodErro
             pod.node, topo.name
         )));
     }
-    let IpAddr::V4(ip) = pod.ip else {
-        return Err(PodError::Invalid(format!(
-            "pod {}: {} is not an IPv4 address (a pod has one, and an IPv6 one beside it on a dual-stack node)",
-            pod.name, pod.ip
-        )));
+    // An IPv4 address and an IPv6 one beside it (dual stack), or an IPv6 one alone.
+    let (ip4, ip6) = match (pod.ip, pod.ip6) {
+        (IpAddr::V4(v4), None) => (Some(v4), None),
+        (IpAddr::V4(v4), Some(IpAddr::V6(v6))) => (Some(v4), Some(v6)),
+        (IpAddr::V6(v6), None) => (None, Some(v6)),
+        _ => {
+            return Err(PodError::Invalid(format!(
+                "pod {}: give it an IPv4 address, an IPv4 and an IPv6 one, or an IPv6 one alone",
+                pod.name
+            )))
+        }
     };
-    if pod.ip6.is_some_and(|a| a.is_ipv4()) {
-        return Err(PodError::Invalid(format!("pod {}: its IPv6 address is IPv4", pod.name)));
-    }
     let text = r#"
 set -e
 ns="$1"; ip="$2"; host="$3"; ip6="$4"
@@ -163,14 +172,16 @@ ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null; ip link del "$host" 2>/dev/null' ERR
 ip link add "$host" type veth peer name eth0 netns "$ns"
 ip -n "$ns" link set lo up
-ip -n "$ns" addr add "$ip/32" dev eth0
 ip -n "$ns" link set eth0 up
-ip -n "$ns" route add 169.254.1.1 dev eth0 scope link
-ip -n "$ns" route add default via 169.254.1.1 dev eth0 onlink
-echo 1 > "/proc/sys/net/ipv4/conf/$host/proxy_arp"
-echo 0 > "/proc/sys/net/ipv4/neigh/$host/proxy_delay"
 ip link set "$host" up
-ip route add "$ip/32" dev "$host" scope link
+if [ -n "$ip" ]; then
+  ip -n "$ns" addr add "$ip/32" dev eth0
+  ip -n "$ns" route add 169.254.1.1 dev eth0 scope link
+  ip -n "$ns" route add default via 169.254.1.1 dev eth0 onlink
+  echo 1 > "/proc/sys/net/ipv4/conf/$host/proxy_arp"
+  echo 0 > "/proc/sys/net/ipv4/neigh/$host/proxy_delay"
+  ip route add "$ip/32" dev "$host" scope link
+fi
 if [ -n "$ip6" ]; then
   # IPv6 as Calico does it: the pod's /128, a default route to a link-local
   # address of the node's side, and a /128 route to the pod on the node.
@@ -191,9 +202,9 @@ fi
         text,
         &[
             &ns,
-            &ip.to_string(),
+            &ip4.map(|a| a.to_string()).unwrap_or_default(),
             &pod.iface,
-            &pod.ip6.map(|a| a.to_string()).unwrap_or_default(),
+            &ip6.map(|a| a.to_string()).unwrap_or_default(),
         ],
     )
     .await

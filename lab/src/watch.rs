@@ -241,8 +241,17 @@ where
                 Some(t) => t[k].at,
                 None => Some(act_at),
             };
-            // Microseconds are noise at this scale: tenths of a millisecond.
-            let ms = |at: Option<f64>| at.zip(origin_at).map(|(t, o)| ((t - o) * 10_000.0).round() / 10.0);
+            // `ip -ts` stamps an event when it reads it: on a loaded machine the origin's
+            // watcher may read its own a few milliseconds after a follower read its. A
+            // follower's event after the act began but before the origin's stamp is
+            // that noise, and counts as 0; one before the act is before the change,
+            // and stays negative. Microseconds are noise at this scale: tenths of a ms.
+            let ms = |at: Option<f64>| {
+                at.zip(origin_at).map(|(t, o)| {
+                    let d = if t < o && t >= act_at { 0.0 } else { t - o };
+                    (d * 10_000.0).round() / 10.0
+                })
+            };
             let after_ms = c
                 .followers
                 .iter()

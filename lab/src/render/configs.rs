@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::intent::{NodeIntent, RouterIntent, CONNECT_RETRY, HOLD, KEEPALIVE, RESTART_TIME};
+use super::Family;
 
 fn v4(nets: &[IpNet]) -> Option<IpNet> {
     nets.iter().copied().find(|n| matches!(n, IpNet::V4(_)))
@@ -110,9 +111,13 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
             (HOLD, KEEPALIVE) => String::new(),
             (hold, keepalive) => format!("\n  hold time {hold};\n  keepalive time {keepalive};"),
         };
+        let password = match n.password(peer) {
+            Some(p) => format!("\n  password \"{p}\";"),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{timers}{}{}{limit}\n}}\n",
+            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{timers}{password}{}{}{limit}\n}}\n",
             n.as_number,
             n.address_of(peer),
             if n.bfd(peer).is_some() { "\n  bfd on;" } else { "" },
@@ -148,16 +153,16 @@ fn frr_neighbor(s: &mut String, addr: IpAddr, asn: &str, update_source: Option<I
 }
 
 /// Activates each neighbor in the family of its address only.
-fn frr_families(s: &mut String, peers: &[IpAddr], v4_extra: &[String], v6_extra: &[String], dual: bool) {
+fn frr_families(s: &mut String, peers: &[IpAddr], v4_extra: &[String], v6_extra: &[String], family: Family) {
     s.push_str(" !\n address-family ipv4 unicast\n");
-    for l in v4_extra {
+    for l in v4_extra.iter().filter(|_| family.v4()) {
         let _ = writeln!(s, "  {l}");
     }
     for p in peers {
         let _ = writeln!(s, "  {}neighbor {p} activate", if p.is_ipv4() { "" } else { "no " });
     }
     s.push_str(" exit-address-family\n");
-    if dual {
+    if family.v6() {
         s.push_str(" !\n address-family ipv6 unicast\n");
         for l in v6_extra {
             let _ = writeln!(s, "  {l}");
@@ -173,6 +178,9 @@ fn frr_families(s: &mut String, peers: &[IpAddr], v4_extra: &[String], v6_extra:
 /// A Kubernetes node with FRR: the kernel's block and borrowed IPs redistributed.
 pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
     let mut s = frr_head(name, about);
+    // As on the fabric's FRR routers (see `frr_router`): zebra 8.4's kernel nexthop
+    // objects lose its IPv6 routes after a link flap.
+    s.push_str("no zebra nexthop kernel enable\n!\n");
     s.push_str("! The node's block, not its pods' routes beneath it; borrowed IPs from the pools.\n");
     let (b4, p4) = (v4(&n.blocks), v4(&n.pools));
     let (b6, p6) = (v6(&n.blocks), v6(&n.pools));
@@ -212,6 +220,9 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
         if n.bfd(*peer).is_some() {
             let _ = writeln!(s, " neighbor {peer} bfd");
         }
+        if let Some(p) = n.password(*peer) {
+            let _ = writeln!(s, " neighbor {peer} password {p}");
+        }
     }
     let peers: Vec<IpAddr> = sessions.iter().map(|(p, ..)| *p).collect();
     let limits = |v6: bool| -> Vec<String> {
@@ -223,12 +234,17 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
     };
     let with =
         |first: &str, v6: bool| -> Vec<String> { std::iter::once(first.to_string()).chain(limits(v6)).collect() };
+    let family = match (b4.is_some(), b6.is_some()) {
+        (true, true) => Family::Dual,
+        (false, true) => Family::V6,
+        _ => Family::V4,
+    };
     frr_families(
         &mut s,
         &peers,
         &with("redistribute kernel route-map POD_ROUTES", false),
         &with("redistribute kernel route-map POD_ROUTES6", true),
-        b6.is_some(),
+        family,
     );
     s
 }
@@ -236,17 +252,17 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
 /// A fabric router on FRR: eBGP to its neighbors, or a route reflector for clients; a
 /// graceful restart speaker as the BIRD and GoBGP ones are (FRR's default is helper
 /// only, whose capability lists no family: its peers would flush its routes).
-pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
+pub fn frr_router(about: &str, r: &RouterIntent, family: Family, forwards: bool) -> String {
     let mut s = frr_head(&r.name, about);
     // zebra 8.4 installs routes through kernel nexthop objects, which the kernel
     // deletes with a link that goes down; after the link's return zebra believes
     // its IPv6 routes installed while the kernel has none (seen: RB-06 on dual-stack
     // ToRs). Plain routes come back.
     s.push_str("no zebra nexthop kernel enable\n!\n");
-    if r.cluster_id.is_some() {
-        // A reflector here only reflects: the nodes share its segment and reach each
-        // other directly. (Installing, FRR 8.4 keeps the routes of a killed bgpd in
-        // the kernel for minutes after the next one started: seen in GR-01.)
+    if !forwards {
+        // A reflector on the nodes' segment only reflects: they reach each other
+        // directly. (Installing, FRR 8.4 keeps the routes of a killed bgpd in the
+        // kernel for minutes after the next one started: seen in GR-01.)
         s.push_str("bgp no-rib\n!\n");
     }
     let _ = writeln!(
@@ -256,7 +272,8 @@ pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
     );
     if let Some(c) = r.cluster_id {
         let _ = writeln!(s, " bgp cluster-id {c}");
-    } else {
+    }
+    if forwards {
         // A ToR: a node's link that flaps under its session must not end the session
         // (FRR resets eBGP sessions on a link that goes down, by default).
         s.push_str(" no bgp fast-external-failover\n");
@@ -266,18 +283,23 @@ pub fn frr_router(about: &str, r: &RouterIntent, dual: bool) -> String {
     }
     let peers: Vec<IpAddr> = r.neighbors.iter().map(|n| n.address).collect();
     let clients = |v6: bool| -> Vec<String> {
-        r.neighbors
-            .iter()
-            .filter(|n| n.rr_client && n.address.is_ipv6() == v6)
+        let of_family = || r.neighbors.iter().filter(move |n| n.address.is_ipv6() == v6);
+        of_family()
+            .filter(|n| n.rr_client)
             .map(|n| format!("neighbor {} route-reflector-client", n.address))
+            .chain(
+                of_family()
+                    .filter(|n| n.next_hop_self)
+                    .map(|n| format!("neighbor {} next-hop-self force", n.address)),
+            )
             .collect()
     };
-    frr_families(&mut s, &peers, &clients(false), &clients(true), dual);
+    frr_families(&mut s, &peers, &clients(false), &clients(true), family);
     s
 }
 
 /// A fabric router on BIRD: programs its kernel (a ToR), or only reflects (an RR).
-pub fn bird_router(about: &str, r: &RouterIntent, dual: bool, program_kernel: bool) -> String {
+pub fn bird_router(about: &str, r: &RouterIntent, family: Family, program_kernel: bool) -> String {
     let about = &comment_lines(about, "#");
     let mut s = String::new();
     let _ = writeln!(
@@ -285,9 +307,13 @@ pub fn bird_router(about: &str, r: &RouterIntent, dual: bool, program_kernel: bo
         "# {}: {about}\n# Rendered by `lab render`.\nrouter id {};\ntimeformat protocol iso long;\nlog \"/var/log/bird.log\" all;\n\nprotocol device {{ scan time 2; }}\n",
         r.name, r.router_id
     );
-    let families: &[&str] = if dual { &["ipv4", "ipv6"] } else { &["ipv4"] };
+    let families: Vec<&str> = [(family.v4(), "ipv4"), (family.v6(), "ipv6")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect();
     // Next hops resolve through the routers' connected routes.
-    for f in families {
+    for f in &families {
         let k = if *f == "ipv4" { "4" } else { "6" };
         let _ = writeln!(s, "protocol direct d{k} {{ {f}; interface \"eth*\"; }}");
         if program_kernel {
@@ -312,9 +338,10 @@ pub fn bird_router(about: &str, r: &RouterIntent, dual: bool, program_kernel: bo
         if let (true, Some(c)) = (n.rr_client, r.cluster_id) {
             let _ = write!(body, "  rr client;\n  rr cluster id {c};\n");
         }
+        let nhs = if n.next_hop_self { " next hop self;" } else { "" };
         let _ = writeln!(
             s,
-            "protocol bgp {} {{\n{body}  {f} {{ import all; export where source = RTS_BGP; }};\n}}\n",
+            "protocol bgp {} {{\n{body}  {f} {{ import all; export where source = RTS_BGP;{nhs} }};\n}}\n",
             proto_name(&n.name, n.address)
         );
     }
@@ -355,15 +382,26 @@ pub fn gobgp_rr(about: &str, r: &RouterIntent) -> String {
 }
 
 /// A scripted peer on ExaBGP: one neighbor block per (our address, our AS) towards
-/// the same node, IPv4 unicast, no graceful restart (what it announced leaves with
-/// it). It announces nothing of itself; cases make it announce through `exabgp-cli`.
-pub fn exabgp_peer(about: &str, name: &str, node: IpAddr, node_as: u32, locals: &[(IpAddr, u32)]) -> String {
+/// the node's address of the same family, unicast of that family, no graceful restart
+/// (what it announced leaves with it). It announces nothing of itself; cases make it
+/// announce through `exabgp-cli`.
+pub fn exabgp_peer(about: &str, name: &str, node: &[IpAddr], node_as: u32, locals: &[(IpAddr, u32)]) -> String {
     let about = &comment_lines(about, "#");
     let mut s = format!("# {name}: {about}\n# Rendered by `lab render`.\n");
     for (addr, asn) in locals {
+        let Some(peer) = node.iter().find(|a| a.is_ipv4() == addr.is_ipv4()) else {
+            continue;
+        };
+        // ExaBGP needs a 32-bit router ID on an IPv6 session too: the IPv4 address of
+        // the same host number (fd00::100 is host 100, as the lab writes it).
+        let router_id = match addr {
+            IpAddr::V4(a) => *a,
+            IpAddr::V6(a) => std::net::Ipv4Addr::new(10, 0, 0, format!("{:x}", a.segments()[7]).parse().unwrap_or(1)),
+        };
+        let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
         let _ = writeln!(
             s,
-            "\nneighbor {node} {{\n    router-id {addr};\n    local-address {addr};\n    local-as {asn};\n    peer-as {node_as};\n    hold-time {HOLD};\n    family {{ ipv4 unicast; }}\n    capability {{ route-refresh; }}\n}}"
+            "\nneighbor {peer} {{\n    router-id {router_id};\n    local-address {addr};\n    local-as {asn};\n    peer-as {node_as};\n    hold-time {HOLD};\n    family {{ {family} unicast; }}\n    capability {{ route-refresh; }}\n}}"
         );
     }
     s

@@ -84,6 +84,9 @@ pub struct PeerIntent {
     /// peer sends more. BIRD: `import limit N action disable`; FRR: `maximum-prefix`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_prefixes: Option<u32>,
+    /// TCP-MD5 (RFC 2385). BIRD: `password`; FRR: `neighbor X password`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -129,6 +132,7 @@ impl NodeIntent {
             keepalive_time: KEEPALIVE,
             connect_retry_time: CONNECT_RETRY,
             max_prefixes: None,
+            password: None,
         });
     }
 
@@ -161,6 +165,14 @@ impl NodeIntent {
         format!(
             "# {name}: {about}\n# Rendered by `lab render` from the node's BGP intent, in Calico's field names.\n{body}"
         )
+    }
+
+    /// The TCP-MD5 password of the BGPPeer to `peer`, if any.
+    pub fn password(&self, peer: IpAddr) -> Option<&str> {
+        self.peers
+            .iter()
+            .find(|p| p.peer_ip == peer)
+            .and_then(|p| p.password.as_deref())
     }
 
     /// The prefix limit set on the BGPPeer to `peer`, if any.
@@ -221,4 +233,7 @@ pub struct RouterNeighbor {
     pub as_number: u32,
     /// A route reflector client of this router.
     pub rr_client: bool,
+    /// This router gives its own address as the next hop of what it sends the
+    /// neighbor, reflected routes too (FRR's `next-hop-self force`).
+    pub next_hop_self: bool,
 }

@@ -71,28 +71,43 @@ pub enum Fabric {
     /// One rack of three nodes, each dual-homed: eBGP to both of the rack's ToRs,
     /// ECMP over the two (RT-04). Only the cases that name it run on it.
     DualTor(Router),
+    /// Calico's AS per rack: two racks of two nodes, the nodes iBGP route-reflector
+    /// clients of their ToR (next hop self), the ToRs eBGP to a spine; rack 1's ToR
+    /// and the spine on FRR, rack 2's ToR on BIRD.
+    Rack,
 }
 
 impl Fabric {
-    pub const ALL: [Fabric; 8] = [
+    pub const ALL: [Fabric; 9] = [
         Fabric::Mesh,
         Fabric::Tor(Router::Frr),
         Fabric::Tor(Router::Bird),
         Fabric::Rr(Router::Bird),
         Fabric::Rr(Router::Frr),
         Fabric::Rr(Router::Gobgp),
+        Fabric::Rack,
         Fabric::DualTor(Router::Frr),
         Fabric::DualTor(Router::Bird),
     ];
 
-    /// `mesh`, `tor`, `rr`, `dualtor`.
+    /// `mesh`, `tor`, `rr`, `rack`, `dualtor`.
     pub fn kind(self) -> &'static str {
         match self {
             Fabric::Mesh => "mesh",
             Fabric::Tor(_) => "tor",
             Fabric::Rr(_) => "rr",
+            Fabric::Rack => "rack",
             Fabric::DualTor(_) => "dualtor",
         }
+    }
+
+    /// Whether `name` names fabrics: a fabric (`tor/frr`), or a kind of them
+    /// (`tor`: every ToR fabric), as case files and mutants' headers write them.
+    pub fn check_name(name: &str) -> Result<(), String> {
+        if Fabric::ALL.iter().any(|f| f.kind() == name) {
+            return Ok(());
+        }
+        name.parse::<Fabric>().map(|_| ())
     }
 
     /// A fabric only the cases that name it run on (`cells: {fabric: [dualtor]}`):
@@ -109,6 +124,7 @@ impl fmt::Display for Fabric {
             Fabric::Tor(r) => write!(f, "tor/{}", r.as_str()),
             Fabric::Rr(r) => write!(f, "rr/{}", r.as_str()),
             Fabric::DualTor(r) => write!(f, "dualtor/{}", r.as_str()),
+            Fabric::Rack => f.write_str("rack"),
         }
     }
 }
@@ -120,7 +136,7 @@ impl FromStr for Fabric {
         Fabric::ALL
             .into_iter()
             .find(|f| f.to_string() == s)
-            .ok_or_else(|| format!("unknown fabric {s:?}: one of mesh, tor/frr, tor/bird, rr/bird, rr/frr, rr/gobgp, dualtor/frr, dualtor/bird"))
+            .ok_or_else(|| format!("unknown fabric {s:?}: one of mesh, tor/frr, tor/bird, rr/bird, rr/frr, rr/gobgp, rack, dualtor/frr, dualtor/bird"))
     }
 }
 
@@ -140,16 +156,27 @@ pub enum Family {
     V4,
     /// IPv4 and IPv6 side by side: blocks, pods and separate sessions of each.
     Dual,
+    /// IPv6 only: blocks, pods, links and sessions (router IDs stay 32-bit numbers).
+    V6,
 }
 
 impl Family {
-    pub const ALL: [Family; 2] = [Family::V4, Family::Dual];
+    pub const ALL: [Family; 3] = [Family::V4, Family::Dual, Family::V6];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Family::V4 => "v4",
             Family::Dual => "dual",
+            Family::V6 => "v6",
         }
+    }
+
+    /// Whether its cells have IPv4, and IPv6.
+    pub fn v4(self) -> bool {
+        self != Family::V6
+    }
+    pub fn v6(self) -> bool {
+        self != Family::V4
     }
 }
 
@@ -160,7 +187,8 @@ impl FromStr for Family {
         match s {
             "v4" => Ok(Family::V4),
             "dual" => Ok(Family::Dual),
-            _ => Err(format!("unknown family {s:?}: v4 or dual")),
+            "v6" => Ok(Family::V6),
+            _ => Err(format!("unknown family {s:?}: v4, dual or v6")),
         }
     }
 }
@@ -221,6 +249,14 @@ impl Cell {
     pub fn dual(&self) -> bool {
         self.family == Family::Dual
     }
+
+    /// Whether the cell has IPv4, and IPv6.
+    pub fn v4(&self) -> bool {
+        self.family.v4()
+    }
+    pub fn v6(&self) -> bool {
+        self.family.v6()
+    }
 }
 
 /// A node of a rendered cell.
@@ -262,6 +298,8 @@ pub enum Tweak {
     /// The catalogue's hold time 3 s and keepalive 1 s on every session of the node
     /// (its peers take the lower hold time the node offers).
     ShortHold,
+    /// A TCP-MD5 password on every session of the node, which its peers do not have.
+    WrongPassword,
 }
 
 impl Tweak {
@@ -272,13 +310,13 @@ impl Tweak {
                 for p in &mut intent.peers {
                     p.as_number += 1000;
                 }
-                if intent.node_to_node_mesh.enabled {
-                    // The mesh takes the node's own AS: the peers become explicit.
-                    let peers: Vec<IpAddr> = std::mem::take(&mut intent.node_to_node_mesh.peers);
-                    intent.node_to_node_mesh.enabled = false;
-                    for p in peers {
-                        intent.peer(p, intent.as_number + 1000);
-                    }
+                // The mesh takes the node's own AS: the peers become explicit.
+                explicit_mesh(intent, intent.as_number + 1000);
+            }
+            Tweak::WrongPassword => {
+                explicit_mesh(intent, intent.as_number);
+                for p in &mut intent.peers {
+                    p.password = Some("not-the-peers-password".into());
                 }
             }
             Tweak::NoGracefulRestart => intent.graceful_restart.enabled = false,
@@ -290,6 +328,18 @@ impl Tweak {
                     (p.hold_time, p.keepalive_time) = (3, 1);
                 }
             }
+        }
+    }
+}
+
+/// The node-to-node mesh's peers as BGPPeers of AS `asn`, which a change can set
+/// apart from the mesh's.
+fn explicit_mesh(intent: &mut NodeIntent, asn: u32) {
+    if intent.node_to_node_mesh.enabled {
+        let peers: Vec<IpAddr> = std::mem::take(&mut intent.node_to_node_mesh.peers);
+        intent.node_to_node_mesh.enabled = false;
+        for p in peers {
+            intent.peer(p, asn);
         }
     }
 }
@@ -320,17 +370,24 @@ fn net(s: &str) -> IpNet {
 }
 
 fn pools(cell: &Cell) -> Vec<IpNet> {
-    let mut p = vec![net(POOL4)];
-    if cell.dual() {
+    let mut p = Vec::new();
+    if cell.v4() {
+        p.push(net(POOL4));
+    }
+    if cell.v6() {
         p.push(net(POOL6));
     }
     p
 }
 
-/// Node `k`'s blocks (k from 1): a /26 and, dual, a /122, as Calico's IPAM makes them.
+/// Node `k`'s blocks (k from 1): a /26 and a /122 as the cell's families have them,
+/// as Calico's IPAM makes them.
 fn blocks(cell: &Cell, k: u8) -> Vec<IpNet> {
-    let mut b = vec![net(&format!("10.244.{k}.0/26"))];
-    if cell.dual() {
+    let mut b = Vec::new();
+    if cell.v4() {
+        b.push(net(&format!("10.244.{k}.0/26")));
+    }
+    if cell.v6() {
         b.push(net(&format!("fd00:244:0:{k}::/122")));
     }
     b
@@ -393,12 +450,27 @@ fn image(speaker: NodeSpeaker) -> &'static str {
 
 /// Addresses on a switch segment are set by hand (`ip addr add`), as containerlab
 /// leaves bridged ports alone.
-fn segment_addrs(v4: Ipv4Addr, v6: Option<Ipv6Addr>) -> Vec<String> {
-    let mut out = vec![format!("ip addr add {v4}/24 dev eth1")];
-    if let Some(v6) = v6 {
-        out.push(format!("ip addr add {v6}/64 dev eth1 nodad"));
+fn segment_addrs(addrs: &[IpAddr]) -> Vec<String> {
+    addrs
+        .iter()
+        .map(|a| match a {
+            IpAddr::V4(v4) => format!("ip addr add {v4}/24 dev eth1"),
+            IpAddr::V6(v6) => format!("ip addr add {v6}/64 dev eth1 nodad"),
+        })
+        .collect()
+}
+
+/// Host `h`'s addresses on a switch segment, of the cell's families:
+/// 10.0.0.h and fd00::h.
+fn seg_addrs(cell: &Cell, h: u8) -> Vec<IpAddr> {
+    let mut a = Vec::new();
+    if cell.v4() {
+        a.push(IpAddr::V4(seg4(h)));
     }
-    out
+    if cell.v6() {
+        a.push(IpAddr::V6(seg6(h)));
+    }
+    a
 }
 
 fn seg4(host: u8) -> Ipv4Addr {
@@ -462,16 +534,16 @@ fn node(name: &str, about: &str, cell: &Cell, n: &NodeIntent, addrs: &[String]) 
     }
 }
 
-fn router_files(r: Router, about: &str, ri: &RouterIntent, dual: bool, tor: bool) -> Vec<(String, String, String)> {
+fn router_files(r: Router, about: &str, ri: &RouterIntent, family: Family, tor: bool) -> Vec<(String, String, String)> {
     match r {
         Router::Frr => vec![(
             "frr.conf".into(),
-            configs::frr_router(about, ri, dual),
+            configs::frr_router(about, ri, family, tor),
             "/etc/frr/frr.conf".into(),
         )],
         Router::Bird => vec![(
             "bird.conf".into(),
-            configs::bird_router(about, ri, dual, tor),
+            configs::bird_router(about, ri, family, tor),
             "/etc/bird/bird.conf".into(),
         )],
         Router::Gobgp => vec![(
@@ -496,6 +568,7 @@ impl Plan {
                 return Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into())
             }
             Fabric::DualTor(r) => dual_tor(cell, r),
+            Fabric::Rack => rack(cell),
         };
         // Each end of a point-to-point link holds its address of the link.
         for l in &plan.links {
@@ -635,24 +708,23 @@ fn yaml_string(s: &str) -> String {
 fn mesh(cell: Cell) -> Plan {
     const ASN: u32 = 64512;
     let hosts: [u8; 3] = [11, 12, 13];
+    let shown: Vec<String> = [(cell.v4(), "10.0.0.11-13/24"), (cell.v6(), "fd00::11-13/64")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, a)| a.to_string())
+        .collect();
     let mut plan = Plan {
         cell,
         lab: format!("c-{}", cell.slug()),
         about: format!(
-            "Calico's default: three Kubernetes nodes in an iBGP node-to-node mesh (AS {ASN}) on\none L2 segment (a switch container bridging its ports), {} as the node speaker.\nx1 is a scripted peer (ExaBGP) with two eBGP sessions to n1, from AS {XA} and AS {XB},\nfor the robustness cases; it announces nothing unless a case makes it.\n\n          sw (bridge br0)\n     /      |      |      \\\n   n1      n2      n3      x1     10.0.0.11-13/24{}, x1 10.0.0.100-101/24",
+            "Calico's default: three Kubernetes nodes in an iBGP node-to-node mesh (AS {ASN}) on\none L2 segment (a switch container bridging its ports), {} as the node speaker.\nx1 is a scripted peer (ExaBGP) with two eBGP sessions to n1 (of each family), from AS\n{XA} and AS {XB}, for the robustness cases; it announces nothing unless a case makes it.\n\n          sw (bridge br0)\n     /      |      |      \\\n   n1      n2      n3      x1     {}, x1 hosts 100-101",
             cell.node.as_str(),
-            if cell.dual() { ", fd00::11-13/64" } else { "" }
+            shown.join(", ")
         ),
         nodes: vec![switch(hosts.len() + 1)],
         links: Vec::new(),
     };
-    let addr = |h: u8| -> Vec<IpAddr> {
-        let mut a = vec![IpAddr::V4(seg4(h))];
-        if cell.dual() {
-            a.push(IpAddr::V6(seg6(h)));
-        }
-        a
-    };
+    let addr = |h: u8| seg_addrs(&cell, h);
     for (i, h) in hosts.iter().enumerate() {
         let k = i as u8 + 1;
         let name = format!("n{k}");
@@ -663,18 +735,20 @@ fn mesh(cell: Cell) -> Plan {
         n.node_to_node_mesh.peers = hosts.iter().filter(|o| *o != h).flat_map(|o| addr(*o)).collect();
         let mut about = "a Kubernetes node in Calico's node-to-node mesh (iBGP) with the other two.";
         if k == 1 {
-            n.peer(IpAddr::V4(seg4(X_HOSTS[0])), XA);
-            n.peers[0].max_prefixes = Some(X_LIMIT);
-            n.peer(IpAddr::V4(seg4(X_HOSTS[1])), XB);
-            about = "a Kubernetes node in Calico's node-to-node mesh (iBGP) with the other two, and\nwith two eBGP BGPPeers on x1, the first limited to 10 prefixes.";
+            for (x, asn) in [(X_HOSTS[0], XA), (X_HOSTS[1], XB)] {
+                for a in addr(x) {
+                    n.peer(a, asn);
+                    if asn == XA {
+                        if let Some(p) = n.peers.last_mut() {
+                            p.max_prefixes = Some(X_LIMIT);
+                        }
+                    }
+                }
+            }
+            about = "a Kubernetes node in Calico's node-to-node mesh (iBGP) with the other two, and\nwith two eBGP BGPPeers (of each family) on x1, the first limited to 10 prefixes.";
         }
-        plan.nodes.push(node(
-            &name,
-            about,
-            &cell,
-            &n,
-            &segment_addrs(seg4(*h), cell.dual().then(|| seg6(*h))),
-        ));
+        plan.nodes
+            .push(node(&name, about, &cell, &n, &segment_addrs(&addr(*h))));
         on_segment(&mut plan, &addr(*h));
         plan.links.push(PlanLink {
             a: (name, "eth1".into()),
@@ -682,12 +756,12 @@ fn mesh(cell: Cell) -> Plan {
             addrs: vec![],
         });
     }
-    let about = "a scripted peer (ExaBGP) with two eBGP sessions to n1.";
-    let locals: Vec<(IpAddr, u32)> = vec![(IpAddr::V4(seg4(X_HOSTS[0])), XA), (IpAddr::V4(seg4(X_HOSTS[1])), XB)];
-    let mut exec: Vec<String> = X_HOSTS
+    let about = "a scripted peer (ExaBGP) with two eBGP sessions (of each family) to n1.";
+    let locals: Vec<(IpAddr, u32)> = [(X_HOSTS[0], XA), (X_HOSTS[1], XB)]
         .iter()
-        .map(|h| format!("ip addr add {}/24 dev eth1", seg4(*h)))
+        .flat_map(|(h, asn)| addr(*h).into_iter().map(move |a| (a, *asn)))
         .collect();
+    let mut exec = segment_addrs(&locals.iter().map(|(a, _)| *a).collect::<Vec<_>>());
     exec.extend(daemon_exec("exabgp"));
     plan.nodes.push(PlanNode {
         name: "x1".into(),
@@ -698,17 +772,14 @@ fn mesh(cell: Cell) -> Plan {
         pods: 0,
         files: vec![(
             "exabgp.conf".into(),
-            configs::exabgp_peer(about, "x1", IpAddr::V4(seg4(hosts[0])), ASN, &locals),
+            configs::exabgp_peer(about, "x1", &addr(hosts[0]), ASN, &locals),
             "/etc/exabgp/exabgp.conf".into(),
         )],
         exec,
         intent: None,
         router: None,
         kernel: false,
-        addrs: X_HOSTS
-            .iter()
-            .map(|h| ("eth1".to_string(), seg_net(IpAddr::V4(seg4(*h)))))
-            .collect(),
+        addrs: locals.iter().map(|(a, _)| ("eth1".to_string(), seg_net(*a))).collect(),
         about: about.into(),
     });
     plan.links.push(PlanLink {
@@ -749,8 +820,8 @@ fn tor(cell: Cell, r: Router) -> Plan {
         let asn = 65100 + u32::from(k);
         let mut n = NodeIntent::new(asn, node4, pools(&cell));
         n.blocks = blocks(&cell, k);
-        let v6 = cell.dual().then_some((tor6, node6));
-        let addrs = uplink(&mut n, &name, &mut tors[usize::from(rack - 1)], (tor4, node4), v6);
+        let (v4, v6) = (cell.v4().then_some((tor4, node4)), cell.v6().then_some((tor6, node6)));
+        let addrs = uplink(&mut n, &name, &mut tors[usize::from(rack - 1)], v4, v6);
         let about = format!("a Kubernetes node of rack {rack}, eBGP to its ToR (AS per node).");
         plan.nodes.push(node(&name, &about, &cell, &n, &[]));
         plan.links.push(PlanLink {
@@ -760,32 +831,38 @@ fn tor(cell: Cell, r: Router) -> Plan {
         });
     }
     // The ToRs' own link.
-    let mut addrs = vec![(net("10.0.255.0/31"), net("10.0.255.1/31"))];
-    let pairs: [(usize, IpAddr, u32); 2] = [
-        (0, IpAddr::V4(Ipv4Addr::new(10, 0, 255, 1)), 65002),
-        (1, IpAddr::V4(Ipv4Addr::new(10, 0, 255, 0)), 65001),
-    ];
-    for (t, addr, asn) in pairs {
-        tors[t].neighbors.push(RouterNeighbor {
-            name: format!("tor{}", 2 - t),
-            address: addr,
-            as_number: asn,
-            rr_client: false,
-        });
+    let mut addrs = Vec::new();
+    if cell.v4() {
+        addrs.push((net("10.0.255.0/31"), net("10.0.255.1/31")));
+        let pairs: [(usize, IpAddr, u32); 2] = [
+            (0, IpAddr::V4(Ipv4Addr::new(10, 0, 255, 1)), 65002),
+            (1, IpAddr::V4(Ipv4Addr::new(10, 0, 255, 0)), 65001),
+        ];
+        for (t, addr, asn) in pairs {
+            tors[t].neighbors.push(RouterNeighbor {
+                name: format!("tor{}", 2 - t),
+                address: addr,
+                as_number: asn,
+                rr_client: false,
+                next_hop_self: false,
+            });
+        }
     }
-    if cell.dual() {
+    if cell.v6() {
         addrs.push((net("fd00:1:255::1/64"), net("fd00:1:255::2/64")));
         tors[0].neighbors.push(RouterNeighbor {
             name: "tor2".into(),
             address: "fd00:1:255::2".parse().expect("literal"),
             as_number: 65002,
             rr_client: false,
+            next_hop_self: false,
         });
         tors[1].neighbors.push(RouterNeighbor {
             name: "tor1".into(),
             address: "fd00:1:255::1".parse().expect("literal"),
             as_number: 65001,
             rr_client: false,
+            next_hop_self: false,
         });
     }
     plan.links.push(PlanLink {
@@ -835,8 +912,8 @@ fn dual_tor(cell: Cell, r: Router) -> Plan {
         n.blocks = blocks(&cell, k);
         for t in 1..=2u8 {
             let (tor4, node4, tor6, node6) = ends(t);
-            let v6 = cell.dual().then_some((tor6, node6));
-            let addrs = uplink(&mut n, &name, &mut tors[usize::from(t - 1)], (tor4, node4), v6);
+            let (v4, v6) = (cell.v4().then_some((tor4, node4)), cell.v6().then_some((tor6, node6)));
+            let addrs = uplink(&mut n, &name, &mut tors[usize::from(t - 1)], v4, v6);
             plan.links.push(PlanLink {
                 a: (format!("tor{t}"), format!("eth{k}")),
                 b: (name.clone(), format!("eth{t}")),
@@ -855,6 +932,141 @@ fn dual_tor(cell: Cell, r: Router) -> Plan {
     plan
 }
 
+fn rack(cell: Cell) -> Plan {
+    let mut plan = Plan {
+        cell,
+        lab: format!("c-{}", cell.slug()),
+        about: format!(
+            "Calico's AS per rack: two racks of two Kubernetes nodes, {} as the node speaker,\neach rack one AS, its nodes iBGP route-reflector clients of their ToR (next hop\nself); the ToRs eBGP to a spine. Rack 1's ToR is FRR, rack 2's BIRD, the spine FRR.\n\n                 spine (FRR, AS 65000)\n                /                      \\\n  tor1 (FRR, AS 65101, RR)      tor2 (BIRD, AS 65102, RR)\n     |          |                  |          |\n    n1         n2                 n3         n4",
+            cell.node.as_str()
+        ),
+        nodes: Vec::new(),
+        links: Vec::new(),
+    };
+    let mut tors: Vec<RouterIntent> = (1..=2u8)
+        .map(|t| RouterIntent {
+            name: format!("tor{t}"),
+            as_number: 65100 + u32::from(t),
+            router_id: Ipv4Addr::new(10, 0, 255, 2 * t - 1),
+            cluster_id: Some(Ipv4Addr::new(10, 0, 255, 2 * t - 1)),
+            neighbors: Vec::new(),
+            addresses: Vec::new(),
+        })
+        .collect();
+    let mut spine = RouterIntent {
+        name: "spine".into(),
+        as_number: 65000,
+        router_id: Ipv4Addr::new(10, 0, 255, 254),
+        cluster_id: None,
+        neighbors: Vec::new(),
+        addresses: Vec::new(),
+    };
+    for k in 1..=4u8 {
+        let (rack, slot) = ((k - 1) / 2 + 1, (k - 1) % 2);
+        let tor = &mut tors[usize::from(rack - 1)];
+        let name = format!("n{k}");
+        let tor4 = Ipv4Addr::new(10, 1, rack, slot * 2);
+        let node4 = Ipv4Addr::new(10, 1, rack, slot * 2 + 1);
+        let tor6 = Ipv6Addr::new(0xfd00, 1, u16::from(rack), u16::from(slot), 0, 0, 0, 1);
+        let node6 = Ipv6Addr::new(0xfd00, 1, u16::from(rack), u16::from(slot), 0, 0, 0, 2);
+        let mut n = NodeIntent::new(tor.as_number, node4, pools(&cell));
+        n.blocks = blocks(&cell, k);
+        let mut addrs = Vec::new();
+        let ends = [
+            (cell.v4(), IpAddr::V4(tor4), IpAddr::V4(node4), 31),
+            (cell.v6(), IpAddr::V6(tor6), IpAddr::V6(node6), 64),
+        ];
+        for (_, tor_ip, node_ip, len) in ends.into_iter().filter(|e| e.0) {
+            n.addresses.push(node_ip);
+            n.peer_from(tor_ip, tor.as_number, node_ip);
+            tor.neighbors.push(RouterNeighbor {
+                name: name.clone(),
+                address: node_ip,
+                as_number: tor.as_number,
+                rr_client: true,
+                next_hop_self: true,
+            });
+            addrs.push((
+                IpNet::new(tor_ip, len).expect("len"),
+                IpNet::new(node_ip, len).expect("len"),
+            ));
+        }
+        let about =
+            format!("a Kubernetes node of rack {rack}, an iBGP route-reflector client of its ToR (AS per rack).");
+        plan.nodes.push(node(&name, &about, &cell, &n, &[]));
+        plan.links.push(PlanLink {
+            a: (format!("tor{rack}"), format!("eth{}", slot + 1)),
+            b: (name, "eth1".into()),
+            addrs,
+        });
+    }
+    // The ToRs' links to the spine: spine eth<t> to tor<t> eth3.
+    for t in 1..=2u8 {
+        let tor = &mut tors[usize::from(t - 1)];
+        let (spine4, tor4) = (
+            Ipv4Addr::new(10, 0, 255, 2 * t - 2),
+            Ipv4Addr::new(10, 0, 255, 2 * t - 1),
+        );
+        let (spine6, tor6) = (
+            Ipv6Addr::new(0xfd00, 0, 255, u16::from(t), 0, 0, 0, 1),
+            Ipv6Addr::new(0xfd00, 0, 255, u16::from(t), 0, 0, 0, 2),
+        );
+        let mut addrs = Vec::new();
+        let ends = [
+            (cell.v4(), IpAddr::V4(spine4), IpAddr::V4(tor4), 31),
+            (cell.v6(), IpAddr::V6(spine6), IpAddr::V6(tor6), 64),
+        ];
+        for (_, s_ip, t_ip, len) in ends.into_iter().filter(|e| e.0) {
+            spine.neighbors.push(RouterNeighbor {
+                name: tor.name.clone(),
+                address: t_ip,
+                as_number: tor.as_number,
+                rr_client: false,
+                next_hop_self: false,
+            });
+            tor.neighbors.push(RouterNeighbor {
+                name: "spine".into(),
+                address: s_ip,
+                as_number: spine.as_number,
+                rr_client: false,
+                next_hop_self: false,
+            });
+            addrs.push((IpNet::new(s_ip, len).expect("len"), IpNet::new(t_ip, len).expect("len")));
+        }
+        plan.links.push(PlanLink {
+            a: ("spine".into(), format!("eth{t}")),
+            b: (tor.name.clone(), "eth3".into()),
+            addrs,
+        });
+    }
+    let routers = [
+        (Router::Frr, &tors[0], "rack 1's top-of-rack router (FRR), AS 65101: a route reflector for its nodes, next\nhop self, eBGP to the spine.".to_string()),
+        (Router::Bird, &tors[1], "rack 2's top-of-rack router (BIRD), AS 65102: a route reflector for its nodes, next\nhop self, eBGP to the spine.".to_string()),
+        (Router::Frr, &spine, "the spine (FRR), AS 65000, eBGP to each rack's ToR.".to_string()),
+    ];
+    for (i, (r, ri, about)) in routers.into_iter().enumerate() {
+        plan.nodes.insert(
+            i,
+            PlanNode {
+                name: ri.name.clone(),
+                role: if ri.name == "spine" { "spine" } else { "tor" },
+                bgp: Some(r.as_str()),
+                image: "podlab/base:latest".into(),
+                blocks: vec![],
+                pods: 0,
+                files: router_files(r, &about, ri, cell.family, true),
+                exec: daemon_exec(r.as_str()),
+                intent: None,
+                router: Some(ri.clone()),
+                kernel: true,
+                addrs: vec![],
+                about,
+            },
+        );
+    }
+    plan
+}
+
 /// A node's eBGP uplink to a ToR over a point-to-point link: the sessions over IPv4
 /// (and IPv6) on both sides, from the node's address on the link, and the link's
 /// addresses (the ToR's end first).
@@ -862,10 +1074,12 @@ fn uplink(
     n: &mut NodeIntent,
     name: &str,
     tor: &mut RouterIntent,
-    v4: (Ipv4Addr, Ipv4Addr),
+    v4: Option<(Ipv4Addr, Ipv4Addr)>,
     v6: Option<(Ipv6Addr, Ipv6Addr)>,
 ) -> Vec<(IpNet, IpNet)> {
-    let ends = std::iter::once((IpAddr::V4(v4.0), IpAddr::V4(v4.1), 31))
+    let ends = v4
+        .map(|(t, m)| (IpAddr::V4(t), IpAddr::V4(m), 31))
+        .into_iter()
         .chain(v6.map(|(t, m)| (IpAddr::V6(t), IpAddr::V6(m), 64)));
     let mut addrs = Vec::new();
     for (tor_ip, node_ip, len) in ends {
@@ -876,6 +1090,7 @@ fn uplink(
             address: node_ip,
             as_number: n.as_number,
             rr_client: false,
+            next_hop_self: false,
         });
         addrs.push((
             IpNet::new(tor_ip, len).expect("len"),
@@ -912,7 +1127,7 @@ fn add_tors(plan: &mut Plan, tors: &[RouterIntent], r: Router, about: impl Fn(&R
                 image: "podlab/base:latest".into(),
                 blocks: vec![],
                 pods: 0,
-                files: router_files(r, &about, t, plan.cell.dual(), true),
+                files: router_files(r, &about, t, plan.cell.family, true),
                 exec: daemon_exec(r.as_str()),
                 intent: None,
                 router: Some(t.clone()),
@@ -938,13 +1153,7 @@ fn rr(cell: Cell, r: Router) -> Plan {
         nodes: vec![switch(hosts.len() + 1)],
         links: Vec::new(),
     };
-    let addr = |h: u8| -> Vec<IpAddr> {
-        let mut a = vec![IpAddr::V4(seg4(h))];
-        if cell.dual() {
-            a.push(IpAddr::V6(seg6(h)));
-        }
-        a
-    };
+    let addr = |h: u8| seg_addrs(&cell, h);
     let mut rri = RouterIntent {
         name: "rr".into(),
         as_number: ASN,
@@ -968,16 +1177,12 @@ fn rr(cell: Cell, r: Router) -> Plan {
                 address: a,
                 as_number: ASN,
                 rr_client: true,
+                next_hop_self: false,
             });
         }
         let about = "a Kubernetes node, an iBGP client of the route reflector (no node-to-node mesh).";
-        plan.nodes.push(node(
-            &name,
-            about,
-            &cell,
-            &n,
-            &segment_addrs(seg4(*h), cell.dual().then(|| seg6(*h))),
-        ));
+        plan.nodes
+            .push(node(&name, about, &cell, &n, &segment_addrs(&addr(*h))));
         on_segment(&mut plan, &addr(*h));
         plan.links.push(PlanLink {
             a: (name, "eth1".into()),
@@ -986,7 +1191,7 @@ fn rr(cell: Cell, r: Router) -> Plan {
         });
     }
     let about = format!("the route reflector ({}) of the nodes, cluster 10.0.0.2.", r.as_str());
-    let mut exec = segment_addrs(seg4(2), cell.dual().then(|| seg6(2)));
+    let mut exec = segment_addrs(&addr(2));
     exec.extend(daemon_exec(r.as_str()));
     plan.nodes.insert(
         1,
@@ -997,7 +1202,7 @@ fn rr(cell: Cell, r: Router) -> Plan {
             image: "podlab/base:latest".into(),
             blocks: vec![],
             pods: 0,
-            files: router_files(r, &about, &rri, cell.dual(), false),
+            files: router_files(r, &about, &rri, cell.family, false),
             exec,
             intent: None,
             // The reflectors only reflect: FRR's with `bgp no-rib`, BIRD's without a
@@ -1053,6 +1258,8 @@ mod tests {
             for n in t.nodes.values().filter(|n| n.role() == Some("node")) {
                 let blocks = n.labels["lab.block"].split(',').count();
                 assert_eq!(blocks, if cell.dual() { 2 } else { 1 }, "{cell}: {}", n.name);
+                let v6 = n.labels["lab.block"].contains(':');
+                assert_eq!(v6, cell.v6(), "{cell}: {}", n.name);
             }
             // Every node's files: the header is comment lines to its last, and the
             // speaker's configuration reads back.
@@ -1090,7 +1297,7 @@ mod tests {
             assert_eq!(cell.fabric.to_string().parse::<Fabric>().unwrap(), cell.fabric);
             assert_eq!(cell.node.as_str().parse::<NodeSpeaker>().unwrap(), cell.node);
         }
-        assert_eq!(Cell::matrix().len(), 48);
+        assert_eq!(Cell::matrix().len(), 81);
         assert!("tor/gobgp".parse::<Fabric>().is_err());
     }
 

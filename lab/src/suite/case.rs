@@ -122,9 +122,7 @@ impl CellFilter {
             n.parse::<NodeSpeaker>()?;
         }
         for f in &self.fabric {
-            if !["mesh", "tor", "rr", "dualtor"].contains(&f.as_str()) {
-                f.parse::<Fabric>()?;
-            }
+            Fabric::check_name(f)?;
         }
         for f in &self.family {
             f.parse::<Family>()?;
@@ -152,10 +150,37 @@ pub struct Finding {
     /// The step that fails: its number in `steps` (from 1), `always` (putting the
     /// lab back), or `after` (WD-04 after the case).
     pub step: At,
-    /// What the failure says, `*` standing for any text. A message that lists several
-    /// things wrong (`; ` between them) is explained only if each of them matches.
-    pub message: String,
+    /// What the failure says, `*` standing for any text: one pattern, or several. A
+    /// message that lists several things wrong (`; ` between them) is explained only
+    /// if each of them matches one.
+    pub message: Patterns,
     pub why: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Patterns {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Patterns {
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            Patterns::One(p) => vec![p.as_str()],
+            Patterns::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// The things wrong a failure's message lists, without the deadline it says first
+/// (`not within 2.0 s: a; b` is `a` and `b`).
+fn items(message: &str) -> Vec<&str> {
+    let rest = match message.strip_prefix("not within ") {
+        Some(r) => r.split_once(" s: ").map_or(message, |(_, r)| r),
+        None => message,
+    };
+    rest.split("; ").collect()
 }
 
 /// Where in a case a failure happened.
@@ -213,8 +238,9 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
-    /// A pod: `{node: n1, name: web, ip: borrowed}` (`ip`: `borrowed`, the next free
-    /// address of the node's block when absent, or an address).
+    /// A pod: `{node: n1, name: web, ip: borrowed}` (`ip`: `borrowed` from no block,
+    /// `borrowed:n2` from n2's block, the next free address of the node's own block
+    /// when absent, or an address).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_add: Option<PodAdd>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,12 +299,30 @@ pub struct Step {
     /// from route events, against a budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<Timing>,
-    /// The step runs only on cells of this family (`dual`: IPv6 beside IPv4).
+    /// The step runs only on cells of this family (`dual`: IPv6 beside IPv4), or of
+    /// these (`[v4, dual]`: where there is IPv4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub family: Option<String>,
+    pub family: Option<Families>,
     /// The step runs only on cells of these fabrics (`tor`, `rr/frr`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fabric: Vec<String>,
+}
+
+/// One family, or several.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Families {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Families {
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            Families::One(f) => vec![f.as_str()],
+            Families::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -304,11 +348,29 @@ pub struct RouteAct {
     pub node: String,
     /// `ip route replace`: adds, or leaves as it is (for `always` steps).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub replace: Option<String>,
+    pub replace: Option<Routes>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub add: Option<String>,
+    pub add: Option<Routes>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub del: Option<String>,
+    pub del: Option<Routes>,
+}
+
+/// One route, or several changed at once (one after the other in a single command:
+/// two blocks released together, as Calico's IPAM may).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Routes {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Routes {
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            Routes::One(r) => vec![r.as_str()],
+            Routes::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -683,7 +745,9 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 impl Step {
     /// Whether the step runs on `cell` (its `family`, if it names one).
     pub fn runs_on(&self, cell: &Cell) -> bool {
-        self.family.as_deref().is_none_or(|f| f == cell.family.as_str())
+        self.family
+            .as_ref()
+            .is_none_or(|f| f.list().contains(&cell.family.as_str()))
             && (self.fabric.is_empty()
                 || self
                     .fabric
@@ -729,13 +793,11 @@ impl Step {
         if let Some(w) = &self.wait {
             duration(w)?;
         }
-        if let Some(f) = &self.family {
+        for f in self.family.iter().flat_map(Families::list) {
             f.parse::<Family>()?;
         }
         for f in &self.fabric {
-            if !["mesh", "tor", "rr", "dualtor"].contains(&f.as_str()) {
-                f.parse::<Fabric>()?;
-            }
+            Fabric::check_name(f)?;
         }
         if let Some(r) = &self.route {
             if [r.add.is_some(), r.del.is_some(), r.replace.is_some()]
@@ -861,7 +923,7 @@ pub fn parse(text: &str, path: &Path) -> Result<SuiteFile, CaseError> {
                 }
                 _ => {}
             }
-            if f.message.trim_matches('*').trim().is_empty() {
+            if f.message.list().iter().any(|m| m.trim_matches('*').trim().is_empty()) {
                 return Err(invalid(format!(
                     "{at}.message: say what the failure says, not only `*`"
                 )));
@@ -916,13 +978,13 @@ impl Case {
         let mut used: Vec<&Finding> = Vec::new();
         let mut all_matched = !reasons.is_empty();
         for r in reasons {
-            for item in r.message.split("; ") {
+            for item in items(&r.message) {
                 let found = self.findings_on(cell).find(|f| {
                     let step = match (f.step, r.at) {
                         (At::Phase(Phase::Always), At::Phase(Phase::Always)) => true,
                         (a, b) => a == b,
                     };
-                    step && glob(&f.message, item)
+                    step && f.message.list().iter().any(|p| glob(p, item))
                 });
                 match found {
                     Some(f) => {

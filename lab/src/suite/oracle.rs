@@ -110,6 +110,8 @@ struct Session {
     local: IpAddr,
     /// `to` is a route-reflector client of `from`.
     client: bool,
+    /// `from` gives its own address as the next hop of everything it sends `to`.
+    next_hop_self: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,8 +153,9 @@ impl Graph {
             });
         }
         let owner = |a: IpAddr| speakers.iter().position(|s| s.addrs.iter().any(|(_, n)| n.addr() == a));
-        // Each configured end: (from, to, from's address, to is a client of from).
-        let mut ends: Vec<(usize, usize, IpAddr, bool)> = Vec::new();
+        // Each configured end: (from, to, from's address, to is a client of from,
+        // from's next hop self toward to).
+        let mut ends: Vec<(usize, usize, IpAddr, bool, bool)> = Vec::new();
         for n in &plan.nodes {
             let Some(from) = speakers.iter().position(|s| s.name == n.name) else {
                 continue;
@@ -160,7 +163,7 @@ impl Graph {
             if let Some(i) = &n.intent {
                 for (peer, ..) in i.sessions() {
                     if let Some(to) = owner(peer) {
-                        ends.push((from, to, i.address_of(peer), false));
+                        ends.push((from, to, i.address_of(peer), false, false));
                     }
                 }
             }
@@ -172,7 +175,7 @@ impl Graph {
                         .find(|(_, net)| net.contains(&nb.address))
                         .map(|(_, net)| net.addr());
                     if let (Some(to), Some(local)) = (owner(nb.address), local) {
-                        ends.push((from, to, local, nb.rr_client));
+                        ends.push((from, to, local, nb.rr_client, nb.next_hop_self));
                     }
                 }
             }
@@ -180,16 +183,17 @@ impl Graph {
         // A session is up only where both ends have it, each toward the other's address.
         let sessions = ends
             .iter()
-            .filter(|(from, to, local, _)| {
-                ends.iter().any(|(f2, t2, l2, _)| {
+            .filter(|(from, to, local, ..)| {
+                ends.iter().any(|(f2, t2, l2, ..)| {
                     f2 == to && t2 == from && local.is_ipv4() == l2.is_ipv4() && owner(*l2) == Some(*to)
                 })
             })
-            .map(|(from, to, local, client)| Session {
+            .map(|(from, to, local, client, nhs)| Session {
                 from: *from,
                 to: *to,
                 local: *local,
                 client: *client,
+                next_hop_self: *nhs,
             })
             .collect();
         Graph { speakers, sessions }
@@ -242,10 +246,12 @@ impl Graph {
         };
         if ebgp {
             p.as_path.insert(0, from.asn);
-            p.next_hop = s.local;
-            p.via = s.from;
             p.originator = None;
             p.clusters.clear();
+        }
+        if ebgp || s.next_hop_self {
+            p.next_hop = s.local;
+            p.via = s.from;
         }
         p.from = s.from;
         p.ibgp = !ebgp;
@@ -449,6 +455,22 @@ mod tests {
         assert_eq!(n1.len(), 8, "{n1:?}");
         assert_eq!(e.ribs["n1"][&net("10.244.4.0/26")].as_path_len, 3);
         assert_eq!(e.ribs["tor1"][&net("10.244.4.0/26")].as_path_len, 2);
+    }
+
+    #[test]
+    fn racks_as_one_as_reflect_with_next_hop_self_and_go_through_the_spine() {
+        let p = plan("rack", Family::V6);
+        let e = expected(&p, &state(&p));
+        let n1 = &e.fibs["n1"];
+        assert_eq!(n1[&net("fd00:244:0:2::/122")], via(&[("tor1", "eth1")]), "{n1:?}");
+        assert_eq!(n1[&net("fd00:244:0:3::/122")], via(&[("tor1", "eth1")]));
+        assert_eq!(e.ribs["n1"][&net("fd00:244:0:3::/122")].as_path_len, 2);
+        assert_eq!(e.fibs["tor1"][&net("fd00:244:0:3::/122")], via(&[("spine", "eth3")]));
+        assert_eq!(e.fibs["spine"][&net("fd00:244:0:1::/122")], via(&[("tor1", "eth1")]));
+        assert_eq!(e.fibs["tor2"][&net("fd00:244:0:4::/122")], via(&[("n4", "eth2")]));
+        // Its own block comes back from the reflector: refused.
+        assert!(!e.accepted["n1"].contains_key(&net("fd00:244:0:1::/122")));
+        assert_eq!(n1.len(), 4, "{n1:?}");
     }
 
     #[test]

@@ -122,7 +122,12 @@ pub fn summary(results: &[CaseResult]) -> String {
         let mut cases: Vec<(&str, &str)> = rows.iter().map(|r| (r.id.as_str(), r.title.as_str())).collect();
         cases.sort_by_key(|a| order(a.0));
         cases.dedup();
-        let _ = writeln!(s, "## {}\n", if family == Family::V4 { "IPv4" } else { "Dual stack" });
+        let title = match family {
+            Family::V4 => "IPv4",
+            Family::Dual => "Dual stack",
+            Family::V6 => "IPv6 only",
+        };
+        let _ = writeln!(s, "## {title}\n");
         s.push_str("| case |");
         for (node, fabric) in &columns {
             let _ = write!(s, " {node}<br>{fabric} |");

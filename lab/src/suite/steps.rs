@@ -94,13 +94,17 @@ fn subst(lab: &Lab, s: &str) -> Result<String, String> {
                 .get(name)
                 .map(|ip| ip.to_string())
                 .ok_or_else(|| format!("{s:?}: no pod {name} made by this case"))?,
+            // On an IPv6-only cell a pod's one address is its IPv6 one.
             Some(("pod6", name)) => lab
                 .pod_ips6
                 .get(name)
+                .or_else(|| lab.pod_ips.get(name).filter(|ip| ip.is_ipv6()))
                 .map(|ip| ip.to_string())
                 .ok_or_else(|| format!("{s:?}: no IPv6 pod {name} made by this case (an IPv4 cell?)"))?,
+            // `addr` and `block`: the IPv4 one, or the IPv6 one on an IPv6-only cell;
+            // `addr6` and `block6`: the IPv6 one.
             Some((node, "addr")) | Some((node, "addr6")) => {
-                let v6 = key.ends_with('6');
+                let v6 = key.ends_with('6') || !lab.cell.v4();
                 let node = resolve_node(lab, node);
                 lab.addresses
                     .get(&node)
@@ -109,7 +113,7 @@ fn subst(lab: &Lab, s: &str) -> Result<String, String> {
                     .ok_or_else(|| format!("{s:?}: node {node} has no such address"))?
             }
             Some((node, "block")) | Some((node, "block6")) => {
-                let v6 = key.ends_with('6');
+                let v6 = key.ends_with('6') || !lab.cell.v4();
                 label_blocks(lab, node)
                     .into_iter()
                     .find(|b| matches!(b, IpNet::V6(_)) == v6)
@@ -184,7 +188,7 @@ fn resolve_node(lab: &Lab, name: &str) -> String {
     match name {
         "{peer}" => match lab.cell.fabric {
             Fabric::Mesh => "n2",
-            Fabric::Tor(_) | Fabric::DualTor(_) => "tor1",
+            Fabric::Tor(_) | Fabric::DualTor(_) | Fabric::Rack => "tor1",
             Fabric::Rr(_) => "rr",
         }
         .to_string(),
@@ -391,7 +395,7 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
                 false => format!("budget {budget_ms:.0} ms"),
             };
             wrong.push(format!(
-                "{} {}: {window}; {}",
+                "{} {} ({window}): {}",
                 prop.prefix,
                 if timing.deleted { "removed" } else { "added" },
                 off.join(", ")
@@ -479,10 +483,21 @@ fn pod_ip(lab: &mut Lab, p: &case::PodAdd) -> Result<IpAddr, String> {
     }
     match p.ip.as_deref() {
         None => free_in_block(lab, &p.node),
+        // Borrowed from another node's block, as Calico's IPAM lends an address of a
+        // block to a node that is not its owner.
+        Some(from) if from.starts_with("borrowed:") => {
+            let owner = resolve_node(lab, &from["borrowed:".len()..]);
+            check_node(lab, &owner)?;
+            free_in_block(lab, &owner)
+        }
         Some("borrowed") => {
-            // Outside every node's block, inside the pool.
+            // Outside every node's block, inside the pool (fd00:244:0:250::/64 on an
+            // IPv6-only cell).
             lab.borrowed += 1;
-            Ok(IpAddr::from([10, 244, 250, lab.borrowed as u8]))
+            Ok(match lab.cell.v4() {
+                true => IpAddr::from([10, 244, 250, lab.borrowed as u8]),
+                false => IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0x244, 0, 0x250, 0, 0, 0, lab.borrowed)),
+            })
         }
         Some(ip) => subst(lab, ip)?
             .parse()
@@ -496,35 +511,40 @@ fn pod_ip6(lab: &Lab, p: &case::PodAdd, ip: IpAddr) -> Result<Option<IpAddr>, St
     if let Some(ip6) = lab.pod_ips6.get(&p.name) {
         return Ok(Some(*ip6));
     }
-    let blocks = label_blocks(lab, &p.node);
-    let (Some(b4), Some(b6)) = (
-        blocks.iter().find(|b| matches!(b, IpNet::V4(_))),
-        blocks.iter().find(|b| matches!(b, IpNet::V6(_))),
-    ) else {
-        return Ok(None);
-    };
     let IpAddr::V4(v4) = ip else { return Ok(None) };
-    let base = match b6 {
-        IpNet::V6(n) => u128::from(n.network()),
-        IpNet::V4(_) => unreachable!("found a v6 block"),
-    };
-    let IpNet::V4(b4) = b4 else { return Ok(None) };
-    let host = u128::from(u32::from(v4) & !u32::from(b4.netmask()));
-    let addr = if b4.contains(&v4) {
-        base + host
-    } else {
-        // Borrowed: outside every block, inside the pool (fd00:244:0:250::/64).
-        (0xfd00_0244_0000_0250u128 << 64) + u128::from(u32::from(v4) & 0xff)
-    };
+    if !lab.cell.dual() {
+        return Ok(None);
+    }
+    // The node whose IPv4 block holds it (its own, or another's it is borrowed
+    // from): the same host number in that node's IPv6 block.
+    for n in lab.plan.k8s_nodes() {
+        let b4 = n.blocks.iter().find_map(|b| match b {
+            IpNet::V4(b) => Some(*b),
+            IpNet::V6(_) => None,
+        });
+        let b6 = n.blocks.iter().find_map(|b| match b {
+            IpNet::V6(b) => Some(*b),
+            IpNet::V4(_) => None,
+        });
+        if let (Some(b4), Some(b6)) = (b4, b6) {
+            if b4.contains(&v4) {
+                let host = u128::from(u32::from(v4) & !u32::from(b4.netmask()));
+                return Ok(Some(IpAddr::V6((u128::from(b6.network()) + host).into())));
+            }
+        }
+    }
+    // Borrowed from no block: inside the pool (fd00:244:0:250::/64).
+    let addr = (0xfd00_0244_0000_0250u128 << 64) + u128::from(u32::from(v4) & 0xff);
     Ok(Some(IpAddr::V6(std::net::Ipv6Addr::from(addr))))
 }
 
 /// The next free address of a node's IPv4 block, for a pod.
 fn free_in_block(lab: &Lab, node: &str) -> Result<IpAddr, String> {
+    // The IPv4 block, or on an IPv6-only cell the IPv6 one.
     let block = label_blocks(lab, node)
         .into_iter()
-        .find(|b| matches!(b, IpNet::V4(_)))
-        .ok_or_else(|| format!("node {node} has no IPv4 block"))?;
+        .find(|b| matches!(b, IpNet::V4(_)) == lab.cell.v4())
+        .ok_or_else(|| format!("node {node} has no block to take an address from"))?;
     // The declared pods take the first addresses; cases take from the top down.
     let used: Vec<IpAddr> = lab.pod_ips.values().copied().collect();
     block
@@ -562,33 +582,39 @@ async fn act(rt: &Runtime, lab: &mut Lab, step: &Step) -> Result<(), String> {
         return Ok(());
     }
     if let Some(r) = &step.route {
-        let (verb, spec) = match (&r.add, &r.del, &r.replace) {
+        let (verb, specs) = match (&r.add, &r.del, &r.replace) {
             (Some(a), ..) => ("add", a),
             (_, Some(d), _) => ("del", d),
             (.., Some(x)) => ("replace", x),
             _ => return Err("route: add, del or replace".into()),
         };
-        let spec = subst(lab, spec)?;
-        let mut cmd = vec!["ip".to_string()];
-        if spec.contains(':') {
-            cmd.push("-6".into());
-        }
-        cmd.extend(["route".to_string(), verb.to_string()]);
-        cmd.extend(spec.split_whitespace().map(String::from));
-        match exec_ok(rt, lab, &r.node, &cmd).await {
-            Ok(_) => {}
-            // Deleting what is gone leaves it gone (for `always` steps).
-            Err(e) if verb == "del" && e.contains("No such process") => {}
-            Err(e) => return Err(e),
-        }
+        let specs: Vec<String> = specs.list().iter().map(|s| subst(lab, s)).collect::<Result<_, _>>()?;
+        // One command for all of them, so they change at once; deleting what is gone
+        // leaves it gone (for `always` steps).
+        let script: Vec<String> = specs
+            .iter()
+            .map(|spec| {
+                let six = if spec.contains(':') { " -6" } else { "" };
+                let cmd = format!("ip{six} route {verb} {spec}");
+                match verb {
+                    "del" => format!(
+                        "out=$({cmd} 2>&1) || {{ echo \"$out\" | grep -q 'No such process' || {{ echo \"{cmd}: $out\" >&2; exit 1; }}; }}"
+                    ),
+                    _ => format!("{cmd} || exit 1"),
+                }
+            })
+            .collect();
+        exec_ok(rt, lab, &r.node, &sh(&script.join("\n"))).await?;
         // A blackhole in the pools is a block, as Calico's IPAM makes one.
-        let words: Vec<&str> = spec.split_whitespace().collect();
-        if let ["blackhole", net, ..] = words[..] {
-            if let Ok(net) = net.parse::<IpNet>() {
-                let b = lab.blocks.entry(r.node.clone()).or_default();
-                b.retain(|x| *x != net);
-                if verb != "del" {
-                    b.push(net);
+        for spec in &specs {
+            let words: Vec<&str> = spec.split_whitespace().collect();
+            if let ["blackhole", net, ..] = words[..] {
+                if let Ok(net) = net.parse::<IpNet>() {
+                    let b = lab.blocks.entry(r.node.clone()).or_default();
+                    b.retain(|x| *x != net);
+                    if verb != "del" {
+                        b.push(net);
+                    }
                 }
             }
         }
@@ -694,20 +720,24 @@ done"#;
         // Borrowed pods made and unmade as fast as the node takes them: the host
         // side of a pod's veth and its /32 is what a node speaker sees of it.
         // On a dual-stack cell each pod has an IPv6 address too.
-        let (add6, del6) = match lab.cell.dual() {
+        let (add6, del6) = match lab.cell.v6() {
             true => (
                 "\n  ip -6 route add \"fd00:244:0:251::$(( i % 250 + 1 ))/128\" dev calichurn",
                 "\n  ip -6 route del \"fd00:244:0:251::$(( i % 250 + 1 ))/128\" dev calichurn",
             ),
             false => ("", ""),
         };
+        let (add4, del4) = match lab.cell.v4() {
+            true => (
+                "\n  ip route add \"10.244.251.$(( i % 250 + 1 ))/32\" dev calichurn",
+                "\n  ip route del \"10.244.251.$(( i % 250 + 1 ))/32\" dev calichurn",
+            ),
+            false => ("", ""),
+        };
         let script = format!(
             r#"for i in $(seq {}); do
-  ip=10.244.251.$(( i % 250 + 1 ))
   ip link add calichurn type veth peer name calichurnp
-  ip link set calichurn up
-  ip route add "$ip/32" dev calichurn{add6}
-  ip route del "$ip/32" dev calichurn{del6}
+  ip link set calichurn up{add4}{add6}{del4}{del6}
   ip link del calichurn
 done"#,
             c.cycles
@@ -1157,13 +1187,20 @@ async fn sessions(rt: &Runtime, lab: &Lab, s: &SessionsExpect) -> Result<(), Str
                 .rows
                 .iter()
                 .filter(|r| r.session.state != "Established")
-                .map(|r| format!("{} -> {} {}", r.node, r.session.peer, r.session.state))
-                .chain(table.unreadable.iter().map(|u| format!("{}: {}", u.node, u.error)))
+                .map(|r| format!("{} -> {} is {}", r.node, r.session.peer, r.session.state))
+                .chain(
+                    table
+                        .unreadable
+                        .iter()
+                        .map(|u| format!("{} cannot be read: {}", u.node, u.error)),
+                )
                 .collect();
             if stuck.is_empty() && !table.rows.is_empty() {
                 Ok(())
+            } else if stuck.is_empty() {
+                Err("no session at all".into())
             } else {
-                Err(format!("not Established: {}", stuck.join("; ")))
+                Err(stuck.join("; "))
             }
         }
         SessionsExpect::All(false) => Err("sessions: false means nothing; use {down: [NODE]}".into()),

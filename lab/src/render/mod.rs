@@ -971,26 +971,8 @@ fn rack(cell: Cell) -> Plan {
         let node6 = Ipv6Addr::new(0xfd00, 1, u16::from(rack), u16::from(slot), 0, 0, 0, 2);
         let mut n = NodeIntent::new(tor.as_number, node4, pools(&cell));
         n.blocks = blocks(&cell, k);
-        let mut addrs = Vec::new();
-        let ends = [
-            (cell.v4(), IpAddr::V4(tor4), IpAddr::V4(node4), 31),
-            (cell.v6(), IpAddr::V6(tor6), IpAddr::V6(node6), 64),
-        ];
-        for (_, tor_ip, node_ip, len) in ends.into_iter().filter(|e| e.0) {
-            n.addresses.push(node_ip);
-            n.peer_from(tor_ip, tor.as_number, node_ip);
-            tor.neighbors.push(RouterNeighbor {
-                name: name.clone(),
-                address: node_ip,
-                as_number: tor.as_number,
-                rr_client: true,
-                next_hop_self: true,
-            });
-            addrs.push((
-                IpNet::new(tor_ip, len).expect("len"),
-                IpNet::new(node_ip, len).expect("len"),
-            ));
-        }
+        let (v4, v6) = (cell.v4().then_some((tor4, node4)), cell.v6().then_some((tor6, node6)));
+        let addrs = uplink(&mut n, &name, tor, v4, v6);
         let about =
             format!("a Kubernetes node of rack {rack}, an iBGP route-reflector client of its ToR (AS per rack).");
         plan.nodes.push(node(&name, &about, &cell, &n, &[]));
@@ -1067,9 +1049,11 @@ fn rack(cell: Cell) -> Plan {
     plan
 }
 
-/// A node's eBGP uplink to a ToR over a point-to-point link: the sessions over IPv4
-/// (and IPv6) on both sides, from the node's address on the link, and the link's
-/// addresses (the ToR's end first).
+/// A node's uplink to a ToR over a point-to-point link: the sessions over IPv4 and
+/// IPv6 as the cell has them, on both sides, from the node's address on the link, and
+/// the link's addresses (the ToR's end first). eBGP where the node has an AS of its
+/// own; where it shares the ToR's (AS per rack), iBGP with the node the ToR's
+/// route-reflector client and the ToR the next hop.
 fn uplink(
     n: &mut NodeIntent,
     name: &str,
@@ -1089,8 +1073,8 @@ fn uplink(
             name: name.to_string(),
             address: node_ip,
             as_number: n.as_number,
-            rr_client: false,
-            next_hop_self: false,
+            rr_client: n.as_number == tor.as_number,
+            next_hop_self: n.as_number == tor.as_number,
         });
         addrs.push((
             IpNet::new(tor_ip, len).expect("len"),

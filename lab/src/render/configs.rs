@@ -21,13 +21,22 @@ fn v6(nets: &[IpNet]) -> Option<IpNet> {
 
 /// A text of several lines made one comment: every line after the first gets the
 /// comment mark (the first follows the one the caller writes).
-pub(crate) fn comment_lines(text: &str, mark: &str) -> String {
+fn comment_lines(text: &str, mark: &str) -> String {
     text.replace('\n', &format!("\n{mark} "))
 }
 
 /// A BIRD protocol name for a peer address, as Calico names them (`Mesh_10_0_0_12`).
 fn proto_name(prefix: &str, addr: IpAddr) -> String {
     format!("{prefix}_{}", addr.to_string().replace(['.', ':'], "_"))
+}
+
+/// A Kubernetes node running our speaker: its configuration is the intent as it is.
+pub fn speaker_node(name: &str, about: &str, n: &NodeIntent) -> String {
+    let about = comment_lines(about, "#");
+    let body = serde_yaml::to_string(n).expect("an intent serializes");
+    format!(
+        "# {name}: {about}\n# Rendered by `lab render` from the node's BGP intent, in Calico's field names.\n{body}"
+    )
 }
 
 /// A Kubernetes node with BIRD configured as Calico configures it.

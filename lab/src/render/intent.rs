@@ -158,15 +158,6 @@ impl NodeIntent {
             .expect("the node has an address of each family it peers over")
     }
 
-    /// The speaker's configuration: the intent as it is.
-    pub fn speaker_yaml(&self, name: &str, about: &str) -> String {
-        let about = super::configs::comment_lines(about, "#");
-        let body = serde_yaml::to_string(self).expect("an intent serializes");
-        format!(
-            "# {name}: {about}\n# Rendered by `lab render` from the node's BGP intent, in Calico's field names.\n{body}"
-        )
-    }
-
     /// The TCP-MD5 password of the BGPPeer to `peer`, if any.
     pub fn password(&self, peer: IpAddr) -> Option<&str> {
         self.peers

@@ -397,7 +397,7 @@ fn speaker_files(node: &str, about: &str, n: &NodeIntent, speaker: NodeSpeaker) 
     match speaker {
         NodeSpeaker::Speaker => vec![(
             "speaker.yaml".into(),
-            n.speaker_yaml(node, about),
+            configs::speaker_node(node, about, n),
             "/etc/speaker/speaker.yaml".into(),
         )],
         NodeSpeaker::Bird => vec![(

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::Lab;
+use super::lab::Lab;
 use crate::runtime::Runtime;
 
 /// Where the lab's speakers serve their metrics (`metricsAddress` in their config).

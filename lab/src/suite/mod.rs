@@ -5,24 +5,31 @@
 //! dirty is deployed again before the next case. Results go to reports (`report.rs`).
 //! `lab test` and the `suites` test harness both drive this runner.
 
+mod actions;
 pub mod case;
+mod evidence;
+mod expectations;
+mod lab;
 pub mod metrics;
 pub mod model;
 pub mod oracle;
+mod placeholders;
+mod record;
 pub mod report;
 pub mod select;
+pub mod step;
 mod steps;
+mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bringup::{self, UpReport};
+pub use self::lab::Lab;
+use crate::bringup;
 use crate::deploy::{self, UpOptions};
-use crate::pods::Pod;
 use crate::progress::Progress;
 use crate::render::{Cell, Plan};
 use crate::runtime::Runtime;
@@ -109,33 +116,6 @@ pub fn test_name(case: &Case, cell: &Cell) -> String {
     format!("{} {} [{cell}]", case.id, case.title)
 }
 
-/// A deployed cell and what the cases did to it.
-pub struct Lab {
-    pub cell: Cell,
-    pub plan: Plan,
-    /// Where the cell's folder is.
-    pub dir: PathBuf,
-    pub topo: Topology,
-    pub up: UpReport,
-    /// Each Kubernetes node's own addresses (on its links, not management).
-    pub addresses: BTreeMap<String, Vec<IpAddr>>,
-    /// Pods the cases made, by name.
-    pub pods: BTreeMap<String, Pod>,
-    /// Every address a case gave a pod, still known after the pod is gone.
-    pub pod_ips: BTreeMap<String, IpAddr>,
-    pub pod_ips6: BTreeMap<String, IpAddr>,
-    /// Each Kubernetes node's blocks as they are now: its labels', less what a case
-    /// released, plus what it allocated.
-    pub blocks: BTreeMap<String, Vec<ipnet::IpNet>>,
-    /// Nodes whose BGP daemon a case stopped or killed, or which it paused.
-    pub down: BTreeSet<String>,
-    /// What the cell held when it came up: who each address is, the routes outside
-    /// the pools.
-    pub baseline: model::Baseline,
-    /// Borrowed addresses handed out so far.
-    borrowed: u16,
-}
-
 pub struct Runner {
     pub rt: Runtime,
     /// Where cells are rendered.
@@ -187,7 +167,7 @@ impl Runner {
             .await
             .map_err(|e| format!("cell [{cell}] did not come up: {e}"))?
             .ok_or("no wait")?;
-        let book = model::AddressBook::read(&self.rt, &topo).await?;
+        let book = lab::AddressBook::read(&self.rt, &topo).await?;
         let addresses = book.globals();
         let blocks = plan.k8s_nodes().map(|n| (n.name.clone(), n.blocks.clone())).collect();
         let mut lab = Lab {
@@ -202,10 +182,10 @@ impl Runner {
             pod_ips6: BTreeMap::new(),
             blocks,
             down: BTreeSet::new(),
-            baseline: model::Baseline::default(),
+            baseline: lab::Baseline::default(),
             borrowed: 0,
         };
-        lab.baseline = model::Baseline::read(&self.rt, &lab, book).await?;
+        lab.baseline = lab::Baseline::read(&self.rt, &lab, book).await?;
         self.lab = Some(lab);
         Ok(())
     }
@@ -245,9 +225,9 @@ impl Runner {
             let why = self.broken.clone().unwrap_or_else(|| "no cell deployed".into());
             return conclude(case, &cell, result, vec![case::Reason::deploy(why)]);
         };
-        let capture = steps::Capture::start(&self.rt, lab).await;
+        let capture = evidence::Capture::start(&self.rt, lab).await;
         let metrics_before = metrics::scrape(&self.rt, lab).await;
-        let mut ctx = steps::CaseRun::default();
+        let mut ctx = record::CaseRun::default();
         ctx.measure_start(&self.rt, lab, &case.steps).await;
         let mut reasons = Vec::new();
         for (i, step) in case.steps.iter().enumerate().filter(|(_, s)| s.runs_on(&cell)) {

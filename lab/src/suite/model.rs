@@ -8,138 +8,15 @@
 //! when the lab knows how (`rib.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
+use super::lab::{dst, fibs, in_pools, outside_pools, AddressBook, Baseline, Lab};
 use super::oracle::{self, Hop, PodAt, Want};
-use super::Lab;
 use crate::pods;
-use crate::probes::{self, Route};
+use crate::probes::Route;
 use crate::runtime::Runtime;
-use crate::topology::Topology;
-
-/// Every address of every container, link-local ones with them, on its interface:
-/// who a next hop is.
-#[derive(Debug, Clone, Default)]
-pub struct AddressBook(Vec<(String, String, IpAddr)>);
-
-impl AddressBook {
-    /// Reads every container's addresses (not management's, not loopback's).
-    pub async fn read(rt: &Runtime, topo: &Topology) -> Result<AddressBook, String> {
-        let reads = topo.nodes.values().map(|n| async move {
-            let cmd: Vec<String> = ["ip", "-j", "addr", "show"].map(String::from).to_vec();
-            let out = rt
-                .exec(&topo.container_name(&n.name), &cmd)
-                .await
-                .map_err(|e| format!("{}: {e}", n.name))?;
-            let v: serde_json::Value =
-                serde_json::from_str(&out.stdout).map_err(|e| format!("{}: `ip -j addr`: {e}", n.name))?;
-            let mut found = Vec::new();
-            for i in v.as_array().into_iter().flatten() {
-                let Some(dev) = i["ifname"].as_str().filter(|d| !matches!(*d, "lo" | "eth0")) else {
-                    continue;
-                };
-                for a in i["addr_info"].as_array().into_iter().flatten() {
-                    if let Some(ip) = a["local"].as_str().and_then(|s| s.parse().ok()) {
-                        found.push((n.name.clone(), dev.to_string(), ip));
-                    }
-                }
-            }
-            Ok::<_, String>(found)
-        });
-        let mut book = Vec::new();
-        for r in futures::future::join_all(reads).await {
-            book.extend(r?);
-        }
-        Ok(AddressBook(book))
-    }
-
-    /// Each container's global addresses on its links.
-    pub fn globals(&self) -> BTreeMap<String, Vec<IpAddr>> {
-        let mut out: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
-        for (node, _, ip) in &self.0 {
-            let link_local = matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
-            if !link_local {
-                out.entry(node.clone()).or_default().push(*ip);
-            }
-        }
-        out
-    }
-
-    /// The container a gateway belongs to: an address of its (an IPv4-mapped IPv6
-    /// address names the IPv4 one).
-    fn who(&self, gateway: &str) -> Option<&str> {
-        let ip: IpAddr = gateway.parse().ok()?;
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.0.iter().find(|(_, _, a)| *a == ip).map(|(n, ..)| n.as_str())
-    }
-}
-
-/// What a cell holds when it comes up, to compare every case's end with.
-#[derive(Debug, Clone, Default)]
-pub struct Baseline {
-    pub book: AddressBook,
-    /// Per container that programs its kernel, its routes outside the pools (less
-    /// the pods' interfaces', which come and go with them).
-    pub outside: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl Baseline {
-    pub async fn read(rt: &Runtime, lab: &Lab, book: AddressBook) -> Result<Baseline, String> {
-        let nodes: Vec<&str> = lab
-            .plan
-            .nodes
-            .iter()
-            .filter(|n| n.kernel)
-            .map(|n| n.name.as_str())
-            .collect();
-        let pools = lab.plan.pools();
-        let mut outside = BTreeMap::new();
-        for (node, routes) in nodes.iter().zip(fibs(rt, lab, &nodes).await) {
-            outside.insert(node.to_string(), outside_pools(&routes?, &pools));
-        }
-        Ok(Baseline { book, outside })
-    }
-}
-
-fn outside_pools(routes: &[Route], pools: &[IpNet]) -> BTreeSet<String> {
-    routes
-        .iter()
-        .filter(|r| !in_pools(r, pools))
-        .filter(|r| {
-            !r.hops
-                .iter()
-                .any(|h| h.dev.as_deref().is_some_and(|d| d.starts_with("cali")))
-        })
-        .map(Route::line)
-        .collect()
-}
-
-fn in_pools(r: &Route, pools: &[IpNet]) -> bool {
-    dst(r).is_some_and(|d| pools.iter().any(|p| p.contains(&d)))
-}
-
-/// A route's destination as a prefix (`ip` prints host routes without a length).
-fn dst(r: &Route) -> Option<IpNet> {
-    r.dst
-        .parse::<IpNet>()
-        .ok()
-        .or_else(|| r.dst.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
-/// The kernel FIBs of `nodes`, read all at once, in their order.
-pub async fn fibs(rt: &Runtime, lab: &Lab, nodes: &[impl AsRef<str>]) -> Vec<Result<Vec<Route>, String>> {
-    futures::future::join_all(nodes.iter().map(|n| async move {
-        let container = lab.topo.container_name(n.as_ref());
-        probes::fib(rt, &container).await.map_err(|e| e.to_string())
-    }))
-    .await
-}
 
 /// The oracle's view of the lab as the cases left it.
 pub async fn expected(rt: &Runtime, lab: &Lab) -> Result<oracle::Expected, String> {
@@ -447,7 +324,7 @@ mod tests {
     use super::*;
 
     fn route(json: &str) -> Vec<Route> {
-        probes::parse_ip_routes(json).unwrap()
+        crate::probes::parse_ip_routes(json).unwrap()
     }
 
     #[test]

@@ -275,7 +275,7 @@ done"#,
 }
 
 /// Renders a node's configuration again from its intent (changed by `tweak`), writes
-/// it where the node reads it, and has its daemon read it again.
+/// it where the node reads it, and has its daemon read it again if it runs.
 async fn reconfigure(rt: &Runtime, lab: &Lab, node: &str, tweaks: &[crate::render::Tweak]) -> Result<(), String> {
     let files = lab.plan.node_files(node, tweaks)?;
     for (file, content, _) in &files {
@@ -283,7 +283,14 @@ async fn reconfigure(rt: &Runtime, lab: &Lab, node: &str, tweaks: &[crate::rende
         // Written in place: the node sees the file through a bind mount of this inode.
         std::fs::write(&path, content).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    // A daemon that is not running reads the file when it is started: telling it to
+    // read it now would fail, and reloading one in the middle of its start (BIRD
+    // recovering with -R) can hold its routes back for minutes.
     let daemon = daemon_of(lab, node)?;
-    exec_ok(rt, lab, node, &sh(daemon.reload)).await?;
+    let cmd = format!(
+        "if kill -0 \"$(cat {} 2>/dev/null)\" 2>/dev/null; then {}; fi",
+        daemon.pid_file, daemon.reload
+    );
+    exec_ok(rt, lab, node, &sh(&cmd)).await?;
     Ok(())
 }

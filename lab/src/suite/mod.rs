@@ -163,13 +163,27 @@ impl Runner {
             reconfigure: true,
             keep_on_error: false,
         };
-        let up = bringup::up(&self.rt, &topo, &opts, Duration::from_secs(60), &self.progress)
-            .await
-            .map_err(|e| format!("cell [{cell}] did not come up: {e}"))?
-            .ok_or("no wait")?;
-        let book = lab::AddressBook::read(&self.rt, &topo).await?;
+        let up = match bringup::up(&self.rt, &topo, &opts, Duration::from_secs(60), &self.progress).await {
+            Ok(Some(up)) => up,
+            failed => {
+                // Up but not well (a ping that fails): nothing of it is left behind.
+                let _ = deploy::down(&self.rt, &topo.name, &self.progress).await;
+                return Err(match failed {
+                    Err(e) => format!("cell [{cell}] did not come up: {e}"),
+                    _ => "no wait".into(),
+                });
+            }
+        };
+        let book = match lab::AddressBook::read(&self.rt, &topo).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = deploy::down(&self.rt, &topo.name, &self.progress).await;
+                return Err(e);
+            }
+        };
         let addresses = book.globals();
         let blocks = plan.k8s_nodes().map(|n| (n.name.clone(), n.blocks.clone())).collect();
+        let topo_name = topo.name.clone();
         let mut lab = Lab {
             cell,
             plan,
@@ -185,7 +199,13 @@ impl Runner {
             baseline: lab::Baseline::default(),
             borrowed: 0,
         };
-        lab.baseline = lab::Baseline::read(&self.rt, &lab, book).await?;
+        match lab::Baseline::read(&self.rt, &lab, book).await {
+            Ok(b) => lab.baseline = b,
+            Err(e) => {
+                let _ = deploy::down(&self.rt, &topo_name, &self.progress).await;
+                return Err(e);
+            }
+        }
         self.lab = Some(lab);
         Ok(())
     }

@@ -97,7 +97,8 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
         let t = if *f == "ipv4" { "bgp_template" } else { "bgp_template6" };
         let _ = writeln!(
             s,
-            "template bgp {t} {{\n  description \"Connection to BGP peer\";\n  {f} {{\n    import all;\n    export filter calico_export_to_bgp_peers;\n  }};\n  graceful restart {gr};\n  graceful restart time {RESTART_TIME};\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n}}\n"
+            "template bgp {t} {{\n  description \"Connection to BGP peer\";\n  {f} {{\n    import all;\n    export filter calico_export_to_bgp_peers;\n  }};\n  graceful restart {gr};\n  graceful restart time {restart};\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n  hold time {HOLD};\n  keepalive time {KEEPALIVE};\n}}\n",
+            restart = n.graceful_restart.restart_time
         );
     }
     for (peer, asn, passive) in n.sessions() {
@@ -205,13 +206,14 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
             "ipv6 prefix-list POOL6 seq 5 permit {b}\nipv6 prefix-list POOL6 seq 6 deny {b} le 128\nipv6 prefix-list POOL6 seq 10 permit {p} le 128\n!\nroute-map POD_ROUTES6 permit 10\n match ipv6 address prefix-list POOL6\nexit\n!"
         );
     }
-    let _ = writeln!(
+    let _ =
+        writeln!(
         s,
         "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n {}\n bgp bestpath as-path multipath-relax",
         n.as_number,
         n.router_id,
         if n.graceful_restart.enabled {
-            format!("bgp graceful-restart\n bgp graceful-restart restart-time {RESTART_TIME}")
+            format!("bgp graceful-restart\n bgp graceful-restart restart-time {}", n.graceful_restart.restart_time)
         } else {
             "no bgp graceful-restart".to_string()
         }

@@ -300,6 +300,9 @@ pub enum Tweak {
     ShortHold,
     /// A TCP-MD5 password on every session of the node, which its peers do not have.
     WrongPassword,
+    /// A graceful-restart time of 5 s where every other daemon has 10 s: its helpers
+    /// must keep its routes for the time it asks (RFC 4724 4.2), not their own.
+    ShortRestart,
 }
 
 impl Tweak {
@@ -320,6 +323,7 @@ impl Tweak {
                 }
             }
             Tweak::NoGracefulRestart => intent.graceful_restart.enabled = false,
+            Tweak::ShortRestart => intent.graceful_restart.restart_time = 5,
             Tweak::Bfd => intent.node_to_node_mesh.bfd = Some(intent::BFD),
             Tweak::ShortHold => {
                 let m = &mut intent.node_to_node_mesh;

@@ -480,6 +480,20 @@ async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
                     }
                 }
             }
+            // Of that protocol alone: another owner's route beside it (of a lower
+            // metric, or the same) would take its traffic.
+            if let Some(proto) = &f.protocol {
+                let beside: Vec<String> = of_prefix()
+                    .filter(|r| r.protocol != *proto)
+                    .map(|r| format!("{} via {}", r.protocol, r.gateways.join(",")))
+                    .collect();
+                if !beside.is_empty() {
+                    wrong.push(format!(
+                        "{p} in {node}: a route of {} beside the {proto} one",
+                        beside.join(" and ")
+                    ));
+                }
+            }
         }
         for p in &lacks {
             if let Some(r) = routes.iter().find(|r| host_prefix(&r.dst) == *p) {

@@ -777,7 +777,8 @@ pub struct FibExpect {
     pub has: Vec<String>,
     #[serde(default)]
     pub lacks: Vec<String>,
-    /// The routes of `has` are of this protocol (`static`, `bird`, ...).
+    /// The routes of `has` are of this protocol (`static`, `bird`, ...), and no route of
+    /// another is beside them.
     #[serde(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,

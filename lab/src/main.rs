@@ -524,13 +524,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let cells = selection.cells.clone();
             let filter = |name: &str| selection.takes(name);
             if list {
+                // Written, not printed: a reader that stops early (`| head`) ends the
+                // listing, not the program with a panic.
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
                 for cell in &cells {
                     for (case, _, applies) in lab::suite::cases_for(&suite_files, cell) {
                         let name = lab::suite::test_name(case, cell);
                         if filter(&name) {
-                            match applies {
-                                Ok(()) => println!("{name}"),
-                                Err(why) => println!("{name} (left out: {why})"),
+                            let line = match applies {
+                                Ok(()) => writeln!(out, "{name}"),
+                                Err(why) => writeln!(out, "{name} (left out: {why})"),
+                            };
+                            if line.is_err() {
+                                return Ok(ExitCode::SUCCESS);
                             }
                         }
                     }

@@ -102,6 +102,9 @@ pub struct CaseResult {
     /// FIB failures, routes held by another owner), summed over its nodes.
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
+    /// Where the case's time went: (phase or step, seconds), in order.
+    #[serde(default)]
+    pub timeline: Vec<(String, f64)>,
 }
 
 impl CaseResult {
@@ -239,19 +242,24 @@ impl Runner {
             known: None,
             unreproduced: Vec::new(),
             metrics: BTreeMap::new(),
+            timeline: Vec::new(),
         };
         let Some(lab) = self.lab.as_mut() else {
             // An earlier case left the cell dirty and it could not be deployed again.
             let why = self.broken.clone().unwrap_or_else(|| "no cell deployed".into());
             return conclude(case, &cell, result, vec![case::Reason::deploy(why)]);
         };
+        let mut clock = Timeline::default();
         let capture = evidence::Capture::start(&self.rt, lab).await;
         let metrics_before = metrics::scrape(&self.rt, lab).await;
         let mut ctx = record::CaseRun::default();
         ctx.measure_start(&self.rt, lab, &case.steps).await;
+        clock.lap("before");
         let mut reasons = Vec::new();
         for (i, step) in case.steps.iter().enumerate().filter(|(_, s)| s.runs_on(&cell)) {
-            if let Err(e) = steps::run(&self.rt, lab, &mut ctx, step).await {
+            let done = steps::run(&self.rt, lab, &mut ctx, step).await;
+            clock.lap(&format!("step {}", i + 1));
+            if let Err(e) = done {
                 reasons.push(case::Reason {
                     at: case::At::Step(i + 1),
                     step: step.describe(),
@@ -269,12 +277,14 @@ impl Runner {
                 });
             }
         }
+        clock.lap("always");
         result.traffic = ctx.stop_traffic(&self.rt, lab).await;
         result.samples = std::mem::take(&mut ctx.samples);
         result.rss = std::mem::take(&mut ctx.rss);
         // WD-04 after every case, whatever happened before: nothing missing, nothing
         // stale. A lab left dirty fails the case even when a step failed first.
         let clean = model::wait_exact(&self.rt, lab, Duration::from_secs(10)).await;
+        clock.lap("after");
         if let Err(e) = &clean {
             reasons.push(case::Reason {
                 at: case::At::Phase(case::Phase::After),
@@ -299,15 +309,42 @@ impl Runner {
         } else {
             capture.discard(&self.rt, lab).await;
         }
+        clock.lap("evidence");
         if clean.is_err() || !lab.down.is_empty() {
             // The next case starts from a clean, re-checked lab.
             if let Err(e) = self.deploy(cell).await {
                 tracing::error!("cannot deploy [{cell}] again: {e}");
                 self.broken = Some(format!("the cell could not be deployed again after {}: {e}", case.id));
             }
+            clock.lap("deployed again");
         }
+        result.timeline = clock.laps;
         result.secs = start.elapsed().as_secs_f64();
         conclude(case, &cell, result, reasons)
+    }
+}
+
+/// Where a case's time went, lap by lap.
+struct Timeline {
+    last: Instant,
+    laps: Vec<(String, f64)>,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+}
+
+impl Timeline {
+    fn lap(&mut self, what: &str) {
+        let now = Instant::now();
+        let secs = (now - self.last).as_secs_f64();
+        self.laps.push((what.to_string(), (secs * 1000.0).round() / 1000.0));
+        self.last = now;
     }
 }
 
@@ -439,6 +476,7 @@ fn not_run(case: &Case, family: &str, cell: &Cell, outcome: Outcome) -> CaseResu
         known: None,
         unreproduced: Vec::new(),
         metrics: BTreeMap::new(),
+        timeline: Vec::new(),
     }
 }
 

@@ -406,6 +406,7 @@ mod tests {
             known: None,
             unreproduced: Vec::new(),
             metrics: BTreeMap::new(),
+            timeline: Vec::new(),
         }
     }
 

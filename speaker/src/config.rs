@@ -67,6 +67,30 @@ pub struct Config {
     pub metrics_address: Option<SocketAddr>,
     #[serde(default)]
     pub drain: DrainConfig,
+    /// Service CIDRs, as Calico's BGPConfiguration lists them (`- cidr: ...`): each
+    /// advertised by every node, and the /32 or /128 of a service with traffic policy
+    /// Local inside one by the nodes that host its endpoints (`services.rs`).
+    #[serde(default, rename = "serviceClusterIPs")]
+    pub service_cluster_ips: Vec<ServiceCidr>,
+    #[serde(default, rename = "serviceExternalIPs")]
+    pub service_external_ips: Vec<ServiceCidr>,
+    #[serde(default, rename = "serviceLoadBalancerIPs")]
+    pub service_load_balancer_ips: Vec<ServiceCidr>,
+    /// Where the services and their endpoints are read from (a Kubernetes List of
+    /// Services and EndpointSlices), watched for changes.
+    #[serde(default = "default_service_state_file")]
+    pub service_state_file: PathBuf,
+    /// This node's Kubernetes name, as EndpointSlices name it (`nodeName`): the
+    /// host name when absent.
+    #[serde(default)]
+    pub node_name: Option<String>,
+}
+
+/// One service CIDR, as Calico writes it.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCidr {
+    pub cidr: IpNet,
 }
 
 /// What `speaker drain` does to the node's advertisements.
@@ -342,6 +366,9 @@ fn default_connect_retry() -> u16 {
 fn default_restart_time() -> u16 {
     120
 }
+fn default_service_state_file() -> PathBuf {
+    PathBuf::from("/run/speaker/services.yaml")
+}
 fn default_drain_timeout() -> u16 {
     10
 }
@@ -413,7 +440,14 @@ impl Config {
             file: file.clone(),
             source,
         })?;
-        Config::parse(&file, &text)
+        let mut config = Config::parse(&file, &text)?;
+        if config.node_name.is_none() {
+            config.node_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty());
+        }
+        Ok(config)
     }
 
     /// Parses and validates `text`; `file` is how errors name it.
@@ -456,6 +490,30 @@ impl Config {
                     format!("{pool} has host bits set; did you mean {}?", pool.trunc()),
                 ));
             }
+        }
+        for (field, list) in [
+            ("serviceClusterIPs", &self.service_cluster_ips),
+            ("serviceExternalIPs", &self.service_external_ips),
+            ("serviceLoadBalancerIPs", &self.service_load_balancer_ips),
+        ] {
+            for (i, ServiceCidr { cidr }) in list.iter().enumerate() {
+                let field = format!("{field}[{i}].cidr");
+                if *cidr != cidr.trunc() {
+                    return Err(invalid(
+                        field,
+                        format!("{cidr} has host bits set; did you mean {}?", cidr.trunc()),
+                    ));
+                }
+                if let Some(pool) = self.pools.iter().find(|p| p.contains(cidr) || cidr.contains(*p)) {
+                    return Err(invalid(
+                        field,
+                        format!("{cidr} overlaps the pod pool {pool}: service and pod addresses must not meet"),
+                    ));
+                }
+            }
+        }
+        if self.node_name.as_deref() == Some("") {
+            return Err(invalid("nodeName".into(), "must not be empty".into()));
         }
         if let Some(pw) = &self.node_to_node_mesh.password {
             check_password(pw).map_err(|m| invalid("nodeToNodeMesh.password".into(), m))?;
@@ -532,6 +590,22 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The service CIDRs, by kind.
+    pub fn service_cidrs(&self) -> crate::services::ServiceCidrs {
+        let cidrs = |l: &[ServiceCidr]| l.iter().map(|c| c.cidr).collect();
+        crate::services::ServiceCidrs {
+            cluster: cidrs(&self.service_cluster_ips),
+            external: cidrs(&self.service_external_ips),
+            load_balancer: cidrs(&self.service_load_balancer_ips),
+        }
+    }
+
+    /// This node's name as EndpointSlices give it: `nodeName`, which [`Config::load`]
+    /// fills with the host name when the file leaves it out.
+    pub fn node_name(&self) -> &str {
+        self.node_name.as_deref().unwrap_or("")
     }
 
     /// Every session to run: mesh peers first, then explicit peers.
@@ -716,6 +790,30 @@ drain: {mode: gracefulShutdown}
         assert!(e.ends_with("(did you mean `holdTime`?)"), "{e}");
         let e = err(&GOOD.replace("holdTime: 9", "holdTimer: 9"));
         assert!(e.contains("camelCase"), "{e}");
+    }
+
+    #[test]
+    fn service_cidrs_are_calicos_and_checked() {
+        let with = |extra: &str| format!("{GOOD}{extra}");
+        let c = Config::parse(
+            "speaker.yaml",
+            &with("serviceClusterIPs: [{cidr: 10.96.0.0/12}, {cidr: \"fd00:96::/112\"}]\nserviceLoadBalancerIPs: [{cidr: 198.51.100.0/24}]\nnodeName: n1\n"),
+        )
+        .unwrap();
+        let cidrs = c.service_cidrs();
+        assert_eq!(cidrs.cluster.len(), 2);
+        assert_eq!(cidrs.load_balancer, vec!["198.51.100.0/24".parse::<IpNet>().unwrap()]);
+        assert!(cidrs.external.is_empty());
+        assert_eq!(c.node_name(), "n1");
+        assert_eq!(c.service_state_file, PathBuf::from("/run/speaker/services.yaml"));
+        assert_eq!(
+            err(&with("serviceExternalIPs: [{cidr: 192.0.2.1/24}]\n")),
+            "speaker.yaml: serviceExternalIPs[0].cidr: 192.0.2.1/24 has host bits set; did you mean 192.0.2.0/24?"
+        );
+        assert!(err(&with("serviceClusterIPs: [{cidr: 10.244.0.0/24}]\n"))
+            .contains("serviceClusterIPs[0].cidr: 10.244.0.0/24 overlaps the pod pool 10.244.0.0/16"));
+        assert!(err(&with("serviceClusterIPs: [10.96.0.0/12]\n")).contains("serviceClusterIPs[0]"));
+        assert!(err(&with("nodeName: \"\"\n")).contains("nodeName: must not be empty"));
     }
 
     #[test]

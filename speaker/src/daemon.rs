@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::bfd_io::{self, BfdHandle, BfdStatus};
 use crate::config::{Config, Neighbor};
@@ -30,6 +30,7 @@ use crate::messages::{ApiRequest, DrainPeer, DrainPlan, FibCmd, FibReport, PeerE
 use crate::metrics::{PeerSample, SharedMetrics};
 use crate::node::{Input, Node, Output};
 use crate::packet::Notification;
+use crate::service_watch::{self, FileStatus, Read};
 use crate::session::{self, LocalSide, SessionHandle};
 use crate::shutdown::{Shutdown, StopMode};
 use crate::{api, listener, transport};
@@ -94,6 +95,8 @@ struct Daemon {
     /// What the last drain sent each peer.
     drained: Vec<(IpAddr, usize, usize)>,
     bfd: BfdHandle,
+    /// The service state file as last read.
+    services: FileStatus,
 }
 
 /// Runs the daemon until `stop` resolves. Each configuration from `reloads`
@@ -199,6 +202,7 @@ pub async fn run(
     let api_task = tokio::spawn(api::serve(api_listener, api_tx, shutdown()));
 
     let (bfd, bfd_task) = bfd_io::spawn(shutdown());
+    let service_file = config.service_state_file.clone();
     let mut node = Node::new(config);
     let sink = fib_tx.clone();
     let fib_in_flight = Arc::new(AtomicUsize::new(0));
@@ -227,8 +231,13 @@ pub async fn run(
         kernel_event: None,
         drained: Vec::new(),
         bfd,
+        services: FileStatus::new(service_file.clone()),
     };
     d.input(Input::Kernel(initial.events));
+    // The services too are known before the sessions start, for the same reason.
+    d.services_read(service_watch::read(&service_file));
+    let (services_tx, mut services_rx) = mpsc::unbounded_channel();
+    let services_task = tokio::spawn(service_watch::watch(service_file, services_tx, shutdown()));
     let own_routes = own.into_iter().map(|r| (r.prefix, r.gateways)).collect();
     d.input(Input::Start { own_routes });
     d.flush_all();
@@ -247,6 +256,7 @@ pub async fn run(
             Some(reports) = fib_reports.recv() => d.fib_reports(reports),
             Some(req) = api_rx.recv() => d.api(req),
             Some(new) = reloads.recv() => d.input(Input::Reload(Box::new(new))),
+            Some(read) = services_rx.recv() => d.services_read(read),
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => d.input(Input::Tick),
         }
         // Kernel changes first: they are the time-critical path.
@@ -292,6 +302,7 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = kernel_task.await;
+    let _ = services_task.await;
     let api_socket = d.node.config().api_socket.clone();
     drop(d);
     // The thread ends once the daemon's sender is gone.
@@ -327,6 +338,33 @@ impl Daemon {
             r.write(now, &input);
         }
         self.node.handle(now, input);
+    }
+
+    /// A reading of the service state file: a good one replaces the services, a
+    /// bad one leaves them as they were, and says so.
+    fn services_read(&mut self, read: Read) {
+        let wanted = !self.node.config().service_cidrs().is_empty();
+        let (routes, known) = self.node.service_counts();
+        match read {
+            Read::State(state) => {
+                if self.services.state != "ok" || state.services.len() != known {
+                    info!(services = state.services.len(), file = %self.services.file.display(), "service state read");
+                }
+                self.services.ok(rfc3339(SystemTime::now()));
+                self.input(Input::Services(state));
+            }
+            Read::Failed { problem, error } => {
+                let first = self.services.error.as_deref() != Some(&error);
+                self.services.failed(problem, error.clone());
+                match (first, wanted || known > 0) {
+                    (true, true) => {
+                        warn!(%error, services = known, routes, "service state not read: the services read before stay advertised")
+                    }
+                    (true, false) => debug!(%error, "no service state"),
+                    (false, _) => {}
+                }
+            }
+        }
     }
 
     fn fib_reports(&mut self, (answered, reports): (usize, Vec<FibReport>)) {
@@ -529,8 +567,17 @@ impl Daemon {
             "as": core["as"],
             "drained": core["drained"],
             "fib": core["fib"],
+            "services": self.services_json(),
             "peers": peers,
         })
+    }
+
+    fn services_json(&self) -> Value {
+        let (routes, services) = self.node.service_counts();
+        let mut v = json!(self.services);
+        v["services"] = json!(services);
+        v["routes"] = json!(routes);
+        v
     }
 
     fn metrics_page(&self) -> String {
@@ -553,7 +600,14 @@ impl Daemon {
                 }
             })
             .collect();
-        crate::metrics::render(&peers, &self.node.fib_summary(), &self.metrics)
+        let (routes, services) = self.node.service_counts();
+        let svc = crate::metrics::ServiceSample {
+            file_ok: self.services.is_ok(),
+            file_errors: self.services.errors,
+            routes,
+            services,
+        };
+        crate::metrics::render(&peers, &self.node.fib_summary(), &svc, &self.metrics)
     }
 }
 

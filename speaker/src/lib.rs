@@ -22,6 +22,8 @@ pub mod node;
 pub mod packet;
 pub mod replay;
 pub mod rib;
+pub mod service_watch;
+pub mod services;
 pub mod session;
 pub mod shutdown;
 pub mod transport;

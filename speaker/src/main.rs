@@ -103,9 +103,15 @@ enum Command {
         args: DrainArgs,
     },
     /// Validate a configuration file and exit (3 when it is invalid).
+    ///
+    /// With `--services`, a service state file too, and the service routes this node
+    /// would advertise from it, with why.
     Check {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// A service state file (a Kubernetes List of Services and EndpointSlices).
+        #[arg(long, value_name = "FILE")]
+        services: Option<PathBuf>,
     },
 }
 
@@ -130,7 +136,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => match Config::load(&config) {
+        Command::Check { config, services } => match Config::load(&config) {
             Ok(c) => {
                 println!(
                     "{}: valid: AS {}, router ID {}, {} peer(s)",
@@ -139,7 +145,10 @@ fn main() -> ExitCode {
                     c.router_id,
                     c.neighbors().len()
                 );
-                ExitCode::SUCCESS
+                match services {
+                    Some(file) => check_services(&c, &file),
+                    None => ExitCode::SUCCESS,
+                }
             }
             Err(e) => {
                 eprintln!("speaker: {e}");
@@ -303,6 +312,32 @@ fn show(answer: Result<Value, api::ClientError>, json: bool, print: fn(&Value)) 
     }
 }
 
+/// `speaker check --services`: the state file read as the daemon reads it, and what
+/// this node would advertise from it.
+fn check_services(config: &Config, file: &std::path::Path) -> ExitCode {
+    let state = match speaker::service_watch::read(file) {
+        speaker::service_watch::Read::State(s) => s,
+        speaker::service_watch::Read::Failed { error, .. } => {
+            eprintln!("speaker: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let routes = speaker::services::routes(&config.service_cidrs(), config.node_name(), &state);
+    println!(
+        "{}: valid: {} service(s); node {} advertises {} service route(s)",
+        file.display(),
+        state.services.len(),
+        config.node_name(),
+        routes.len()
+    );
+    for (prefix, why) in &routes {
+        let mut v = json!(why);
+        v["prefix"] = json!(prefix);
+        println!("  {prefix}  {}", service_why(&v));
+    }
+    ExitCode::SUCCESS
+}
+
 /// Every page of the routes (the daemon answers a page at a time), as one answer.
 fn routes_all_pages(socket: &std::path::Path, mut request: Value) -> Result<Value, api::ClientError> {
     let mut all = api::request_json(socket, &request, std::time::Duration::from_secs(5))?;
@@ -365,6 +400,22 @@ fn print_status(v: &Value) {
     if let Some(mode) = v["drained"].as_str() {
         println!("Node drained ({mode}): run `speaker undrain` to advertise its routes again");
     }
+    let svc = &v["services"];
+    if svc["routes"].as_u64().unwrap_or(0) > 0 || svc["state"] != "missing" {
+        println!(
+            "Services: {} from {} ({}), {} routes advertised",
+            text(&svc["services"]),
+            text(&svc["file"]),
+            text(&svc["state"]),
+            text(&svc["routes"])
+        );
+    }
+    if let Some(error) = svc["error"]
+        .as_str()
+        .filter(|_| svc["services"].as_u64().unwrap_or(0) > 0)
+    {
+        println!("Service state not read ({error}): the services read before stay advertised");
+    }
     let rows: Vec<Vec<String>> = v["peers"]
         .as_array()
         .into_iter()
@@ -393,15 +444,25 @@ fn print_status(v: &Value) {
 
 fn print_routes(v: &Value) {
     let mut rows = Vec::new();
+    let services: std::collections::HashMap<String, &Value> = v["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| (text(&s["prefix"]), s))
+        .collect();
     for p in v["local"].as_array().into_iter().flatten() {
+        let (from, why) = match services.get(&text(p)) {
+            Some(s) => ("service", service_why(s)),
+            None => ("local", String::new()),
+        };
         rows.push(vec![
             text(p),
-            "local".into(),
+            from.into(),
             String::new(),
             String::new(),
             "advertised".into(),
             String::new(),
-            String::new(),
+            why,
         ]);
     }
     for r in v["learned"].as_array().into_iter().flatten() {
@@ -440,6 +501,39 @@ fn print_routes(v: &Value) {
         &["PREFIX", "FROM", "NEXT HOP", "AS PATH", "STATUS", "FIB", "ATTRIBUTES"],
         &rows,
     );
+}
+
+/// Why a service route is advertised: `serviceLoadBalancerIPs, policy Local: shop/web
+/// 198.51.100.10 (endpoints here: web-1)`.
+fn service_why(s: &Value) -> String {
+    let services: Vec<String> = s["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            let eps: Vec<String> = w["local_endpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
+            match eps.is_empty() {
+                true => format!("{} {}", text(&w["service"]), text(&w["ip"])),
+                false => format!(
+                    "{} {} (endpoints here: {})",
+                    text(&w["service"]),
+                    text(&w["ip"]),
+                    eps.join(", ")
+                ),
+            }
+        })
+        .collect();
+    let head = format!("{}, policy {}", text(&s["field"]), text(&s["policy"]));
+    match services.len() {
+        0 => head,
+        n if n > 4 => format!("{head}: {} and {} more", services[..3].join("; "), n - 3),
+        _ => format!("{head}: {}", services.join("; ")),
+    }
 }
 
 /// A path's attributes besides the AS path, as `birdc show route all` lists them,

@@ -82,10 +82,21 @@ pub struct PeerSample {
     pub bfd: Option<(bool, u64)>,
 }
 
+/// The services as the daemon knows them.
+#[derive(Default)]
+pub struct ServiceSample {
+    /// The state file's last reading was good.
+    pub file_ok: bool,
+    /// Readings of it that failed.
+    pub file_errors: u64,
+    pub routes: usize,
+    pub services: usize,
+}
+
 const STATES: [&str; 6] = ["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"];
 
 /// The exposition page.
-pub fn render(peers: &[PeerSample], fib: &FibSummary, shared: &Shared) -> String {
+pub fn render(peers: &[PeerSample], fib: &FibSummary, svc: &ServiceSample, shared: &Shared) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -183,6 +194,34 @@ pub fn render(peers: &[PeerSample], fib: &FibSummary, shared: &Shared) -> String
     ] {
         let _ = writeln!(out, "speaker_fib_routes{{state=\"{state}\"}} {n}");
     }
+    for (name, kind, help, value) in [
+        (
+            "speaker_service_state_ok",
+            "gauge",
+            "1 when the service state file's last reading was good; 0 while the services of an earlier reading stay.",
+            u64::from(svc.file_ok),
+        ),
+        (
+            "speaker_service_state_errors_total",
+            "counter",
+            "Readings of the service state file that failed (missing, unreadable, invalid).",
+            svc.file_errors,
+        ),
+        (
+            "speaker_service_routes",
+            "gauge",
+            "Service routes advertised.",
+            svc.routes as u64,
+        ),
+        (
+            "speaker_services",
+            "gauge",
+            "Services known from the state file.",
+            svc.services as u64,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
     shared.event_to_update.render(
         &mut out,
         "speaker_event_to_update_seconds",
@@ -276,7 +315,7 @@ mod tests {
             advertised: 1,
             bfd: Some((true, 3)),
         }];
-        let page = render(&peers, &FibSummary::default(), &shared);
+        let page = render(&peers, &FibSummary::default(), &ServiceSample::default(), &shared);
         for line in [
             "speaker_sessions{state=\"Established\"} 1",
             "speaker_sessions{state=\"Idle\"} 0",

@@ -19,6 +19,7 @@ use crate::kernel_view::{KernelEvent, KernelView, ViewConfig};
 use crate::messages::{Announcement, FibCmd, FibError, FibOp, FibReport, OutBatch, PeerEvent, SessionUp};
 use crate::packet::{AfiSafi, CeaseSubcode};
 use crate::rib::{self, Changes, FibChange, OutChange, PeerInfo, Rib, RibConfig};
+use crate::services::{self, ServiceState};
 
 /// With graceful restart off, how long routes a previous run left in the kernel
 /// may wait for the peers' End-of-RIB before they are removed anyway.
@@ -44,6 +45,9 @@ pub enum Input {
     Drain {
         drain: bool,
     },
+    /// The services and their endpoints, as the state file now holds them (a file
+    /// that cannot be read or is wrong never comes here: the last good state stays).
+    Services(crate::services::ServiceState),
     /// Time passed: the deadlines due run.
     Tick,
 }
@@ -184,6 +188,9 @@ pub struct Node {
     now: Duration,
     fib_sink: Option<FibSink>,
     fib_early: Vec<FibCmd>,
+    services: ServiceState,
+    /// The service routes we advertise, with why (`services.rs`).
+    service_routes: BTreeMap<IpNet, services::Why>,
 }
 
 /// Where FIB commands go as soon as they are decided, [`FIB_EARLY`] at a time, when
@@ -225,6 +232,8 @@ impl Node {
             now: Duration::ZERO,
             fib_sink: None,
             fib_early: Vec::new(),
+            services: ServiceState::default(),
+            service_routes: BTreeMap::new(),
         }
     }
 
@@ -282,6 +291,10 @@ impl Node {
             Input::Fib(report) => self.fib_report(report),
             Input::Reload(config) => self.reload(*config),
             Input::Drain { drain } => self.drain(drain),
+            Input::Services(state) => {
+                self.services = state;
+                self.refresh_services();
+            }
             Input::Tick => self.deadlines(),
         }
     }
@@ -345,6 +358,11 @@ impl Node {
         let changes = self.kernel.apply(events);
         for (prefix, present) in changes.local {
             debug!(%prefix, present, "local route");
+            // A service route of the same prefix stays (a pod route is never one:
+            // pools and service CIDRs do not meet).
+            if !present && self.service_routes.contains_key(&prefix) {
+                continue;
+            }
             let c = if present {
                 self.rib.local_add(prefix)
             } else {
@@ -544,7 +562,7 @@ impl Node {
     /// left alone. Settings that need a restart are reported and kept.
     fn reload(&mut self, new: Config) {
         let old = &self.config;
-        let checks: [(&str, bool); 10] = [
+        let checks: [(&str, bool); 11] = [
             ("asNumber", new.as_number != old.as_number),
             ("routerID", new.router_id != old.router_id),
             ("listenPort", new.listen_port != old.listen_port),
@@ -558,6 +576,7 @@ impl Node {
             ("fib", new.fib != old.fib),
             ("apiSocket", new.api_socket != old.api_socket),
             ("metricsAddress", new.metrics_address != old.metrics_address),
+            ("serviceStateFile", new.service_state_file != old.service_state_file),
         ];
         let needs_restart: Vec<&str> = checks.iter().filter(|(_, c)| *c).map(|(f, _)| *f).collect();
         if !needs_restart.is_empty() {
@@ -591,10 +610,43 @@ impl Node {
             node_to_node_mesh: new.node_to_node_mesh,
             graceful_restart: new.graceful_restart,
             drain: new.drain,
+            service_cluster_ips: new.service_cluster_ips,
+            service_external_ips: new.service_external_ips,
+            service_load_balancer_ips: new.service_load_balancer_ips,
+            node_name: new.node_name,
             ..self.config.clone()
         };
         info!(added, removed, changed, "configuration reloaded");
+        self.refresh_services();
         self.check_startup_stale();
+    }
+
+    /// Brings the service routes in line with the services and the configuration:
+    /// new ones announced, gone ones withdrawn (unless a pod route of the kernel
+    /// holds the same prefix).
+    fn refresh_services(&mut self) {
+        let new = services::routes(&self.config.service_cidrs(), self.config.node_name(), &self.services);
+        let old = std::mem::take(&mut self.service_routes);
+        for prefix in old.keys().filter(|p| !new.contains_key(p)) {
+            info!(%prefix, "service route withdrawn");
+            if !self.kernel.advertised().contains(prefix) {
+                let c = self.rib.local_del(*prefix);
+                self.absorb(c);
+            }
+        }
+        for (prefix, why) in &new {
+            if !old.contains_key(prefix) {
+                info!(%prefix, field = why.field, policy = ?why.policy, "service route advertised");
+                let c = self.rib.local_add(*prefix);
+                self.absorb(c);
+            }
+        }
+        self.service_routes = new;
+    }
+
+    /// How many service routes we advertise, and the services known.
+    pub fn service_counts(&self) -> (usize, usize) {
+        (self.service_routes.len(), self.services.services.len())
     }
 
     fn remove_peer(&mut self, peer: IpAddr, cease: CeaseSubcode) {
@@ -957,7 +1009,22 @@ impl Node {
         } else {
             Vec::new()
         };
-        let mut v = json!({ "local": local, "learned": learned, "stale_from_previous_run": stale });
+        let services: Vec<Value> = self
+            .service_routes
+            .iter()
+            .filter(|(p, _)| first && filter.is_none_or(|f| crate::rib::overlaps(f, **p)))
+            .map(|(p, why)| {
+                let mut v = json!(why);
+                v["prefix"] = json!(p);
+                v
+            })
+            .collect();
+        let mut v = json!({
+            "local": local,
+            "services": services,
+            "learned": learned,
+            "stale_from_previous_run": stale,
+        });
         if let Some(next) = next {
             v["next"] = next.into();
         }

@@ -522,3 +522,94 @@ fn sighup_reload_adds_and_removes_peers_without_touching_the_others() {
     assert!(lab.speaker_peer("fd00::2").is_null(), "removed peer still in status");
     assert_eq!(lab.speaker_peer("10.0.0.2")["transitions"], before["transitions"]);
 }
+
+/// SVC-01/02/03 at the daemon: service routes from the state file reach BIRD, a Local
+/// service's /32 and /128 only while this node hosts a ready endpoint; a wrong or
+/// missing file withdraws nothing and says so.
+#[test]
+fn services_follow_the_state_file() {
+    let mut lab = Lab::new("bird-services");
+    let state = lab.path("services.yaml");
+    let tmp = lab.path("services.yaml.tmp");
+    let write = |text: &str| {
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &state).unwrap();
+    };
+    let web = |node: &str| {
+        format!(
+            "apiVersion: v1\nkind: List\nitems:\n\
+             - {{kind: Service, metadata: {{name: web, namespace: shop}}, spec: {{type: LoadBalancer, clusterIPs: [10.96.0.10, \"fd00:96::10\"], externalTrafficPolicy: Local}}, status: {{loadBalancer: {{ingress: [{{ip: 198.51.100.10}}]}}}}}}\n\
+             - {{kind: EndpointSlice, metadata: {{name: web-1, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}, endpoints: [{{addresses: [10.244.1.5], conditions: {{ready: true}}, nodeName: {node}, targetRef: {{name: web-1}}}}]}}\n"
+        )
+    };
+    write(&web("n1"));
+    let globals = format!(
+        "gracefulRestart: {{enabled: false}}\nnodeName: n1\nserviceStateFile: {}\nserviceClusterIPs: [{{cidr: 10.96.0.0/12}}, {{cidr: \"fd00:96::/112\"}}]\nserviceLoadBalancerIPs: [{{cidr: 198.51.100.0/24}}]",
+        state.display()
+    );
+    let config = lab.speaker_config_with(&globals, "");
+    established(&mut lab, BIRD_CONF, &config);
+    let b = lab.b.clone();
+    let all = [
+        "10.96.0.0/12",
+        "10.96.0.10",
+        "198.51.100.0/24",
+        "198.51.100.10",
+        "fd00:96::/112",
+        "fd00:96::10",
+    ];
+    for prefix in all {
+        lab.wait(
+            &format!("{prefix} in BIRD's kernel"),
+            Duration::from_secs(5),
+            || lab.route(&b, prefix, Some("bird")),
+            || format!("{}\n{}", lab.birdc("show route all"), lab.log("speaker")),
+        );
+    }
+    let routes = lab.speaker_cli("routes").unwrap();
+    assert!(
+        routes.contains("serviceLoadBalancerIPs, policy Local: shop/web 198.51.100.10 (endpoints here: web-1)"),
+        "{routes}"
+    );
+
+    // A wrong file, then none: nothing withdrawn, and the status says why.
+    write("items: [{kind: Service, metadata: {name: web}, spec: {clusterIP: 10.96.0.300}}]");
+    std::thread::sleep(Duration::from_millis(1000));
+    let status = lab.speaker_status();
+    assert_eq!(status["services"]["state"], "invalid", "{status}");
+    assert!(
+        status["services"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`10.96.0.300` is not an IP address"),
+        "{status}"
+    );
+    std::fs::remove_file(&state).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(lab.speaker_status()["services"]["state"], "missing");
+    for prefix in all {
+        assert!(
+            lab.route(&b, prefix, Some("bird")).is_some(),
+            "{prefix} left BIRD's kernel on a bad state file\n{}",
+            lab.log("speaker")
+        );
+    }
+    assert!(lab.log("speaker").contains("service state not read"));
+
+    // The only endpoint moves to n2: the /32 and the /128 go, the CIDRs stay.
+    write(&web("n2"));
+    for prefix in ["10.96.0.10", "198.51.100.10", "fd00:96::10"] {
+        lab.wait(
+            &format!("{prefix} withdrawn from BIRD's kernel"),
+            Duration::from_secs(3),
+            || lab.route(&b, prefix, Some("bird")).is_none().then_some(()),
+            || lab.birdc("show route all"),
+        );
+    }
+    for prefix in ["10.96.0.0/12", "198.51.100.0/24", "fd00:96::/112"] {
+        assert!(lab.route(&b, prefix, Some("bird")).is_some(), "{prefix} withdrawn");
+    }
+    let status = lab.speaker_status();
+    assert_eq!(status["services"]["state"], "ok", "{status}");
+    assert_eq!(status["services"]["routes"], 3, "{status}");
+}

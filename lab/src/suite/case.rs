@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::step::Step;
+use super::step::{Action, Step, What};
 use crate::render::{Cell, Fabric, Family, NodeSpeaker};
 
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +189,7 @@ fn items(message: &str) -> Vec<&str> {
 pub enum At {
     /// A step of `steps`, counted from 1.
     Step(usize),
-    /// One of the others, by name: `always`, `after`, `deploy`.
+    /// One of the others, by name: `always`, `after`, `steady`, `deploy`.
     Phase(Phase),
 }
 
@@ -200,6 +200,8 @@ pub enum Phase {
     Always,
     /// WD-04 after the case.
     After,
+    /// Sessions a case touches none of stayed up (`steady.rs`).
+    Steady,
     /// The cell did not come up (or back up after an earlier case).
     Deploy,
 }
@@ -210,6 +212,7 @@ impl std::fmt::Display for At {
             At::Step(n) => write!(f, "step {n}"),
             At::Phase(Phase::Always) => f.write_str("putting the lab back"),
             At::Phase(Phase::After) => f.write_str("WD-04 nothing lingers, after the case"),
+            At::Phase(Phase::Steady) => f.write_str("sessions stayed up, after the case"),
             At::Phase(Phase::Deploy) => f.write_str("the cell did not come up"),
         }
     }
@@ -326,6 +329,30 @@ pub fn load_dir(dir: &Path) -> Result<Vec<SuiteFile>, CaseError> {
 }
 
 impl Case {
+    /// Whether a step of the case may reset a BGP session on purpose: it stops,
+    /// pauses or reconfigures a daemon, takes a link or a session down, sends a peer
+    /// something from x1, or floods it with routes. Where none does, every session
+    /// must stay up through the case (`steady.rs`).
+    pub fn touches_sessions(&self) -> bool {
+        self.steps.iter().chain(&self.always).any(|s| match &s.what {
+            What::Act(a, _) => matches!(
+                a,
+                Action::Link(_)
+                    | Action::Pause(_)
+                    | Action::Unpause(_)
+                    | Action::Daemon(_)
+                    | Action::CutSessions(_)
+                    | Action::UncutSessions(_)
+                    | Action::Flap(_)
+                    | Action::Exec(_)
+                    | Action::Reconfigure { .. }
+                    | Action::Restore(_)
+                    | Action::Churn(_)
+            ),
+            What::Expect(_) => false,
+        })
+    }
+
     /// The findings about `cell`.
     pub fn findings_on(&self, cell: &Cell) -> impl Iterator<Item = &Finding> {
         let cell = *cell;

@@ -17,6 +17,7 @@ mod placeholders;
 mod record;
 pub mod report;
 pub mod select;
+mod steady;
 pub mod step;
 mod steps;
 mod traffic;
@@ -295,6 +296,13 @@ impl Runner {
         let metrics_after = metrics::scrape(&self.rt, lab).await;
         if !metrics_after.is_empty() {
             result.metrics = metrics::summary(&metrics_before, &metrics_after);
+        }
+        if let Err(e) = steady::check(case, &metrics_before, &metrics_after) {
+            reasons.push(case::Reason {
+                at: case::At::Phase(case::Phase::Steady),
+                step: String::new(),
+                message: e,
+            });
         }
         if !reasons.is_empty() {
             let dir = self

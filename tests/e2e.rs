@@ -22,7 +22,7 @@ fn main() {
             broken_topologies_refused,
         ),
         trial("missing-docker-engine-is-a-clear-error", missing_docker),
-        trial("mutant-speakers-still-apply-and-build", mutants_build),
+        trial("mutant-speakers-still-apply", mutants_apply),
     ];
     // (topology, sessions its daemons report in all)
     for (topo, sessions) in [
@@ -61,18 +61,18 @@ fn topology_files() -> Result<Vec<std::path::PathBuf>> {
     Ok(files)
 }
 
-/// Every mutant of `suites/mutants` still applies to the speaker of this tree and
-/// builds (`lab mutants --check`; `make mutants` runs them), and one that does not
-/// apply is refused.
-fn mutants_build() -> Result<()> {
+/// Every mutant of `suites/mutants` still applies to the speaker of this tree (`lab
+/// mutants --applies`: building them all takes minutes, which `lab mutants --check`
+/// and `make mutants` spend), and one that does not apply is refused.
+fn mutants_apply() -> Result<()> {
     let suites = root().join("suites");
     let suites = suites.to_str().context("a UTF-8 path")?;
     let listed = lab_ok(&["mutants", "--list", "--suites", suites])?;
     ensure!(listed.lines().count() >= 8, "too few mutants:\n{listed}");
-    let out = lab(&["mutants", "--check", "--suites", suites])?;
+    let out = lab(&["mutants", "--applies", "--suites", suites])?;
     ensure!(
         out.status.success(),
-        "a mutant no longer applies or builds:\n{}",
+        "a mutant no longer applies:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let dir = std::env::temp_dir().join(format!("lab-e2e-mutant-{}", std::process::id()));
@@ -84,7 +84,7 @@ fn mutants_build() -> Result<()> {
     )?;
     let out = lab(&[
         "mutants",
-        "--check",
+        "--applies",
         "--suites",
         suites,
         stale.to_str().context("UTF-8")?,

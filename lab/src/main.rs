@@ -148,6 +148,10 @@ enum Verb {
         /// Only check that every patch still applies and builds (`cargo check`).
         #[arg(long)]
         check: bool,
+        /// Only check that every patch still applies, without building (seconds where
+        /// `--check` takes minutes: `make test` runs this).
+        #[arg(long, conflicts_with = "check")]
+        applies: bool,
         /// How many cells are up at once (1-4).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
         jobs: u8,
@@ -594,11 +598,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Verb::Mutants {
             names,
             check,
+            applies,
             jobs,
             report,
             suites,
             list,
-        } => mutants(names, check, jobs, report, &suites, list, cli.quiet).await,
+        } => {
+            let check = match (check, applies) {
+                (true, _) => Some(CheckDepth::Builds),
+                (_, true) => Some(CheckDepth::Applies),
+                _ => None,
+            };
+            mutants(names, check, jobs, report, &suites, list, cli.quiet).await
+        }
         Verb::Report { inputs, report: out } => {
             let files: Vec<PathBuf> = inputs
                 .iter()
@@ -770,9 +782,16 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
 }
 
 /// `lab mutants`: each mutant built, its cases run, the verdicts reported.
+/// How far `lab mutants --check` or `--applies` takes each patch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CheckDepth {
+    Applies,
+    Builds,
+}
+
 async fn mutants(
     names: Vec<String>,
-    check: bool,
+    check: Option<CheckDepth>,
     jobs: u8,
     report_dir: PathBuf,
     suites: &Path,
@@ -825,21 +844,25 @@ async fn mutants(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if check {
+    if let Some(depth) = check {
         let work = root.join("target/mutants");
         let mut broken = 0;
         for m in &chosen {
             let t = Instant::now();
             let built = async {
                 let tree = mutants::tree(&root, m, &work.join("check-trees"))?;
-                mutants::build(&tree, &work.join("check"), Build::Check).await
+                if depth == CheckDepth::Builds {
+                    mutants::build(&tree, &work.join("check"), Build::Check).await?;
+                }
+                Ok::<_, mutants::MutantError>(())
             };
             match built.await {
-                Ok(_) => {
+                Ok(()) => {
                     if !quiet {
                         eprintln!(
-                            "lab: mutant {} applies and builds ({:.1}s)",
+                            "lab: mutant {} applies{} ({:.1}s)",
                             m.name,
+                            if depth == CheckDepth::Builds { " and builds" } else { "" },
                             t.elapsed().as_secs_f64()
                         );
                     }

@@ -234,10 +234,13 @@ pub async fn run(
         services: FileStatus::new(service_file.clone()),
     };
     d.input(Input::Kernel(initial.events));
-    // The services too are known before the sessions start, for the same reason.
-    d.services_read(service_watch::read(&service_file));
+    // The services too are known before the sessions start, for the same reason:
+    // the watcher's first reading comes at once.
     let (services_tx, mut services_rx) = mpsc::unbounded_channel();
     let services_task = tokio::spawn(service_watch::watch(service_file, services_tx, shutdown()));
+    if let Some(read) = services_rx.recv().await {
+        d.services_read(read);
+    }
     let own_routes = own.into_iter().map(|r| (r.prefix, r.gateways)).collect();
     d.input(Input::Start { own_routes });
     d.flush_all();
@@ -347,7 +350,7 @@ impl Daemon {
         let (routes, known) = self.node.service_counts();
         match read {
             Read::State(state) => {
-                if self.services.state != "ok" || state.services.len() != known {
+                if !self.services.is_ok() || state.services.len() != known {
                     info!(services = state.services.len(), file = %self.services.file.display(), "service state read");
                 }
                 self.services.ok(rfc3339(SystemTime::now()));

@@ -266,8 +266,14 @@ struct Metadata {
 }
 
 impl Metadata {
+    /// `namespace/name` of an object of this namespace (Kubernetes' `default` when
+    /// none is given).
+    fn qualify(&self, name: &str) -> String {
+        format!("{}/{name}", self.namespace.as_deref().unwrap_or("default"))
+    }
+
     fn full_name(&self) -> String {
-        format!("{}/{}", self.namespace.as_deref().unwrap_or("default"), self.name)
+        self.qualify(&self.name)
     }
 }
 
@@ -326,6 +332,14 @@ fn ip(field: &str, s: &str) -> Result<IpAddr, String> {
     s.parse().map_err(|_| format!("{field}: `{s}` is not an IP address"))
 }
 
+/// Every address of the list `field`, each error naming its place (`field[2]`).
+fn ips(field: &str, list: &[String]) -> Result<Vec<IpAddr>, String> {
+    list.iter()
+        .enumerate()
+        .map(|(k, s)| ip(&format!("{field}[{k}]"), s))
+        .collect()
+}
+
 impl K8sService {
     fn into_service(self) -> Result<Service, String> {
         if self.metadata.name.is_empty() {
@@ -362,12 +376,7 @@ impl K8sService {
                 cluster_ips.push(a);
             }
         }
-        let external_ips = spec
-            .external_ips
-            .iter()
-            .enumerate()
-            .map(|(k, s)| ip(&format!("spec.externalIPs[{k}]"), s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let external_ips = ips("spec.externalIPs", &spec.external_ips)?;
         let mut load_balancer_ips = Vec::new();
         for (k, ing) in self.status.load_balancer.ingress.iter().enumerate() {
             // An ingress may name a host instead of an address: nothing to route.
@@ -425,15 +434,10 @@ impl K8sSlice {
                 "metadata.labels: no `{SERVICE_NAME_LABEL}`: whose endpoints are these?"
             ));
         };
-        let service = format!("{}/{service}", self.metadata.namespace.as_deref().unwrap_or("default"));
+        let service = self.metadata.qualify(service);
         let mut out = Vec::new();
         for (k, e) in self.endpoints.into_iter().enumerate() {
-            let addresses = e
-                .addresses
-                .iter()
-                .enumerate()
-                .map(|(j, s)| ip(&format!("endpoints[{k}].addresses[{j}]"), s))
-                .collect::<Result<Vec<_>, _>>()?;
+            let addresses = ips(&format!("endpoints[{k}].addresses"), &e.addresses)?;
             let name = e
                 .target_ref
                 .and_then(|t| t.name)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::step::{Action, Step, What};
+use super::step::{Step, What};
 use crate::render::{Cell, Fabric, Family, NodeSpeaker};
 
 #[derive(Debug, thiserror::Error)]
@@ -329,28 +329,14 @@ pub fn load_dir(dir: &Path) -> Result<Vec<SuiteFile>, CaseError> {
 }
 
 impl Case {
-    /// Whether a step of the case may reset a BGP session on purpose: it stops,
-    /// pauses or reconfigures a daemon, takes a link or a session down, sends a peer
-    /// something from x1, or floods it with routes. Where none does, every session
-    /// must stay up through the case (`steady.rs`).
+    /// Whether a step of the case may reset a BGP session on purpose
+    /// ([`super::step::Action::may_reset_sessions`]). Where none does, every
+    /// session must stay up through the case (`steady.rs`).
     pub fn touches_sessions(&self) -> bool {
-        self.steps.iter().chain(&self.always).any(|s| match &s.what {
-            What::Act(a, _) => matches!(
-                a,
-                Action::Link(_)
-                    | Action::Pause(_)
-                    | Action::Unpause(_)
-                    | Action::Daemon(_)
-                    | Action::CutSessions(_)
-                    | Action::UncutSessions(_)
-                    | Action::Flap(_)
-                    | Action::Exec(_)
-                    | Action::Reconfigure { .. }
-                    | Action::Restore(_)
-                    | Action::Churn(_)
-            ),
-            What::Expect(_) => false,
-        })
+        self.steps
+            .iter()
+            .chain(&self.always)
+            .any(|s| matches!(&s.what, What::Act(a, _) if a.may_reset_sessions()))
     }
 
     /// The findings about `cell`.

@@ -107,6 +107,28 @@ impl Check {
     }
 }
 
+impl Action {
+    /// Whether it may reset a BGP session on purpose: it stops, pauses or
+    /// reconfigures a daemon, takes a link or a session down, sends a peer something
+    /// from x1, or floods it with routes.
+    pub fn may_reset_sessions(&self) -> bool {
+        matches!(
+            self,
+            Action::Link(_)
+                | Action::Pause(_)
+                | Action::Unpause(_)
+                | Action::Daemon(_)
+                | Action::CutSessions(_)
+                | Action::UncutSessions(_)
+                | Action::Flap(_)
+                | Action::Exec(_)
+                | Action::Reconfigure { .. }
+                | Action::Restore(_)
+                | Action::Churn(_)
+        )
+    }
+}
+
 impl Step {
     /// Whether the step runs on `cell` (its families and fabrics, if it names them).
     pub fn runs_on(&self, cell: &Cell) -> bool {

@@ -39,6 +39,10 @@ fn main() {
             move || deploy(topo, sessions),
         ));
     }
+    tests.push(trial(
+        "services-answered-from-outside-and-withdrawn-with-their-last-local-endpoint",
+        services,
+    ));
     libtest_mimic::run(&args, tests).exit();
 }
 
@@ -365,4 +369,93 @@ fn check_fibs(path: &str, peers: &[Value], deadline: Duration) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// The services topology as a user runs it: `lab up` applies its two services and
+/// checks them from the outside client (every connection answered, the Cluster one by
+/// every endpoint, the Local one learned from its endpoints' nodes only, with the
+/// client's own address seen); then the Local service's endpoint on n1 is deleted and
+/// n1 must withdraw its /32 (tor1 reaches it through tor2 and n3 answers alone), and
+/// the service deleted leaves no /32 in any ToR.
+fn services() -> Result<()> {
+    let name = "services";
+    let file = renamed_copy(name)?;
+    let path = file.to_string_lossy().to_string();
+    let lab_name = format!("e2e-{name}");
+    let network = format!("e2e-{name}-mgmt");
+    let before = host_state(&lab_name, &network)?;
+    ensure!(
+        before.containers.is_empty(),
+        "lab {lab_name} is already up: `lab down -t {path}`"
+    );
+    let result = (|| -> Result<()> {
+        let t = Instant::now();
+        let up = lab(&["up", "-t", &path, "--wait", "30"])?;
+        let out = String::from_utf8_lossy(&up.stdout).to_string();
+        ensure!(
+            up.status.success(),
+            "lab up failed ({}):\n{out}{}",
+            up.status,
+            String::from_utf8_lossy(&up.stderr)
+        );
+        ensure!(
+            out.contains("tor1 routes it by 198.51.100.20/32, learned from n1")
+                && out.contains("tor2 routes it by 198.51.100.20/32, learned from n3"),
+            "the Local service's /32 is not learned from n1 and n3 alone:\n{out}"
+        );
+        eprintln!(
+            "  {lab_name}: up, services answered, in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+        let tor1_route = |prefix: &str| -> Result<String> {
+            lab_ok(&[
+                "exec", "-t", &path, "tor1", "--", "ip", "route", "show", "exact", prefix,
+            ])
+        };
+        ensure!(
+            tor1_route("198.51.100.20/32")?.contains("via 10.1.1.1 "),
+            "tor1 does not reach shop through n1"
+        );
+        lab_ok(&["pod", "del", "-t", &path, "n1", "n1-pod2"])?;
+        let t = Instant::now();
+        loop {
+            let route = tor1_route("198.51.100.20/32")?;
+            if route.contains("via 10.0.255.1 ") {
+                break;
+            }
+            ensure!(
+                t.elapsed() < Duration::from_secs(3),
+                "n1's /32 for shop still in tor1 3 s after its last local endpoint went: {route}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let answers: Value = serde_json::from_str(&lab_ok(&[
+            "service", "connect", "-t", &path, "shop", "--count", "10", "--json",
+        ])?)?;
+        let by_pod = &answers[0][1]["by_pod"];
+        ensure!(
+            by_pod.as_object().map(|m| m.len()) == Some(1) && by_pod["n3-pod2"] == 10,
+            "shop after n1-pod2 went: {answers}"
+        );
+        ensure!(
+            answers[0][1]["seen_as"]["n3-pod2"] == serde_json::json!(["10.1.9.1"]),
+            "policy Local, but n3-pod2 did not see the client's address: {answers}"
+        );
+        lab_ok(&["service", "del", "-t", &path, "shop"])?;
+        let t = Instant::now();
+        while !tor1_route("198.51.100.20/32")?.trim().is_empty() {
+            ensure!(
+                t.elapsed() < Duration::from_secs(3),
+                "shop's /32 still in tor1 3 s after the service went"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let list = lab_ok(&["service", "list", "-t", &path])?;
+        ensure!(list.contains("web") && !list.contains("shop"), "{list}");
+        Ok(())
+    })();
+    let down = lab_ok(&["down", "-t", &path]);
+    result?;
+    down?;
+    assert_clean(&lab_name, &network, &before)
 }

@@ -1,6 +1,7 @@
 //! What `lab up` checks after deploying, as steps the conformance suite reuses: every
 //! session Established, every pod block in every node's kernel FIB, the declared pods
-//! created, and every pod pinging every other.
+//! created, every pod pinging every other, and the declared services answered from
+//! outside as their policies say.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use crate::pods::{self, PingMatrix, PodError};
 use crate::probes::{self, PeerTable};
 use crate::progress::Progress;
 use crate::runtime::Runtime;
+use crate::services::{self, ServiceError};
 use crate::topology::Topology;
 
 /// How a lab came up: each step's time from the start of `up`.
@@ -18,6 +20,7 @@ pub struct UpReport {
     pub sessions_after: Duration,
     pub blocks_after: Duration,
     pub matrix: Option<PingMatrix>,
+    pub services: Option<services::up::Report>,
     pub total: Duration,
 }
 
@@ -43,15 +46,23 @@ pub enum UpError {
         table: Box<PeerTable>,
         matrix: Box<PingMatrix>,
     },
+    #[error(transparent)]
+    ServiceSetup(#[from] ServiceError),
+    #[error("services: {}", report.problems.join("; "))]
+    Services {
+        table: Box<PeerTable>,
+        report: Box<services::up::Report>,
+    },
 }
 
 impl UpError {
     /// The peer table read before the step failed, to show.
     pub fn table(&self) -> Option<&PeerTable> {
         match self {
-            UpError::Sessions { table, .. } | UpError::Blocks { table, .. } | UpError::Ping { table, .. } => {
-                Some(table)
-            }
+            UpError::Sessions { table, .. }
+            | UpError::Blocks { table, .. }
+            | UpError::Ping { table, .. }
+            | UpError::Services { table, .. } => Some(table),
             _ => None,
         }
     }
@@ -92,13 +103,49 @@ pub async fn up(
             });
         }
     }
+    let services = services_up(rt, topo, progress).await?;
+    if let Some(report) = &services {
+        if !report.problems.is_empty() {
+            return Err(UpError::Services {
+                table: Box::new(table),
+                report: Box::new(report.clone()),
+            });
+        }
+    }
     Ok(Some(UpReport {
         table,
         sessions_after,
         blocks_after,
         matrix,
+        services,
         total: start.elapsed(),
     }))
+}
+
+/// Applies the services the topology declares (`lab.service.<name>` labels) and checks
+/// them from outside; `None` without services.
+pub async fn services_up(
+    rt: &Runtime,
+    topo: &Topology,
+    progress: &Progress,
+) -> Result<Option<services::up::Report>, UpError> {
+    let declared = services::declared(topo)?;
+    if declared.is_empty() {
+        return Ok(None);
+    }
+    let t0 = Instant::now();
+    services::apply(rt, topo, &declared).await?;
+    let pods = pods::list(rt, topo).await?;
+    let report = services::up::check(rt, topo, &declared, &pods, Duration::from_secs(20)).await?;
+    progress.done(
+        &format!(
+            "{} services answered from outside, {} problems",
+            declared.len(),
+            report.problems.len()
+        ),
+        t0,
+    );
+    Ok(Some(report))
 }
 
 /// Waits for every session of the lab to be Established.

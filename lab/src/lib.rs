@@ -19,6 +19,7 @@ pub mod progress;
 pub mod render;
 pub mod report;
 pub mod runtime;
+pub mod services;
 pub mod suite;
 pub mod topology;
 pub mod watch;

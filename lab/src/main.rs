@@ -12,7 +12,7 @@ use lab::probes::{self, PeerTable};
 use lab::progress::Progress;
 use lab::runtime::{Runtime, LABEL_LAB, LABEL_NODE};
 use lab::topology::Topology;
-use lab::{bringup, deploy, graph, images, pods, render, report, watch};
+use lab::{bringup, deploy, graph, images, pods, render, report, services, watch};
 
 /// Exit code when the command worked but what it checks does not hold (a session is
 /// not Established).
@@ -83,6 +83,11 @@ enum Verb {
     Pod {
         #[command(subcommand)]
         verb: PodVerb,
+    },
+    /// Kubernetes services, played by the lab: add, delete, list, connect.
+    Service {
+        #[command(subcommand)]
+        verb: ServiceVerb,
     },
     /// Every pod pings every other pod; exit 0 only when all answer.
     Ping {
@@ -235,6 +240,60 @@ enum PodVerb {
     List {
         #[arg(short = 't', long = "topo", value_name = "FILE")]
         topo: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceVerb {
+    /// Create a service: `lab service add -t FILE web --ip 198.51.100.10 --port 80
+    /// --type LoadBalancer --policy Local --endpoints n1-pod1,n3-pod1`. Each node is
+    /// programmed as kube-proxy does, each endpoint pod answers on the port, and each
+    /// speaker node's state file lists it.
+    Add {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        name: String,
+        /// Its IP, or one of each family: `198.51.100.10,fd00:198::10`.
+        #[arg(long)]
+        ip: String,
+        #[arg(long)]
+        port: u16,
+        /// ClusterIP, LoadBalancer or External (which BGPConfiguration field covers it).
+        #[arg(long = "type", default_value = "LoadBalancer")]
+        kind: String,
+        /// Cluster or Local (externalTrafficPolicy; internalTrafficPolicy for ClusterIP).
+        #[arg(long, default_value = "Cluster")]
+        policy: String,
+        /// Endpoint pods, by name.
+        #[arg(long, value_delimiter = ',')]
+        endpoints: Vec<String>,
+    },
+    /// Delete a service.
+    Del {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        name: String,
+    },
+    /// The services of a lab, with their endpoints and where those run.
+    List {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open TCP connections to a service from a client node and count who answered
+    /// (and which client address it saw); exit 0 only when every one was answered.
+    Connect {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        name: String,
+        /// The node to connect from (default: the lab's `lab.role: client` node).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        count: usize,
         #[arg(long)]
         json: bool,
     },
@@ -403,6 +462,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             print!("\n{}", report::ping_matrix(matrix));
                         }
                     }
+                    if let bringup::UpError::Services { report, .. } = &e {
+                        if !json {
+                            print!("\n{}", services::up::render(report));
+                        }
+                    }
                     bail!(
                         "lab {}: {e}. Look with `lab exec -t {} NODE -- ...`; remove with `lab down -t {}`",
                         t.name,
@@ -419,6 +483,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_peers(&report.table, json)?;
             if let (Some(m), false) = (&report.matrix, json) {
                 print!("\n{}", report::ping_matrix(m));
+            }
+            if let (Some(s), false) = (&report.services, json) {
+                print!("\n{}", services::up::render(s));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -459,6 +526,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::from(u8::try_from(out.code).unwrap_or(1)))
         }
         Verb::Pod { verb } => pod(verb).await,
+        Verb::Service { verb } => service(verb).await,
         Verb::Ping { topo, wait, json } => {
             let (t, rt) = open(&topo).await?;
             let list = pods::list(&rt, &t).await?;
@@ -693,6 +761,7 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
             };
             if !timing {
                 pods::add(&rt, &t, &p).await?;
+                services::follow_pods(&rt, &t).await?;
                 println!("pod {} ({}) on {} via {}", p.name, p.ip, p.node, p.iface);
                 return Ok(ExitCode::SUCCESS);
             }
@@ -703,7 +772,10 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
                 .map(|n| n.name.clone())
                 .collect();
             let prefix = host_prefix(p.ip);
-            let change = async { pods::add(&rt, &t, &p).await.map_err(anyhow::Error::from) };
+            let change = async {
+                pods::add(&rt, &t, &p).await?;
+                services::follow_pods(&rt, &t).await.map_err(anyhow::Error::from)
+            };
             let prefixes = [prefix];
             let c = watch::Change {
                 prefixes: &prefixes,
@@ -727,6 +799,7 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
             let (t, rt) = open(&topo).await?;
             if !timing {
                 pods::delete(&rt, &t, &node, &name).await?;
+                services::follow_pods(&rt, &t).await?;
                 println!("pod {name} deleted from {node}");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -747,7 +820,10 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
                     followers.push(n.name.clone());
                 }
             }
-            let change = async { pods::delete(&rt, &t, &node, &name).await.map_err(anyhow::Error::from) };
+            let change = async {
+                pods::delete(&rt, &t, &node, &name).await?;
+                services::follow_pods(&rt, &t).await.map_err(anyhow::Error::from)
+            };
             let prefixes = [prefix];
             let c = watch::Change {
                 prefixes: &prefixes,
@@ -775,6 +851,153 @@ async fn pod(verb: PodVerb) -> Result<ExitCode> {
                     })
                     .collect();
                 print!("{}", report::table(&["NODE", "POD", "IP", "HOST IFACE"], &rows));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn service(verb: ServiceVerb) -> Result<ExitCode> {
+    match verb {
+        ServiceVerb::Add {
+            topo,
+            name,
+            ip,
+            port,
+            kind,
+            policy,
+            endpoints,
+        } => {
+            let (t, rt) = open(&topo).await?;
+            let s = services::Service {
+                name,
+                ips: services::parse_ips(&ip).map_err(anyhow::Error::msg)?,
+                port,
+                kind: kind.parse().map_err(anyhow::Error::msg)?,
+                policy: policy.parse().map_err(anyhow::Error::msg)?,
+                endpoints,
+            };
+            s.check().map_err(anyhow::Error::msg)?;
+            let mut list = services::stored(&rt, &t).await?;
+            if list.iter().any(|o| o.name == s.name) {
+                bail!(
+                    "lab {} already has a service {}: `lab service del` it first",
+                    t.name,
+                    s.name
+                );
+            }
+            let pods = pods::list(&rt, &t).await?;
+            let absent: Vec<&str> = s
+                .endpoints
+                .iter()
+                .filter(|e| !pods.iter().any(|p| &p.name == *e))
+                .map(String::as_str)
+                .collect();
+            list.push(s.clone());
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+            services::apply(&rt, &t, &list).await?;
+            println!(
+                "service {} ({}, {} {}) on {}",
+                s.name,
+                s.addresses(),
+                s.kind,
+                s.policy,
+                t.name
+            );
+            if !absent.is_empty() {
+                println!(
+                    "no pod yet for endpoint(s) {}: they join when created",
+                    absent.join(", ")
+                );
+            }
+        }
+        ServiceVerb::Del { topo, name } => {
+            let (t, rt) = open(&topo).await?;
+            let mut list = services::stored(&rt, &t).await?;
+            let before = list.len();
+            list.retain(|s| s.name != name);
+            if list.len() == before {
+                bail!("lab {} has no service {name} (`lab service list`)", t.name);
+            }
+            services::apply(&rt, &t, &list).await?;
+            println!("service {name} deleted from {}", t.name);
+        }
+        ServiceVerb::List { topo, json } => {
+            let (t, rt) = open(&topo).await?;
+            let list = services::stored(&rt, &t).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let pods = pods::list(&rt, &t).await?;
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|s| {
+                    let eps: Vec<String> = s
+                        .endpoints
+                        .iter()
+                        .map(|e| match pods.iter().find(|p| &p.name == e) {
+                            Some(p) => format!("{e}@{}", p.node),
+                            None => format!("{e}@(no pod)"),
+                        })
+                        .collect();
+                    vec![
+                        s.name.clone(),
+                        s.kind.to_string(),
+                        s.addresses(),
+                        s.policy.to_string(),
+                        eps.join(" "),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                report::table(&["SERVICE", "TYPE", "ADDRESS", "POLICY", "ENDPOINTS"], &rows)
+            );
+        }
+        ServiceVerb::Connect {
+            topo,
+            name,
+            from,
+            count,
+            json,
+        } => {
+            let (t, rt) = open(&topo).await?;
+            let from = match from {
+                Some(f) => f,
+                None => t
+                    .nodes
+                    .values()
+                    .find(|n| n.role() == Some("client"))
+                    .map(|n| n.name.clone())
+                    .with_context(|| {
+                        format!(
+                            "lab {} has no node with lab.role: client; say which with --from",
+                            t.name
+                        )
+                    })?,
+            };
+            if !t.nodes.contains_key(&from) {
+                bail!("no node {from:?} in lab {}", t.name);
+            }
+            let list = services::stored(&rt, &t).await?;
+            let s = list
+                .iter()
+                .find(|s| s.name == name)
+                .with_context(|| format!("lab {} has no service {name} (`lab service list`)", t.name))?;
+            let mut all = Vec::new();
+            for ip in &s.ips {
+                let a = services::connect(&rt, &t, &from, *ip, s.port, count).await?;
+                if !json {
+                    println!("{} {} port {} from {from}: {}", s.name, ip, s.port, a.line());
+                }
+                all.push((ip.to_string(), a));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            }
+            if all.iter().any(|(_, a)| a.failed > 0) {
+                return Ok(ExitCode::from(EXIT_NOT_HOLDING));
             }
         }
     }

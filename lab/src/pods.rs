@@ -16,6 +16,9 @@ use crate::topology::Topology;
 
 /// Name prefix of a pod's network namespace inside its node.
 const NETNS_PREFIX: &str = "pod-";
+/// Where a node keeps the PID files of what runs in its pods (`<pod>_<what>.pid`),
+/// stopped by PID when the pod is deleted.
+pub const PROCESS_DIR: &str = "/run/podlab/pods";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PodError {
@@ -239,9 +242,15 @@ pub async fn delete(rt: &Runtime, topo: &Topology, node: &str, name: &str) -> Re
     check_name(name)?;
     // Routes first, one by one, so every kernel (this one too) reports their removal;
     // a deleted link takes its IPv4 routes away without a word.
-    let text = r#"ns="$1"; host="$2"; ip link show "$host" >/dev/null && ip route flush dev "$host" && { ip -6 route flush dev "$host" proto boot || true; } && ip link del "$host" && ip netns del "$ns""#;
+    // Then what runs in the pod, by the PIDs it was started with: a process would
+    // keep the namespace alive.
+    let text = format!(
+        r#"ns="$1"; host="$2"; pod="$3"; ip link show "$host" >/dev/null && ip route flush dev "$host" && {{ ip -6 route flush dev "$host" proto boot || true; }} && ip link del "$host" &&
+for f in {PROCESS_DIR}/"$pod"_*.pid; do [ -e "$f" ] || continue; kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; done &&
+ip netns del "$ns""#
+    );
     let ns = format!("{NETNS_PREFIX}{name}");
-    script(rt, topo, node, name, "delete", text, &[&ns, &iface_name(name)]).await
+    script(rt, topo, node, name, "delete", &text, &[&ns, &iface_name(name), name]).await
 }
 
 /// The pods that exist in the lab's running nodes, read from the nodes themselves.

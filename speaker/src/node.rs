@@ -447,6 +447,10 @@ impl Node {
         for n in self.config.neighbors() {
             self.add_peer(n, restarting);
         }
+        // The configured service CIDRs are advertised from the start, whatever the
+        // service state file holds (or whether there is one yet): they are the
+        // configuration's, as Calico advertises them from BGPConfiguration.
+        self.refresh_services();
         self.check_startup_stale();
     }
 

@@ -15,7 +15,7 @@ use crate::services::{self, ServiceState};
 use crate::shutdown::Shutdown;
 
 /// How often the file is looked at.
-const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(100);
 
 /// One reading of the file.
 #[derive(Debug)]

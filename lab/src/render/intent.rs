@@ -32,12 +32,28 @@ pub struct NodeIntent {
     /// address, so the lab reads them from the host over the management network.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_address: Option<String>,
+    /// BGPConfiguration's `serviceLoadBalancerIPs`: where a cell has a client outside
+    /// the cluster, the service CIDRs every node advertises (SVC cases).
+    #[serde(rename = "serviceLoadBalancerIPs", skip_serializing_if = "Vec::is_empty")]
+    pub service_load_balancer_ips: Vec<CidrIntent>,
+    /// And `serviceClusterIPs`.
+    #[serde(rename = "serviceClusterIPs", skip_serializing_if = "Vec::is_empty")]
+    pub service_cluster_ips: Vec<CidrIntent>,
+    /// The Kubernetes node's name, as EndpointSlices name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
     /// The node's pod blocks (one per family): Calico's IPAM, not BGP config.
     #[serde(skip)]
     pub blocks: Vec<IpNet>,
     /// The node's own addresses, one per family, its sessions' source addresses.
     #[serde(skip)]
     pub addresses: Vec<IpAddr>,
+}
+
+/// `{cidr: ...}`, as Calico lists service CIDRs.
+#[derive(Clone, Debug, Serialize)]
+pub struct CidrIntent {
+    pub cidr: IpNet,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -116,6 +132,9 @@ impl NodeIntent {
                 restart_time: RESTART_TIME,
             },
             metrics_address: Some(format!("0.0.0.0:{}", crate::suite::metrics::PORT)),
+            service_load_balancer_ips: Vec::new(),
+            service_cluster_ips: Vec::new(),
+            node_name: None,
             blocks: Vec::new(),
             addresses: Vec::new(),
         }

@@ -284,6 +284,18 @@ pub struct PlanNode {
     about: String,
 }
 
+impl PlanNode {
+    /// Its static routes through a gateway (`ip route replace ...`), from its exec
+    /// commands: what a link that goes down takes away.
+    pub fn static_routes(&self) -> Vec<String> {
+        self.exec
+            .iter()
+            .filter(|e| (e.starts_with("ip route add ") || e.starts_with("ip -6 route add ")) && e.contains(" via "))
+            .map(|e| e.replacen(" route add ", " route replace ", 1))
+            .collect()
+    }
+}
+
 /// A change to a node's intent a conformance case makes, to see what follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -824,10 +836,14 @@ fn tor(cell: Cell, r: Router) -> Plan {
         let asn = 65100 + u32::from(k);
         let mut n = NodeIntent::new(asn, node4, pools(&cell));
         n.blocks = blocks(&cell, k);
+        services(&mut n, &name, &cell);
         let (v4, v6) = (cell.v4().then_some((tor4, node4)), cell.v6().then_some((tor6, node6)));
         let addrs = uplink(&mut n, &name, &mut tors[usize::from(rack - 1)], v4, v6);
         let about = format!("a Kubernetes node of rack {rack}, eBGP to its ToR (AS per node).");
-        plan.nodes.push(node(&name, &about, &cell, &n, &[]));
+        // The outside client's network through the node's ToR, as its default route
+        // would take it (the ToRs do not advertise it: a node's routes are its pods').
+        let to_client = client_routes(&cell, IpAddr::V4(tor4), IpAddr::V6(tor6));
+        plan.nodes.push(node(&name, &about, &cell, &n, &to_client));
         plan.links.push(PlanLink {
             a: (format!("tor{rack}"), format!("eth{}", slot + 1)),
             b: (name, "eth1".into()),
@@ -881,7 +897,108 @@ fn tor(cell: Cell, r: Router) -> Plan {
             r.as_str()
         )
     });
+    // The client behind tor1; tor2 reaches it through tor1.
+    let tor2_to_client = client_routes(
+        &cell,
+        IpAddr::V4(Ipv4Addr::new(10, 0, 255, 0)),
+        "fd00:1:255::1".parse().expect("literal"),
+    );
+    add_client(&mut plan, "tor1", "eth4", &[("tor2", tor2_to_client)]);
     plan
+}
+
+/// The service CIDRs every node advertises (BGPConfiguration
+/// `serviceLoadBalancerIPs`), of the cell's families: the SVC cases' services take
+/// their IPs there.
+pub const SERVICE_CIDR4: &str = "198.51.100.0/24";
+pub const SERVICE_CIDR6: &str = "fd00:198::/112";
+/// The cluster IP CIDRs (`serviceClusterIPs`).
+pub const CLUSTER_CIDR4: &str = "10.96.0.0/16";
+pub const CLUSTER_CIDR6: &str = "fd00:96::/112";
+/// The outside client's link to its router: the router's end, the client's end.
+const CLIENT4: (&str, &str) = ("10.1.9.0/31", "10.1.9.1/31");
+const CLIENT6: (&str, &str) = ("fd00:1:9::1/64", "fd00:1:9::2/64");
+
+/// A node of a fabric with a client outside the cluster advertises the service
+/// CIDRs (the speaker; BIRD and FRR nodes are not fed services by the lab).
+fn services(n: &mut NodeIntent, name: &str, cell: &Cell) {
+    n.node_name = Some(name.to_string());
+    for (on, lb, cluster) in [
+        (cell.v4(), SERVICE_CIDR4, CLUSTER_CIDR4),
+        (cell.v6(), SERVICE_CIDR6, CLUSTER_CIDR6),
+    ] {
+        if on {
+            n.service_load_balancer_ips.push(intent::CidrIntent { cidr: net(lb) });
+            n.service_cluster_ips.push(intent::CidrIntent { cidr: net(cluster) });
+        }
+    }
+}
+
+/// `ip route add` of the client's network through `via4` / `via6`, of the cell's
+/// families.
+fn client_routes(cell: &Cell, via4: IpAddr, via6: IpAddr) -> Vec<String> {
+    let mut r = Vec::new();
+    if cell.v4() {
+        r.push(format!("ip route add {} via {via4}", net(CLIENT4.1).trunc()));
+    }
+    if cell.v6() {
+        r.push(format!("ip -6 route add {} via {via6}", net(CLIENT6.1).trunc()));
+    }
+    r
+}
+
+/// A client outside the cluster (SVC cases): a plain container linked to `router`'s
+/// `iface`, routing the service CIDRs to it; the router hashes ECMP on ports, so that
+/// connections to a service spread over the nodes that advertise it, and `others`
+/// get their routes to the client's network.
+fn add_client(plan: &mut Plan, router: &str, iface: &str, others: &[(&str, Vec<String>)]) {
+    let cell = plan.cell;
+    let mut exec = Vec::new();
+    let mut addrs = Vec::new();
+    for (on, (r, c), lb, cluster, f) in [
+        (cell.v4(), CLIENT4, SERVICE_CIDR4, CLUSTER_CIDR4, ""),
+        (cell.v6(), CLIENT6, SERVICE_CIDR6, CLUSTER_CIDR6, "-6 "),
+    ] {
+        if on {
+            for cidr in [lb, cluster] {
+                exec.push(format!("ip {f}route add {cidr} via {}", net(r).addr()));
+            }
+            addrs.push((net(r), net(c)));
+        }
+    }
+    for n in plan.nodes.iter_mut() {
+        if n.name == router {
+            n.exec.insert(
+                0,
+                "sysctl -qw net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1".into(),
+            );
+        }
+        if let Some((_, routes)) = others.iter().find(|(o, _)| *o == n.name) {
+            for (i, r) in routes.iter().enumerate() {
+                n.exec.insert(i, r.clone());
+            }
+        }
+    }
+    plan.nodes.push(PlanNode {
+        name: "client".into(),
+        role: "client",
+        bgp: None,
+        image: "podlab/base:latest".into(),
+        blocks: vec![],
+        pods: 0,
+        files: vec![],
+        exec,
+        intent: None,
+        router: None,
+        kernel: false,
+        addrs: addrs.iter().map(|(_, c)| ("eth1".to_string(), *c)).collect(),
+        about: "a host outside the cluster, routed by the fabric: the SVC cases' client.".into(),
+    });
+    plan.links.push(PlanLink {
+        a: (router.into(), iface.into()),
+        b: ("client".into(), "eth1".into()),
+        addrs,
+    });
 }
 
 /// One rack, two ToRs, every node dual-homed: a link and an eBGP session to each ToR

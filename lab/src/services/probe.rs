@@ -92,8 +92,13 @@ fn parse_answers(out: &str) -> Answers {
         match (it.next(), it.next()) {
             (Some(pod), Some(addr)) if pod != "-" => {
                 *a.by_pod.entry(pod.to_string()).or_default() += 1;
+                // socat writes IPv6 addresses whole (fd00:0001:...): read as addresses.
                 let addr = addr.trim_start_matches('[').trim_end_matches(']');
-                a.seen_as.entry(pod.to_string()).or_default().insert(addr.to_string());
+                let addr = addr
+                    .parse::<IpAddr>()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| addr.to_string());
+                a.seen_as.entry(pod.to_string()).or_default().insert(addr);
             }
             _ => a.failed += 1,
         }
@@ -101,9 +106,11 @@ fn parse_answers(out: &str) -> Answers {
     a
 }
 
-/// For each router of the fabric (`lab.role` tor, spine or rr) whose RIB the lab
-/// reads: the most specific prefix it holds that covers `ip`, and the Kubernetes nodes
-/// it has a path for it from (a path from another router names no node).
+/// For each router of the fabric (`lab.role` tor, spine or rr): the most specific
+/// prefix it holds that covers `ip`, and the Kubernetes nodes it has a path for it
+/// from (a path from another router names no node), read from its RIB where the lab
+/// reads it, else from its kernel's next hops (a reflector that reads neither is left
+/// out).
 pub async fn advertised_by(
     rt: &Runtime,
     topo: &Topology,
@@ -116,6 +123,15 @@ pub async fn advertised_by(
         .filter(|e| topo.nodes.get(&e.node).is_some_and(|n| n.role() == Some("node")))
         .flat_map(|e| e.addrs.iter().map(move |a| (a.addr(), e.node.as_str())))
         .collect();
+    // (router, its interface) -> the Kubernetes node at the link's other end.
+    let is_node = |n: &str| topo.nodes.get(n).is_some_and(|n| n.role() == Some("node"));
+    let beyond: BTreeMap<(&str, &str), &str> = topo
+        .links
+        .iter()
+        .flat_map(|l| [(&l.a, &l.b), (&l.b, &l.a)])
+        .filter(|(_, far)| is_node(&far.node))
+        .map(|(near, far)| ((near.node.as_str(), near.iface.as_str()), far.node.as_str()))
+        .collect();
     let mut out = BTreeMap::new();
     for r in topo
         .nodes
@@ -125,26 +141,56 @@ pub async fn advertised_by(
         let Some(kind) = r.bgp().and_then(kinds::for_label) else {
             continue;
         };
-        let Some(cmd) = kind.rib_command() else {
-            continue;
+        let container = topo.container_name(&r.name);
+        // Every path its RIB holds, where the lab reads its RIB; otherwise the next
+        // hops its kernel routes by (BIRD's best paths, merged as ECMP).
+        let from: Vec<(IpNet, Vec<String>)> = match kind.rib_command() {
+            Some(cmd) => {
+                let res = rt.exec(&container, &cmd).await?;
+                let rib = kind
+                    .parse_rib(&res.stdout)
+                    .map_err(|e| ServiceError::Invalid(format!("router {}: {e}", r.name)))?;
+                rib.into_iter()
+                    .filter_map(|route| {
+                        let prefix = route.prefix.parse().ok()?;
+                        Some((prefix, route.paths.into_iter().map(|p| p.from).collect()))
+                    })
+                    .collect()
+            }
+            None if r.role() == Some("rr") => continue,
+            None => crate::probes::fib(rt, &container)
+                .await?
+                .into_iter()
+                .filter_map(|route| {
+                    // `ip -j route` writes a host route as its address alone.
+                    let prefix =
+                        (route.dst.parse().ok()).or_else(|| route.dst.parse::<IpAddr>().ok().map(IpNet::from))?;
+                    // A hop through a link-local gateway (BIRD's IPv6 next hops) is
+                    // named by its interface: the node at that link's other end.
+                    let hops = route.hops.into_iter().filter_map(|h| {
+                        let global = h
+                            .gateway
+                            .filter(|g| g.parse::<IpAddr>().is_ok_and(|a| owner.contains_key(&a)));
+                        global.or_else(|| h.dev.map(|d| format!("dev {d}")))
+                    });
+                    Some((prefix, hops.collect()))
+                })
+                .collect(),
         };
-        let res = rt.exec(&topo.container_name(&r.name), &cmd).await?;
-        let rib = kind
-            .parse_rib(&res.stdout)
-            .map_err(|e| ServiceError::Invalid(format!("router {}: {e}", r.name)))?;
-        let best = rib
+        let best = from
             .iter()
-            .filter_map(|route| Some((route.prefix.parse::<IpNet>().ok()?, route)))
             .filter(|(p, _)| p.contains(&ip))
             .max_by_key(|(p, _)| p.prefix_len());
-        if let Some((prefix, route)) = best {
-            let nodes = route
-                .paths
+        if let Some((prefix, peers)) = best {
+            let nodes = peers
                 .iter()
-                .filter_map(|p| owner.get(&p.from.parse::<IpAddr>().ok()?))
+                .filter_map(|a| match a.strip_prefix("dev ") {
+                    Some(dev) => beyond.get(&(r.name.as_str(), dev)).copied(),
+                    None => owner.get(&a.parse::<IpAddr>().ok()?).copied(),
+                })
                 .map(|n| n.to_string())
                 .collect();
-            out.insert(r.name.clone(), (prefix, nodes));
+            out.insert(r.name.clone(), (*prefix, nodes));
         }
     }
     Ok(out)
@@ -156,7 +202,9 @@ mod tests {
 
     #[test]
     fn answers_count_pods_and_failures() {
-        let a = parse_answers("n1-pod1 10.1.9.1\nn3-pod1 10.244.0.62\n-\nn1-pod1 10.1.9.1\nn3-pod2 [fd00::1]\n");
+        let a = parse_answers(
+            "n1-pod1 10.1.9.1\nn3-pod1 10.244.0.62\n-\nn1-pod1 10.1.9.1\nn3-pod2 [fd00:0000:0000:0000:0000:0000:0000:0001]\n",
+        );
         assert_eq!(a.connections, 5);
         assert_eq!(a.failed, 1);
         assert_eq!(a.by_pod["n1-pod1"], 2);

@@ -11,6 +11,7 @@ use super::placeholders::subst;
 use super::step::{Action, DaemonOp, PodAdd};
 use crate::pods::{self, Pod};
 use crate::runtime::Runtime;
+use crate::services;
 
 /// The address a `pod_add` gives its pod.
 pub fn pod_ip(lab: &mut Lab, p: &PodAdd) -> Result<IpAddr, String> {
@@ -106,18 +107,11 @@ pub async fn act(rt: &Runtime, lab: &mut Lab, action: &Action) -> Result<(), Str
             };
             pods::add(rt, &lab.topo, &pod).await.map_err(|e| e.to_string())?;
             lab.pods.insert(p.name.clone(), pod);
-            Ok(())
+            follow_pods(rt, lab).await
         }
         Action::PodDel(p) => {
-            if let Err(e) = pods::delete(rt, &lab.topo, &p.node, &p.name).await {
-                // Deleting a pod that is gone already leaves it gone (for `always` steps).
-                let list = pods::list(rt, &lab.topo).await.map_err(|e| e.to_string())?;
-                if list.iter().any(|x| x.name == p.name && x.node == p.node) {
-                    return Err(e.to_string());
-                }
-            }
-            lab.pods.remove(&p.name);
-            Ok(())
+            delete_pod(rt, lab, p).await?;
+            follow_pods(rt, lab).await
         }
         Action::Route(r) => {
             let verb = r.verb;
@@ -157,6 +151,9 @@ pub async fn act(rt: &Runtime, lab: &mut Lab, action: &Action) -> Result<(), Str
             let state = if l.up { "up" } else { "down" };
             let cmd: Vec<String> = ["ip", "link", "set", &l.iface, state].map(String::from).to_vec();
             exec_ok(rt, lab, &l.node, &cmd).await?;
+            if l.up {
+                static_routes_back(rt, lab, &l.node).await?;
+            }
             Ok(())
         }
         Action::Pause(n) => {
@@ -222,7 +219,7 @@ done"#;
                 f.times, f.iface, f.iface
             );
             exec_ok(rt, lab, &f.node, &sh(&script)).await?;
-            Ok(())
+            static_routes_back(rt, lab, &f.node).await
         }
         Action::Exec(x) => {
             let cmd = subst(lab, &x.cmd)?;
@@ -241,6 +238,33 @@ done"#;
         }
         Action::Reconfigure { node, tweaks } => reconfigure(rt, lab, node, tweaks).await,
         Action::Restore(node) => reconfigure(rt, lab, node, &[]).await,
+        Action::ServiceAdd(a) => {
+            if lab.services.iter().any(|s| s.name == a.name) {
+                return Err(format!("service_add: the case has a service {} already", a.name));
+            }
+            let kind: services::Type = a.kind.parse()?;
+            let ips = service_ips(lab, kind, a.ip);
+            let s = services::Service {
+                name: a.name.clone(),
+                ips,
+                port: a.port,
+                kind,
+                policy: a.policy.parse()?,
+                endpoints: a.endpoints.clone(),
+            };
+            s.check()?;
+            lab.services.push(s);
+            services::apply(rt, &lab.topo, &lab.services)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Action::ServiceDel(name) => {
+            // Deleting one that is gone leaves it gone (for `always` steps).
+            lab.services.retain(|s| &s.name != name);
+            services::apply(rt, &lab.topo, &lab.services)
+                .await
+                .map_err(|e| e.to_string())
+        }
         Action::Churn(c) => {
             // Borrowed pods made and unmade as fast as the node takes them: the host
             // side of a pod's veth and its /32 is what a node speaker sees of it.
@@ -272,6 +296,66 @@ done"#,
         }
         Action::Wait(_) | Action::Traffic(_) => Err("not an action of the lab's: the step runner does it".into()),
     }
+}
+
+/// A link that came back up gets the node's static routes through it back (the kernel
+/// drops them with the link), as a node's network manager puts them back: the route
+/// to the outside client's network through the ToR.
+async fn static_routes_back(rt: &Runtime, lab: &Lab, node: &str) -> Result<(), String> {
+    let Some(n) = lab.plan.nodes.iter().find(|n| n.name == node) else {
+        return Ok(());
+    };
+    let routes = n.static_routes();
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let script: Vec<String> = routes.iter().map(|r| format!("{r} || exit 1")).collect();
+    exec_ok(rt, lab, node, &sh(&script.join("\n"))).await?;
+    Ok(())
+}
+
+/// A pod deleted, without its services told.
+pub async fn delete_pod(rt: &Runtime, lab: &mut Lab, p: &super::step::NodeName) -> Result<(), String> {
+    if let Err(e) = pods::delete(rt, &lab.topo, &p.node, &p.name).await {
+        // Deleting a pod that is gone already leaves it gone (for `always` steps).
+        let list = pods::list(rt, &lab.topo).await.map_err(|e| e.to_string())?;
+        if list.iter().any(|x| x.name == p.name && x.node == p.node) {
+            return Err(e.to_string());
+        }
+    }
+    lab.pods.remove(&p.name);
+    Ok(())
+}
+
+/// The services follow the pods, as EndpointSlices do.
+pub async fn follow_pods(rt: &Runtime, lab: &Lab) -> Result<(), String> {
+    if lab.services.is_empty() {
+        return Ok(());
+    }
+    services::apply(rt, &lab.topo, &lab.services)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A service's addresses: host `host` of the cell's service CIDRs of its type, of each
+/// family the cell has.
+fn service_ips(lab: &Lab, kind: services::Type, host: u16) -> Vec<IpAddr> {
+    let (v4, v6) = match kind {
+        services::Type::ClusterIP => (crate::render::CLUSTER_CIDR4, crate::render::CLUSTER_CIDR6),
+        _ => (crate::render::SERVICE_CIDR4, crate::render::SERVICE_CIDR6),
+    };
+    let mut ips = Vec::new();
+    for (on, cidr) in [(lab.cell.v4(), v4), (lab.cell.v6(), v6)] {
+        if on {
+            let net: IpNet = cidr.parse().expect("a literal CIDR");
+            let addr = match net {
+                IpNet::V4(n) => IpAddr::V4((u32::from(n.network()) + u32::from(host)).into()),
+                IpNet::V6(n) => IpAddr::V6((u128::from(n.network()) + u128::from(host)).into()),
+            };
+            ips.push(addr);
+        }
+    }
+    ips
 }
 
 /// Renders a node's configuration again from its intent (changed by `tweak`), writes

@@ -334,6 +334,12 @@ async fn daemon_view(rt: &Runtime, lab: &Lab, check: &Check, case_age: Duration)
 
 /// One look at what an expectation says.
 async fn once(rt: &Runtime, lab: &Lab, check: &Check) -> Result<(), String> {
+    if let Check::Connect(c) = check {
+        return super::svc::connect(rt, lab, c).await;
+    }
+    if let Check::Learned(l) = check {
+        return super::svc::learned(rt, lab, l).await;
+    }
     if let Check::Sessions(s) = check {
         return sessions(rt, lab, s).await;
     }

@@ -29,6 +29,8 @@ pub struct Lab {
     pub pods: BTreeMap<String, Pod>,
     /// Every address a case gave a pod, still known after the pod is gone.
     pub pod_ips: BTreeMap<String, IpAddr>,
+    /// The services the case made (SVC), as applied to the nodes.
+    pub services: Vec<crate::services::Service>,
     pub pod_ips6: BTreeMap<String, IpAddr>,
     /// Each Kubernetes node's blocks as they are now: its labels', less what a case
     /// released, plus what it allocated.
@@ -224,11 +226,22 @@ impl Baseline {
             .map(|n| n.name.as_str())
             .collect();
         let pools = lab.plan.pools();
-        let mut outside = BTreeMap::new();
-        for (node, routes) in nodes.iter().zip(fibs(rt, lab, &nodes).await) {
-            outside.insert(node.to_string(), outside_pools(&routes?, &pools));
+        // Read until two readings half a second apart agree: the routes outside the
+        // pools (service CIDRs gathering their ECMP next hops) may still be on their
+        // way when the pools' have arrived.
+        let start = std::time::Instant::now();
+        let mut last: Option<BTreeMap<String, BTreeSet<String>>> = None;
+        loop {
+            let mut outside = BTreeMap::new();
+            for (node, routes) in nodes.iter().zip(fibs(rt, lab, &nodes).await) {
+                outside.insert(node.to_string(), outside_pools(&routes?, &pools));
+            }
+            if last.as_ref() == Some(&outside) || start.elapsed() > std::time::Duration::from_secs(10) {
+                return Ok(Baseline { book, outside });
+            }
+            last = Some(outside);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        Ok(Baseline { book, outside })
     }
 }
 

@@ -20,6 +20,7 @@ pub mod select;
 mod steady;
 pub mod step;
 mod steps;
+mod svc;
 mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -198,6 +199,7 @@ impl Runner {
             pods: BTreeMap::new(),
             pod_ips: BTreeMap::new(),
             pod_ips6: BTreeMap::new(),
+            services: Vec::new(),
             blocks,
             down: BTreeSet::new(),
             baseline: lab::Baseline::default(),
@@ -275,6 +277,18 @@ impl Runner {
                     at: case::At::Phase(case::Phase::Always),
                     step: step.describe(),
                     message: e,
+                });
+            }
+        }
+        // Services a case left behind (its `always` steps failed or forgot them) are
+        // deleted before the lab is checked: what they leave is then the case's.
+        if !lab.services.is_empty() {
+            lab.services.clear();
+            if let Err(e) = crate::services::apply(&self.rt, &lab.topo, &[]).await {
+                reasons.push(case::Reason {
+                    at: case::At::Phase(case::Phase::Always),
+                    step: "services deleted".into(),
+                    message: e.to_string(),
                 });
             }
         }

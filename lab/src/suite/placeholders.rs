@@ -29,6 +29,19 @@ pub fn subst(lab: &Lab, s: &str) -> Result<String, String> {
                 .or_else(|| lab.pod_ips.get(name).filter(|ip| ip.is_ipv6()))
                 .map(|ip| ip.to_string())
                 .ok_or_else(|| format!("{s:?}: no IPv6 pod {name} made by this case (an IPv4 cell?)"))?,
+            // A service's address: IPv4 (IPv6 on an IPv6-only cell), or IPv6.
+            Some(("svc", name)) | Some(("svc6", name)) => {
+                let v6 = key.starts_with("svc6") || !lab.cell.v4();
+                lab.services
+                    .iter()
+                    .find(|x| x.name == name)
+                    .ok_or_else(|| format!("{s:?}: no service {name} made by this case"))?
+                    .ips
+                    .iter()
+                    .find(|a| a.is_ipv6() == v6)
+                    .map(|a| a.to_string())
+                    .ok_or_else(|| format!("{s:?}: service {name} has no such address"))?
+            }
             // `addr` and `block`: the IPv4 one, or the IPv6 one on an IPv6-only cell;
             // `addr6` and `block6`: the IPv6 one.
             Some((node, "addr")) | Some((node, "addr6")) => {
@@ -58,12 +71,15 @@ pub fn subst(lab: &Lab, s: &str) -> Result<String, String> {
 }
 
 /// `s` with its placeholders replaced, and on a dual-stack cell its IPv6 twin too when
-/// it names a block or a pod (`{n1.block}` and `{n1.block6}`, `{pod.x}` and
-/// `{pod6.x}`): every expectation of a route holds for both families.
+/// it names a block, a pod or a service (`{n1.block}` and `{n1.block6}`, `{pod.x}`
+/// and `{pod6.x}`, `{svc.x}` and `{svc6.x}`): every expectation of a route holds for both families.
 pub fn twins(lab: &Lab, s: &str) -> Result<Vec<String>, String> {
     let mut out = vec![subst(lab, s)?];
     if lab.cell.dual() {
-        let six = s.replace(".block}", ".block6}").replace("{pod.", "{pod6.");
+        let six = s
+            .replace(".block}", ".block6}")
+            .replace("{pod.", "{pod6.")
+            .replace("{svc.", "{svc6.");
         if six != s {
             out.push(subst(lab, &six)?);
         }

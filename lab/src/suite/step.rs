@@ -49,6 +49,8 @@ pub enum Action {
     Withdraw(PrefixAct),
     Reconfigure { node: String, tweaks: Vec<Tweak> },
     Restore(String),
+    ServiceAdd(ServiceAdd),
+    ServiceDel(String),
     Traffic(Traffic),
     Wait(Duration),
 }
@@ -89,6 +91,8 @@ pub enum Check {
     UpFor(UpForExpect),
     Session(SessionExpect),
     Advertised(AdvertisedExpect),
+    Connect(ConnectExpect),
+    Learned(LearnedExpect),
 }
 
 impl Check {
@@ -166,7 +170,12 @@ impl Step {
                 | Action::CutSessions(n)
                 | Action::UncutSessions(n)
                 | Action::Restore(n) => r(n),
-                Action::Traffic(_) | Action::Wait(_) => {}
+                Action::ServiceAdd(x) => {
+                    for e in &mut x.endpoints {
+                        r(e)
+                    }
+                }
+                Action::ServiceDel(_) | Action::Traffic(_) | Action::Wait(_) => {}
             },
             What::Expect(e) => match &mut e.check {
                 Check::Capabilities(x) => {
@@ -217,14 +226,14 @@ impl Step {
             | Action::CutSessions(n)
             | Action::UncutSessions(n)
             | Action::Restore(n) => n,
-            Action::Traffic(_) | Action::Wait(_) => return None,
+            Action::ServiceAdd(_) | Action::ServiceDel(_) | Action::Traffic(_) | Action::Wait(_) => return None,
         })
     }
 }
 
-const ACTIONS: &str = "pod_add, pod_del, route, link, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, exec, announce, withdraw, reconfigure, restore, traffic, wait, expect";
+const ACTIONS: &str = "pod_add, pod_del, route, link, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, exec, announce, withdraw, reconfigure, restore, service_add, service_del, traffic, wait, expect";
 const CHECKS: &str =
-    "sessions, fib, ping, model, loss, up_within, rss_growth, reflected, capabilities, info, output, up_for, session, advertised";
+    "sessions, fib, ping, model, loss, up_within, rss_growth, reflected, capabilities, info, output, up_for, session, advertised, connect, learned";
 
 /// The one value among `found`, or what is wrong with them.
 fn exactly_one<T>(found: Vec<Option<T>>, what: &str) -> Result<T, String> {
@@ -293,6 +302,10 @@ impl TryFrom<RawStep> for Step {
                     tweaks: x.change.list(),
                 }),
                 raw.restore.map(Action::Restore),
+                raw.service_add
+                    .map(|x| x.check().map(|()| Action::ServiceAdd(x)))
+                    .transpose()?,
+                raw.service_del.map(Action::ServiceDel),
                 raw.traffic.map(Action::Traffic),
                 wait,
             ]
@@ -303,6 +316,9 @@ impl TryFrom<RawStep> for Step {
             &format!("a step holds exactly one of {ACTIONS}"),
         )?;
         let what = match (act, raw.time) {
+            (Ok(Action::ServiceAdd(_) | Action::ServiceDel(_)), Some(_)) => {
+                return Err("time: goes on the change that moves a service route (a pod, a daemon), not on service_add or service_del".into())
+            }
             (Ok(a), Some(t)) if !matches!(a, Action::Wait(_) | Action::Traffic(_)) => {
                 t.check()?;
                 What::Act(a, Some(t))
@@ -358,6 +374,8 @@ impl TryFrom<RawExpect> for Expectation {
                 e.up_for.map(Check::UpFor),
                 e.session.map(Check::Session),
                 e.advertised.map(Check::Advertised),
+                e.connect.map(Check::Connect),
+                e.learned.map(Check::Learned),
             ],
             &format!("expect: holds exactly one of {CHECKS}"),
         )?;
@@ -437,6 +455,14 @@ struct RawStep {
     /// A node's configuration as the cell has it again, read again by its daemon.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<String>,
+    /// A Kubernetes service on pods of the case: `{name: web, ip: 10, policy: Local,
+    /// endpoints: [a, b]}` (`ip`: the host number in the service CIDR of its type, of
+    /// each family of the cell; `type`: LoadBalancer by default, or ClusterIP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_add: Option<ServiceAdd>,
+    /// The service of that name deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_del: Option<String>,
     /// A continuous ping between pods, for the loss it counts: `{from: POD, to: POD}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Traffic>,
@@ -675,6 +701,85 @@ struct RawExpect {
     /// Adj-RIB-Out: a positive control that what a node must refuse was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertised: Option<AdvertisedExpect>,
+    /// TCP connections from the cell's outside client to a service, as it counts who
+    /// answered: `{service: web, by: [a, b], each: true}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<ConnectExpect>,
+    /// The fabric's routers learned a service's IP from exactly these nodes, read from
+    /// their own RIBs: `{service: web, from: "n1,n3"}` (`all`: every node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedExpect>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAdd {
+    pub name: String,
+    /// Host number in the CIDR (198.51.100.N and fd00:198::N for a LoadBalancer).
+    pub ip: u16,
+    #[serde(default = "port80")]
+    pub port: u16,
+    #[serde(rename = "type", default = "load_balancer")]
+    pub kind: String,
+    #[serde(default = "cluster")]
+    pub policy: String,
+    pub endpoints: Vec<String>,
+}
+
+fn port80() -> u16 {
+    80
+}
+fn load_balancer() -> String {
+    "LoadBalancer".into()
+}
+fn cluster() -> String {
+    "Cluster".into()
+}
+
+impl ServiceAdd {
+    fn check(&self) -> Result<(), String> {
+        let kind: crate::services::Type = self.kind.parse()?;
+        if kind == crate::services::Type::External {
+            return Err("service_add: type ClusterIP or LoadBalancer (the cells configure those CIDRs)".into());
+        }
+        self.policy.parse::<crate::services::Policy>()?;
+        if self.ip == 0 || self.ip > 254 {
+            return Err(format!("service_add: ip {}: a host number, 1 to 254", self.ip));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectExpect {
+    pub service: String,
+    /// Connections per address of the service.
+    #[serde(default = "twenty")]
+    pub count: usize,
+    /// Every answer came from one of these pods.
+    pub by: Vec<String>,
+    /// Each of them answered at least once.
+    #[serde(default)]
+    pub each: bool,
+    /// The pods saw the client's own address (policy Local: no masquerade).
+    #[serde(default)]
+    pub client_seen: bool,
+    /// Connections that may fail (refused, timed out).
+    #[serde(default)]
+    pub max_failed: usize,
+}
+
+fn twenty() -> usize {
+    20
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedExpect {
+    pub service: String,
+    /// A node set (`all`, `n1,n3`), or `none`.
+    pub from: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -24,6 +24,7 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
             return Ok(());
         }
         What::Act(Action::Traffic(t), _) => return ctx.start_traffic(rt, lab, &t.from, &t.to).await,
+        What::Act(a @ (Action::ServiceAdd(_) | Action::ServiceDel(_)), _) => return actions::act(rt, lab, a).await,
         What::Act(a, t) => (a, t),
     };
     let origin = step.action_node().unwrap_or_default().to_string();
@@ -76,13 +77,25 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
             false => budget.max(Duration::from_secs(3)) * 2,
         },
         // A pod or a route changes the prefix in the acting node's kernel first; a
-        // daemon, a link or a pause does not, and is timed from the act.
-        from_origin_event: matches!(action, Action::PodAdd(_) | Action::PodDel(_) | Action::Route(_)),
+        // daemon, a link or a pause does not, and is timed from the act, as is a
+        // service's route, which is in no node's kernel (kube-proxy handles it there).
+        from_origin_event: matches!(action, Action::PodAdd(_) | Action::PodDel(_) | Action::Route(_))
+            && !timing.prefix.contains("{svc"),
         settle: SETTLE,
     };
+    // A service route changes when its endpoints do, as the EndpointSlice says: a pod
+    // deleted is timed from the services written without it, not from the pod's
+    // own teardown (Kubernetes' part, not the node's).
+    let endpoint_gone = matches!(action, Action::PodDel(_)) && timing.prefix.contains("{svc");
+    if let (true, Action::PodDel(p)) = (endpoint_gone, action) {
+        actions::delete_pod(rt, lab, p).await?;
+    }
     let topo = lab.topo.clone();
     let props = watch::time_change(rt, &topo, change, async {
-        actions::act(rt, lab, action).await.map_err(Why)
+        match endpoint_gone {
+            true => actions::follow_pods(rt, lab).await.map_err(Why),
+            false => actions::act(rt, lab, action).await.map_err(Why),
+        }
     })
     .await
     .map_err(|Why(e)| e)?;

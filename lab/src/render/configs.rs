@@ -58,14 +58,45 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
         );
     }
     s.push_str("}\n\n");
-    s.push_str("filter calico_export_to_bgp_peers {\n  calico_aggr();\n  # Routes within the IP pools: borrowed pod IPs from other nodes' blocks.\n");
+    let services = n.service_cidrs();
+    s.push_str("filter calico_export_to_bgp_peers {\n  calico_aggr();\n");
+    if !services.is_empty() {
+        s.push_str("  # Static routes: the service CIDRs, and the /32s of Local services here.\n");
+        for c in &services {
+            let _ = writeln!(s, "  if ( net ~ {c} ) then {{ accept; }}");
+        }
+    }
+    s.push_str("  # Routes within the IP pools: borrowed pod IPs from other nodes' blocks.\n");
     for p in &n.pools {
         let _ = writeln!(s, "  if ( net ~ {p} ) then {{ accept; }}");
     }
     s.push_str("  reject;\n}\n\n");
-    s.push_str(
-        "filter calico_kernel_programming {\n  # Interface routes are the kernel's own already.\n  if ( source = RTS_DEVICE ) then { reject; }\n  accept;\n}\n\n",
-    );
+    s.push_str("filter calico_kernel_programming {\n");
+    if !services.is_empty() {
+        s.push_str("  # Don't program static routes into kernel (the service CIDRs).\n");
+        for c in &services {
+            let _ = writeln!(s, "  if ( net ~ {c} ) then {{ reject; }}");
+        }
+    }
+    s.push_str("  # Interface routes are the kernel's own already.\n  if ( source = RTS_DEVICE ) then { reject; }\n  accept;\n}\n\n");
+    if !services.is_empty() {
+        s.push_str("# Static routes: the service CIDRs, as blackholes.\n");
+        for (v4, name, channel) in [(true, "svc4", "ipv4"), (false, "svc6", "ipv6")] {
+            let routes: Vec<String> = services
+                .iter()
+                .filter(|c| matches!(c, IpNet::V4(_)) == v4)
+                .map(|c| format!("  route {c} blackhole;"))
+                .collect();
+            if !routes.is_empty() {
+                let _ = writeln!(s, "protocol static {name} {{\n  {channel};\n{}\n}}", routes.join("\n"));
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# The /32s and /128s of Local services with an endpoint here, written by `lab service`.\ninclude \"{}/*.conf\";\n",
+            crate::services::confd::BIRD_DIR
+        );
+    }
     let families: Vec<&str> = [v4(&n.pools).map(|_| "ipv4"), v6(&n.pools).map(|_| "ipv6")]
         .into_iter()
         .flatten()
@@ -206,12 +237,30 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
             "ipv6 prefix-list POOL6 seq 5 permit {b}\nipv6 prefix-list POOL6 seq 6 deny {b} le 128\nipv6 prefix-list POOL6 seq 10 permit {p} le 128\n!\nroute-map POD_ROUTES6 permit 10\n match ipv6 address prefix-list POOL6\nexit\n!"
         );
     }
+    let services = n.service_cidrs();
+    if !services.is_empty() {
+        s.push_str("! Service IPs: the CIDRs, and the Local /32s `lab service` adds within them.\n");
+        for (i, c) in services.iter().enumerate() {
+            let list = if matches!(c, IpNet::V4(_)) {
+                "ip prefix-list SERVICES"
+            } else {
+                "ipv6 prefix-list SERVICES6"
+            };
+            let _ = writeln!(s, "{list} seq {} permit {c} le {}", 5 * (i + 1), c.max_prefix_len());
+        }
+        let rm = crate::services::confd::FRR_ROUTE_MAP;
+        let _ = writeln!(
+            s,
+            "!\nroute-map {rm} permit 10\n match ip address prefix-list SERVICES\nexit\n!\nroute-map {rm} permit 20\n match ipv6 address prefix-list SERVICES6\nexit\n!"
+        );
+    }
     let _ =
         writeln!(
         s,
-        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n {}\n bgp bestpath as-path multipath-relax",
+        "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n{} {}\n bgp bestpath as-path multipath-relax",
         n.as_number,
         n.router_id,
+        if services.is_empty() { "" } else { " no bgp network import-check\n" },
         if n.graceful_restart.enabled {
             format!("bgp graceful-restart\n bgp graceful-restart restart-time {}", n.graceful_restart.restart_time)
         } else {
@@ -245,6 +294,12 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
     };
     let with =
         |first: &str, v6: bool| -> Vec<String> { std::iter::once(first.to_string()).chain(limits(v6)).collect() };
+    let networks = |v4: bool| {
+        services
+            .iter()
+            .filter(move |c| matches!(c, IpNet::V4(_)) == v4)
+            .map(|c| format!("network {c}"))
+    };
     let family = match (b4.is_some(), b6.is_some()) {
         (true, true) => Family::Dual,
         (false, true) => Family::V6,
@@ -253,8 +308,14 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
     frr_families(
         &mut s,
         &peers,
-        &with("redistribute kernel route-map POD_ROUTES", false),
-        &with("redistribute kernel route-map POD_ROUTES6", true),
+        &with("redistribute kernel route-map POD_ROUTES", false)
+            .into_iter()
+            .chain(networks(true))
+            .collect::<Vec<_>>(),
+        &with("redistribute kernel route-map POD_ROUTES6", true)
+            .into_iter()
+            .chain(networks(false))
+            .collect::<Vec<_>>(),
         family,
     );
     s

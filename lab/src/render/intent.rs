@@ -113,6 +113,15 @@ pub struct GracefulRestartIntent {
 }
 
 impl NodeIntent {
+    /// Every configured service CIDR (cluster, then load balancer).
+    pub fn service_cidrs(&self) -> Vec<IpNet> {
+        self.service_cluster_ips
+            .iter()
+            .chain(&self.service_load_balancer_ips)
+            .map(|c| c.cidr)
+            .collect()
+    }
+
     pub fn new(as_number: u32, router_id: Ipv4Addr, pools: Vec<IpNet>) -> NodeIntent {
         NodeIntent {
             as_number,

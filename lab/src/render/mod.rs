@@ -447,7 +447,7 @@ fn daemon_exec(bgp: &str) -> Vec<String> {
             "sh -c \"mkdir -p /run/speaker; speaker run -c /etc/speaker/speaker.yaml >/var/log/speaker.log 2>&1 & echo $! >/run/speaker/speaker.pid\"".into(),
         ],
         "bird" => vec![
-            "mkdir -p /run/bird".into(),
+            "mkdir -p /run/bird /run/podlab/bird".into(),
             "bird -c /etc/bird/bird.conf -s /run/bird/bird.ctl -P /run/bird/bird.pid".into(),
         ],
         "frr" => vec!["/usr/lib/frr/frrinit.sh start".into()],

@@ -4,10 +4,12 @@
 //! services in every Kubernetes node (`/run/podlab/services.json`) and, from them and
 //! the pods that exist, programs each node as kube-proxy does (`kubeproxy.rs`), starts
 //! a TCP server in each endpoint pod (`servers.rs`), and writes what the node's BGP
-//! agent reads (`manifest.rs`: the speaker's state file, a Kubernetes `List`). An
+//! agent reads (`manifest.rs`: the speaker's state file, a Kubernetes `List`;
+//! `confd.rs`: BIRD's and FRR's static routes, as Calico's confd writes BIRD's). An
 //! endpoint whose pod is gone is no endpoint, as an EndpointSlice drops a deleted pod;
 //! a pod created again under its name is one again.
 
+pub mod confd;
 mod kubeproxy;
 mod manifest;
 pub mod probe;
@@ -25,7 +27,7 @@ use crate::runtime::RuntimeError;
 use crate::topology::Topology;
 
 pub use probe::{advertised_by, connect, Answers};
-pub use sync::{apply, follow_pods, stored};
+pub use sync::{apply, apply_with, follow_pods, stored};
 
 /// Node labels that declare a service: `lab.service.<name>: "ip=... port=... ..."`.
 pub const LABEL_PREFIX: &str = "lab.service.";

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::{kubeproxy, manifest, servers, Service, ServiceError};
+use super::{confd, kubeproxy, manifest, servers, Service, ServiceError};
 use crate::pods::{self, Pod};
 use crate::runtime::Runtime;
 use crate::topology::Topology;
@@ -56,6 +56,15 @@ pub async fn stored(rt: &Runtime, topo: &Topology) -> Result<Vec<Service>, Servi
 
 /// Applies `services` to every Kubernetes node of the lab, from the pods that exist now.
 pub async fn apply(rt: &Runtime, topo: &Topology, services: &[Service]) -> Result<(), ServiceError> {
+    let pods = pods::list(rt, topo)
+        .await
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    apply_with(rt, topo, services, &pods).await
+}
+
+/// As `apply`, from the pods given: the suite knows the pods it made, and spares the
+/// reading of every node between an endpoint's removal and its route's withdrawal.
+pub async fn apply_with(rt: &Runtime, topo: &Topology, services: &[Service], pods: &[Pod]) -> Result<(), ServiceError> {
     for s in services {
         s.check().map_err(ServiceError::Invalid)?;
     }
@@ -66,23 +75,22 @@ pub async fn apply(rt: &Runtime, topo: &Topology, services: &[Service]) -> Resul
             topo.name
         )));
     }
-    if !services.is_empty() {
-        // What advertises a service route is the node's agent; the lab writes the
-        // speaker's state file, and BIRD's and FRR's equivalents are not written yet.
-        if let Some(n) = nodes.iter().find(|n| topo.nodes[**n].bgp() != Some("speaker")) {
-            return Err(ServiceError::Invalid(format!(
-                "node {n} runs {}: the lab feeds services to speaker nodes only so far (BIRD's static routes and FRR's networks are not written yet)",
-                topo.nodes[*n].bgp().unwrap_or("no BGP agent")
-            )));
-        }
+    // What advertises a service route is the node's agent: the lab writes the
+    // speaker's state file, BIRD's static routes and FRR's networks (`confd.rs`).
+    if let Some(n) = nodes
+        .iter()
+        .filter(|_| !services.is_empty())
+        .find(|n| !matches!(topo.nodes[**n].bgp(), Some("speaker" | "bird" | "frr")))
+    {
+        return Err(ServiceError::Invalid(format!(
+            "node {n} runs {}: the lab feeds services to the speaker, BIRD and FRR",
+            topo.nodes[*n].bgp().unwrap_or("no BGP agent")
+        )));
     }
-    let pods = pods::list(rt, topo)
-        .await
-        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
     let stored = serde_json::to_string_pretty(services).expect("services serialize");
-    let state = serde_json::to_string_pretty(&manifest::list(services, &pods)).expect("a List serializes");
+    let state = serde_json::to_string_pretty(&manifest::list(services, pods)).expect("a List serializes");
     let results = futures::future::join_all(nodes.iter().map(|node| {
-        let (stored, state, pods) = (&stored, &state, &pods);
+        let (stored, state) = (&stored, &state);
         async move { apply_node(rt, topo, node, services, pods, stored, state).await }
     }))
     .await;
@@ -118,6 +126,15 @@ fi"#,
         state_file = manifest::SPEAKER_STATE
     );
     let speaker = if n.bgp() == Some("speaker") { state } else { "" };
+    // BIRD's and FRR's service routes in the same exec: one round trip less between an
+    // endpoint's removal and its route's withdrawal, which SVC-04 times.
+    let local = confd::local_prefixes(node, services, pods);
+    let agent = match n.bgp() {
+        Some("bird") => confd::bird_script(&local),
+        Some("frr") => confd::frr_script(&local),
+        _ => String::new(),
+    };
+    let text = format!("{text}\n{agent}");
     run(rt, topo, node, "write services", &text, &[stored, &rules, speaker]).await?;
     let keys: Vec<String> = pods
         .iter()

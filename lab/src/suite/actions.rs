@@ -110,8 +110,15 @@ pub async fn act(rt: &Runtime, lab: &mut Lab, action: &Action) -> Result<(), Str
             follow_pods(rt, lab).await
         }
         Action::PodDel(p) => {
+            // As Kubernetes does it: the pod leaves its EndpointSlices as it begins
+            // to terminate, and its network goes after.
+            let pod = lab.pods.remove(&p.name);
+            let followed = follow_pods(rt, lab).await;
+            if let Some(pod) = pod {
+                lab.pods.insert(p.name.clone(), pod);
+            }
             delete_pod(rt, lab, p).await?;
-            follow_pods(rt, lab).await
+            followed
         }
         Action::Route(r) => {
             let verb = r.verb;
@@ -332,7 +339,8 @@ pub async fn follow_pods(rt: &Runtime, lab: &Lab) -> Result<(), String> {
     if lab.services.is_empty() {
         return Ok(());
     }
-    services::apply(rt, &lab.topo, &lab.services)
+    let pods: Vec<Pod> = lab.pods.values().cloned().collect();
+    services::apply_with(rt, &lab.topo, &lab.services, &pods)
         .await
         .map_err(|e| e.to_string())
 }

@@ -11,6 +11,7 @@ use super::lab::{exec_ok, kind_of, rss, sh, Lab};
 use super::placeholders::{host_prefix, node_set, subst, twins};
 use super::record::CaseRun;
 use super::step::{self, Check, Expectation, FibExpect, PingExpect, SessionsExpect, Step, What};
+use super::Flow;
 use crate::pods;
 use crate::probes;
 use crate::runtime::Runtime;
@@ -72,15 +73,44 @@ pub async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expectation)
         let over: Vec<String> = flows
             .iter()
             .filter(|f| f.lost > max || f.sent == 0)
-            .map(|f| match f.lost {
-                u64::MAX => format!("the {} traffic said nothing of what it sent", f.family),
-                lost => format!("the {} traffic lost {lost} of {} packets", f.family, f.sent),
+            .map(|f| match (f.lost, f.longest_gap_ms) {
+                (u64::MAX, _) => format!("the {} traffic said nothing of what it sent", f.family),
+                (lost, Some(_)) => format!("the connections {} lost {lost} of {}", f.family, f.sent),
+                (lost, None) => format!("the {} traffic lost {lost} of {} packets", f.family, f.sent),
             })
             .collect();
         return if over.is_empty() {
             Ok(())
         } else {
             Err(format!("{} (at most {max} allowed)", over.join("; ")))
+        };
+    }
+    if let Check::Outage(max) = e.check {
+        let flows: Vec<Flow> = ctx
+            .peek_traffic(rt, lab)
+            .await
+            .into_iter()
+            .filter(|f| f.longest_gap_ms.is_some() || f.lost == u64::MAX)
+            .collect();
+        if flows.is_empty() {
+            return Err("expect outage: no connections to a service were started in this case".into());
+        }
+        let limit = max.as_secs_f64() * 1000.0;
+        let over: Vec<String> = flows
+            .iter()
+            .filter(|f| f.longest_gap_ms.is_none_or(|g| g > limit) || f.sent == 0)
+            .map(|f| match f.longest_gap_ms {
+                None => format!("the connections {} said nothing of what they counted", f.family),
+                Some(g) => format!(
+                    "the connections {} went {g:.0} ms without an answer ({} of {} failed)",
+                    f.family, f.lost, f.sent
+                ),
+            })
+            .collect();
+        return if over.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} (at most {limit:.0} ms allowed)", over.join("; ")))
         };
     }
     // An uptime is looked at once: retried, a reset session would pass in the end.

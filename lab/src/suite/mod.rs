@@ -49,13 +49,18 @@ pub enum Outcome {
     Skip(String),
 }
 
-/// What a case's continuous ping counted in one address family.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a case's continuous traffic counted in one address family: pings, or TCP
+/// connections to a service from the client outside the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flow {
-    /// `IPv4` or `IPv6`.
+    /// `IPv4` or `IPv6` (for connections, and the service: `IPv4 to s04`).
     pub family: String,
     pub sent: u64,
     pub lost: u64,
+    /// Connections: the longest time without an answer (ms), from the last answer
+    /// before a failure to the next one (or to the end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_gap_ms: Option<f64>,
 }
 
 /// One timing of a case: how long a node's kernel took to follow a change.

@@ -232,17 +232,20 @@ fn traffic_table(results: &[CaseResult]) -> String {
         s.push_str(
             "## Traffic during faults
 
-A ping every millisecond between pods, in each address family, while the case ran.
+A ping every millisecond between pods, or a TCP connection every 20 ms from the client
+outside the cluster to a service (`to` the service), in each address family, while the
+case ran; for connections, the longest time without an answer.
 
-| case | cell | family | sent | lost |
-|---|---|---|--:|--:|
+| case | cell | family | sent | lost | longest without an answer |
+|---|---|---|--:|--:|--:|
 ",
         );
         for r in with {
             for f in &r.traffic {
+                let gap = f.longest_gap_ms.map(|g| format!("{g:.0} ms")).unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "| {} {} | {} | {} | {} | {} |",
+                    "| {} {} | {} | {} | {} | {} | {gap} |",
                     r.id, r.title, r.cell, f.family, f.sent, f.lost
                 );
             }

@@ -79,8 +79,10 @@ pub enum Check {
     Ping(PingExpect),
     /// Every FIB and RIB as the oracle has it (WD-04).
     Model,
-    /// The case's traffic lost at most this many packets.
+    /// The case's traffic lost at most this many packets (connections).
     Loss(u64),
+    /// The case's connections to a service went at most this long without an answer.
+    Outage(Duration),
     /// Every session Established within this of `lab up`.
     UpWithin(Duration),
     RssGrowth(RssExpect),
@@ -306,7 +308,12 @@ impl TryFrom<RawStep> for Step {
                     .map(|x| x.check().map(|()| Action::ServiceAdd(x)))
                     .transpose()?,
                 raw.service_del.map(Action::ServiceDel),
-                raw.traffic.map(Action::Traffic),
+                raw.traffic
+                    .map(|t| match (&t.from, &t.to, &t.service) {
+                        (Some(_), Some(_), None) | (None, None, Some(_)) => Ok(Action::Traffic(t)),
+                        _ => Err("traffic: {from: POD, to: POD} or {service: NAME}".to_string()),
+                    })
+                    .transpose()?,
                 wait,
             ]
             .into_iter()
@@ -358,6 +365,7 @@ impl TryFrom<RawExpect> for Expectation {
             return Err("expect session: up is false or reset (`sessions: true` says all are up)".into());
         }
         let up_within = e.up_within.as_deref().map(duration).transpose()?;
+        let outage = e.outage.as_deref().map(duration).transpose()?;
         let check = exactly_one(
             vec![
                 e.sessions.map(Check::Sessions),
@@ -365,6 +373,7 @@ impl TryFrom<RawExpect> for Expectation {
                 e.ping.map(Check::Ping),
                 model,
                 e.loss.map(Check::Loss),
+                outage.map(Check::Outage),
                 up_within.map(Check::UpWithin),
                 e.rss_growth.map(Check::RssGrowth),
                 e.reflected.map(Check::Reflected),
@@ -641,8 +650,15 @@ pub struct DaemonAct {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Traffic {
-    pub from: String,
-    pub to: String,
+    /// A ping every millisecond from this pod to `to`.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Or TCP connections to this service (made by the case) from the client outside
+    /// the cluster, one every 20 ms.
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -668,6 +684,10 @@ struct RawExpect {
     /// The traffic started in this case lost at most this many packets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<u64>,
+    /// The connections to a service started in this case went at most this long
+    /// without an answer (`1s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outage: Option<String>,
     /// The time from `lab up` to every session Established, at most this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub up_within: Option<String>,

@@ -23,7 +23,7 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
             tokio::time::sleep(*d).await;
             return Ok(());
         }
-        What::Act(Action::Traffic(t), _) => return ctx.start_traffic(rt, lab, &t.from, &t.to).await,
+        What::Act(Action::Traffic(t), _) => return ctx.start_traffic(rt, lab, t).await,
         What::Act(a @ (Action::ServiceAdd(_) | Action::ServiceDel(_)), _) => return actions::act(rt, lab, a).await,
         What::Act(a, t) => (a, t),
     };

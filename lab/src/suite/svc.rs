@@ -10,14 +10,14 @@ use super::step::{ConnectExpect, LearnedExpect};
 use crate::runtime::Runtime;
 use crate::services::{self, Service};
 
-fn service<'a>(lab: &'a Lab, name: &str) -> Result<&'a Service, String> {
+pub(super) fn service<'a>(lab: &'a Lab, name: &str) -> Result<&'a Service, String> {
     lab.services
         .iter()
         .find(|s| s.name == name)
         .ok_or_else(|| format!("no service {name} made by this case"))
 }
 
-fn client(lab: &Lab) -> Result<String, String> {
+pub(super) fn client(lab: &Lab) -> Result<String, String> {
     lab.topo
         .nodes
         .values()

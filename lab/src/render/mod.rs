@@ -1058,7 +1058,7 @@ fn rack(cell: Cell) -> Plan {
         cell,
         lab: format!("c-{}", cell.slug()),
         about: format!(
-            "Calico's AS per rack: two racks of two Kubernetes nodes, {} as the node speaker,\neach rack one AS, its nodes iBGP route-reflector clients of their ToR (next hop\nself); the ToRs eBGP to a spine. Rack 1's ToR is FRR, rack 2's BIRD, the spine FRR.\n\n                 spine (FRR, AS 65000)\n                /                      \\\n  tor1 (FRR, AS 65101, RR)      tor2 (BIRD, AS 65102, RR)\n     |          |                  |          |\n    n1         n2                 n3         n4",
+            "Calico's AS per rack: two racks of two Kubernetes nodes, {} as the node speaker,\neach rack one AS, its nodes iBGP route-reflector clients of their ToR (next hop\nself); the ToRs eBGP to a spine. Rack 1's ToR is FRR, rack 2's BIRD, the spine FRR.\n\n      client --- spine (FRR, AS 65000)\n                /                      \\\n  tor1 (FRR, AS 65101, RR)      tor2 (BIRD, AS 65102, RR)\n     |          |                  |          |\n    n1         n2                 n3         n4",
             cell.node.as_str()
         ),
         nodes: Vec::new(),
@@ -1092,11 +1092,13 @@ fn rack(cell: Cell) -> Plan {
         let node6 = Ipv6Addr::new(0xfd00, 1, u16::from(rack), u16::from(slot), 0, 0, 0, 2);
         let mut n = NodeIntent::new(tor.as_number, node4, pools(&cell));
         n.blocks = blocks(&cell, k);
+        services(&mut n, &name, &cell);
         let (v4, v6) = (cell.v4().then_some((tor4, node4)), cell.v6().then_some((tor6, node6)));
         let addrs = uplink(&mut n, &name, tor, v4, v6);
         let about =
             format!("a Kubernetes node of rack {rack}, an iBGP route-reflector client of its ToR (AS per rack).");
-        plan.nodes.push(node(&name, &about, &cell, &n, &[]));
+        let to_client = client_routes(&cell, IpAddr::V4(tor4), IpAddr::V6(tor6));
+        plan.nodes.push(node(&name, &about, &cell, &n, &to_client));
         plan.links.push(PlanLink {
             a: (format!("tor{rack}"), format!("eth{}", slot + 1)),
             b: (name, "eth1".into()),
@@ -1104,6 +1106,7 @@ fn rack(cell: Cell) -> Plan {
         });
     }
     // The ToRs' links to the spine: spine eth<t> to tor<t> eth3.
+    let mut to_client = Vec::new();
     for t in 1..=2u8 {
         let tor = &mut tors[usize::from(t - 1)];
         let (spine4, tor4) = (
@@ -1141,6 +1144,10 @@ fn rack(cell: Cell) -> Plan {
             b: (tor.name.clone(), "eth3".into()),
             addrs,
         });
+        to_client.push((
+            tor.name.clone(),
+            client_routes(&cell, IpAddr::V4(spine4), IpAddr::V6(spine6)),
+        ));
     }
     let routers = [
         (Router::Frr, &tors[0], "rack 1's top-of-rack router (FRR), AS 65101: a route reflector for its nodes, next\nhop self, eBGP to the spine.".to_string()),
@@ -1167,6 +1174,9 @@ fn rack(cell: Cell) -> Plan {
             },
         );
     }
+    // The client behind the spine, which spreads its connections over both racks.
+    let others: Vec<(&str, Vec<String>)> = to_client.iter().map(|(t, r)| (t.as_str(), r.clone())).collect();
+    add_client(&mut plan, "spine", "eth3", &others);
     plan
 }
 

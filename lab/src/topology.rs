@@ -282,27 +282,45 @@ impl<'a> Parser<'a> {
     }
 
     fn parse(&self) -> Result<Topology, TopologyError> {
-        let raw: RawFile = serde_yaml::from_str(self.src).map_err(|e| {
-            let line = e.location().map(|l| l.line()).unwrap_or(1);
-            // serde_yaml says "path: message at line L column C"; split the path off so
-            // the field is its own part of the message.
-            let text = e.to_string();
-            let text = match text.rfind(" at line ") {
-                Some(i) => text[..i].to_string(),
-                None => text,
-            };
-            let (field, msg) = match text.split_once(": ") {
-                Some((f, m)) if !f.contains(' ') => (f.to_string(), m.to_string()),
-                _ => ("(document)".to_string(), text),
-            };
-            TopologyError::Invalid {
-                file: self.file.to_path_buf(),
-                line,
-                field,
-                msg,
-            }
-        })?;
+        // Read as a plain document first: YAML forbids a key twice in one mapping (a
+        // node defined twice would otherwise be its last definition, silently), and
+        // the typed reading below lets the last one win.
+        serde_yaml::from_str::<serde_yaml::Value>(self.src).map_err(|e| self.yaml_err(e))?;
+        let raw: RawFile = serde_yaml::from_str(self.src).map_err(|e| self.yaml_err(e))?;
+        self.checked(raw)
+    }
 
+    /// A YAML error as a topology error at its line.
+    fn yaml_err(&self, e: serde_yaml::Error) -> TopologyError {
+        let mut line = e.location().map(|l| l.line()).unwrap_or(1);
+        // serde_yaml says "path: message at line L column C"; split the path off so
+        // the field is its own part of the message.
+        let text = e.to_string();
+        let text = match text.rfind(" at line ") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        };
+        let (field, mut msg) = match text.split_once(": ") {
+            Some((f, m)) if !f.contains(' ') => (f.to_string(), m.to_string()),
+            _ => ("(document)".to_string(), text),
+        };
+        // A key given twice: serde_yaml points at the mapping; point at the second.
+        if let Some(key) = msg.strip_prefix("duplicate entry with key ") {
+            let key = key.trim_matches('"').to_string();
+            if let Some((first, again)) = duplicate_key_lines(self.src, line, &key) {
+                line = again;
+                msg = format!("{key} is defined twice (first at line {first}); YAML allows a key once per mapping");
+            }
+        }
+        TopologyError::Invalid {
+            file: self.file.to_path_buf(),
+            line,
+            field,
+            msg,
+        }
+    }
+
+    fn checked(&self, raw: RawFile) -> Result<Topology, TopologyError> {
         let mut ignored = Vec::new();
         if raw.settings.is_some() {
             ignored.push("settings".to_string());
@@ -406,6 +424,27 @@ impl<'a> Parser<'a> {
                     format!("{field}.endpoints"),
                     format!("a link has two endpoints, found {}", eps.len()),
                 ));
+            }
+            // One address per endpoint, in their order (`""` for none): a single one
+            // would go to the first end only, silently.
+            for (list, key) in [(&link.ipv4, "ipv4"), (&link.ipv6, "ipv6")] {
+                if !list.is_empty() && list.len() != eps.len() {
+                    let apath = [
+                        Step::Key("topology"),
+                        Step::Key("links"),
+                        Step::Index(i),
+                        Step::Key(key),
+                    ];
+                    return Err(self.err(
+                        &apath,
+                        format!("{field}.{key}"),
+                        format!(
+                            "{} address(es) for {} endpoints: give one per endpoint, in the endpoints' order (\"\" for none)",
+                            list.len(),
+                            eps.len()
+                        ),
+                    ));
+                }
             }
             let mut parsed = Vec::new();
             for (j, ep) in eps.iter().enumerate() {
@@ -807,6 +846,38 @@ fn schema_kinds() -> &'static BTreeSet<String> {
     &schema().kinds
 }
 
+/// The lines (1-based) of the first two occurrences of `key` among the keys of the
+/// block mapping that starts at line `from` (its keys at that line's indentation).
+fn duplicate_key_lines(src: &str, from: usize, key: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = src.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let start = from.checked_sub(1)?;
+    let depth = indent(lines.get(start)?);
+    let mut found = Vec::new();
+    for (i, l) in lines.iter().enumerate().skip(start) {
+        let t = l.trim_start();
+        if t.is_empty() || t.starts_with('#') || indent(l) > depth {
+            continue;
+        }
+        if indent(l) < depth {
+            break;
+        }
+        let k = t
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'');
+        if k == key {
+            found.push(i + 1);
+        }
+    }
+    match found[..] {
+        [first, again, ..] => Some((first, again)),
+        _ => None,
+    }
+}
+
 /// Finds the line (1-based) of a path in block-style YAML by following indentation.
 /// Flow collections are treated as values on their key's line; good enough to point a
 /// user at the right place, which is all it is for.
@@ -987,6 +1058,24 @@ topology:
             "        lab.bgp: bird\n      binds:\n        - a/bird.conf:/etc/bird/bird.conf:ro\n",
         );
         expect_err(&src, 19, "topology.nodes.a.binds[0]", "does not exist");
+    }
+
+    #[test]
+    fn a_key_twice_is_refused_where_it_comes_again() {
+        let src = GOOD.replace("  links:\n", "    a:\n      labels: {lab.bgp: frr}\n  links:\n");
+        expect_err(&src, 24, "topology.nodes", "a is defined twice (first at line 15)");
+        // In a flow mapping too, at its line.
+        let src = GOOD.replace("{lab.bgp: speaker, lab.role: tor}", "{lab.bgp: speaker, lab.bgp: frr}");
+        expect_err(&src, 23, "labels", "lab.bgp");
+    }
+
+    #[test]
+    fn a_link_gives_an_address_per_endpoint_or_none() {
+        let src = GOOD.replace("ipv4: [10.0.0.0/31, 10.0.0.1/31]", "ipv4: [10.0.0.0/31]");
+        expect_err(&src, 26, "topology.links[0].ipv4", "1 address(es) for 2 endpoints");
+        let src = GOOD.replace("ipv4: [10.0.0.0/31, 10.0.0.1/31]", "ipv4: [10.0.0.0/31, \"\"]");
+        let t = parse(&src).unwrap();
+        assert!(t.links[0].b.addrs.is_empty(), "\"\" is no address on that end");
     }
 
     #[test]

@@ -150,6 +150,18 @@ fn broken_topologies_refused() -> Result<()> {
         ),
         ("bad-yaml", base.replace("    b:\n", "    b: [\n"), ":", "topology"),
         (
+            "node-twice",
+            base.replace("  links:\n", "    a:\n  links:\n"),
+            ":12: topology.nodes",
+            "a is defined twice (first at line 10)",
+        ),
+        (
+            "one-address-for-two-ends",
+            format!("{base}      ipv4: [10.0.0.0/31]\n"),
+            ":14: topology.links[0].ipv4",
+            "1 address(es) for 2 endpoints",
+        ),
+        (
             "misspelt-field",
             base.replace("    a:\n", "    a:\n      exce: [\"true\"]\n"),
             ":11: topology.nodes.a.exce",

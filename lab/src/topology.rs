@@ -284,8 +284,13 @@ impl<'a> Parser<'a> {
     fn parse(&self) -> Result<Topology, TopologyError> {
         // Read as a plain document first: YAML forbids a key twice in one mapping (a
         // node defined twice would otherwise be its last definition, silently), and
-        // the typed reading below lets the last one win.
-        serde_yaml::from_str::<serde_yaml::Value>(self.src).map_err(|e| self.yaml_err(e))?;
+        // the typed reading below lets the last one win. Its other errors are left to
+        // the typed reading, which names the field.
+        if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(self.src) {
+            if e.to_string().contains("duplicate entry") {
+                return Err(self.yaml_err(e));
+            }
+        }
         let raw: RawFile = serde_yaml::from_str(self.src).map_err(|e| self.yaml_err(e))?;
         self.checked(raw)
     }

@@ -81,16 +81,10 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
     s.push_str("  # Interface routes are the kernel's own already.\n  if ( source = RTS_DEVICE ) then { reject; }\n  accept;\n}\n\n");
     if !services.is_empty() {
         s.push_str("# Static routes: the service CIDRs, as blackholes.\n");
-        for (v4, name, channel) in [(true, "svc4", "ipv4"), (false, "svc6", "ipv6")] {
-            let routes: Vec<String> = services
-                .iter()
-                .filter(|c| matches!(c, IpNet::V4(_)) == v4)
-                .map(|c| format!("  route {c} blackhole;"))
-                .collect();
-            if !routes.is_empty() {
-                let _ = writeln!(s, "protocol static {name} {{\n  {channel};\n{}\n}}", routes.join("\n"));
-            }
-        }
+        s.push_str(&crate::services::confd::bird_blackholes(
+            "svc",
+            services.iter().copied(),
+        ));
         let _ = writeln!(
             s,
             "# The /32s and /128s of Local services with an endpoint here, written by `lab service`.\ninclude \"{}/*.conf\";\n",

@@ -920,7 +920,8 @@ const CLIENT4: (&str, &str) = ("10.1.9.0/31", "10.1.9.1/31");
 const CLIENT6: (&str, &str) = ("fd00:1:9::1/64", "fd00:1:9::2/64");
 
 /// A node of a fabric with a client outside the cluster advertises the service
-/// CIDRs (the speaker; BIRD and FRR nodes are not fed services by the lab).
+/// CIDRs (the speaker from its configuration; BIRD and FRR as static routes of
+/// theirs, `services/confd.rs`).
 fn services(n: &mut NodeIntent, name: &str, cell: &Cell) {
     n.node_name = Some(name.to_string());
     for (on, lb, cluster) in [

@@ -10,7 +10,6 @@
 //! only what lies in a configured CIDR, as BIRD's export filter does.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -47,19 +46,7 @@ pub fn bird_script(prefixes: &BTreeSet<IpNet>) -> String {
     let mut file = String::from(
         "# Written by `lab service` as Calico's confd writes its static routes: the\n# /32s and /128s of Local services with an endpoint on this node.\n",
     );
-    for (v4, name, channel) in [(true, "svc_local4", "ipv4"), (false, "svc_local6", "ipv6")] {
-        let routes: Vec<String> = prefixes
-            .iter()
-            .filter(|p| matches!(p.addr(), IpAddr::V4(_)) == v4)
-            .map(|p| format!("  route {p} blackhole;"))
-            .collect();
-        if !routes.is_empty() {
-            file.push_str(&format!(
-                "protocol static {name} {{\n  {channel};\n{}\n}}\n",
-                routes.join("\n")
-            ));
-        }
-    }
+    file.push_str(&bird_blackholes("svc_local", prefixes.iter().copied()));
     format!(
         r#"set -e
 mkdir -p {BIRD_DIR}
@@ -69,6 +56,27 @@ mv {BIRD_FILE}.tmp {BIRD_FILE}
 out=$(birdc -s /run/bird/bird.ctl configure 2>&1)
 case "$out" in *Reconfigured*|*"Reconfiguration in progress"*) ;; *) echo "$out"; exit 1 ;; esac"#
     )
+}
+
+/// BIRD static protocols `<name>4` and `<name>6` (those with routes) holding `nets` as
+/// blackholes: how Calico's confd writes a node's static routes.
+pub fn bird_blackholes(name: &str, nets: impl Iterator<Item = IpNet>) -> String {
+    let nets: Vec<IpNet> = nets.collect();
+    let mut s = String::new();
+    for (v4, k, channel) in [(true, "4", "ipv4"), (false, "6", "ipv6")] {
+        let routes: Vec<String> = nets
+            .iter()
+            .filter(|p| matches!(p, IpNet::V4(_)) == v4)
+            .map(|p| format!("  route {p} blackhole;"))
+            .collect();
+        if !routes.is_empty() {
+            s.push_str(&format!(
+                "protocol static {name}{k} {{\n  {channel};\n{}\n}}\n",
+                routes.join("\n")
+            ));
+        }
+    }
+    s
 }
 
 /// The script that gives FRR its Local routes: the difference from what it was given

@@ -22,6 +22,7 @@ fn main() {
             broken_topologies_refused,
         ),
         trial("missing-docker-engine-is-a-clear-error", missing_docker),
+        trial("variables-node-filter-and-link-impairments", node_filter),
         trial("mutant-speakers-still-apply", mutants_apply),
     ];
     // (topology, sessions its daemons report in all)
@@ -162,6 +163,12 @@ fn broken_topologies_refused() -> Result<()> {
             "1 address(es) for 2 endpoints",
         ),
         (
+            "unset-variable",
+            base.replace("image: podlab/base:latest", "image: ${E2E_UNSET_IMAGE}"),
+            ":8: ${E2E_UNSET_IMAGE}",
+            "E2E_UNSET_IMAGE is not set and has no default",
+        ),
+        (
             "misspelt-field",
             base.replace("    a:\n", "    a:\n      exce: [\"true\"]\n"),
             ":11: topology.nodes.a.exce",
@@ -191,6 +198,113 @@ fn broken_topologies_refused() -> Result<()> {
         );
     }
     std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// A topology with `${VAR:=default}`s (valid for containerlab's schema as written)
+/// deployed part by part with `--node-filter`, as containerlab users do: two nodes and
+/// their link, then the third, which is then removed alone; a node already up is not
+/// deployed twice; `lab down` leaves nothing.
+fn node_filter() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("lab-e2e-filter-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("filter.clab.yml");
+    std::fs::write(
+        &file,
+        "name: e2e-filter\nmgmt:\n  network: e2e-filter-mgmt\n  ipv4-subnet: 172.29.98.0/24\ntopology:\n  defaults:\n    kind: linux\n    image: ${E2E_FILTER_IMAGE:-podlab/base:latest}\n  nodes:\n    a:\n    b:\n    c:\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [10.9.0.0/31, 10.9.0.1/31]\n    - endpoints: [\"b:eth2\", \"c:eth1\"]\n",
+    )?;
+    let path = file.to_string_lossy().to_string();
+    let checker = root().join(".lab/venv/bin/check-jsonschema");
+    let schema = root().join("lab/schema/clab.schema.json");
+    sh(
+        checker.to_str().context("UTF-8")?,
+        &["--schemafile", schema.to_str().context("UTF-8")?, &path],
+    )
+    .context("the topology with variables is not valid for containerlab's schema")?;
+    let dot = lab_ok(&["graph", "-t", &path, "-f", "dot", "--node-filter", "a,b"])?;
+    ensure!(dot.contains("\"a\" -- \"b\"") && !dot.contains("\"c\""), "{dot}");
+    let before = host_state("e2e-filter", "e2e-filter-mgmt")?;
+    ensure!(
+        before.containers.is_empty(),
+        "lab e2e-filter is already up: `lab down -t {path}`"
+    );
+    let nodes = || -> Result<Vec<String>> {
+        let labs: BTreeMap<String, Vec<Value>> =
+            serde_json::from_str(&lab_ok(&["inspect", "-t", &path, "-f", "json"])?)?;
+        let mut n: Vec<String> = labs
+            .get("e2e-filter")
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["podlab"]["node"].as_str().map(String::from))
+            .collect();
+        n.sort();
+        Ok(n)
+    };
+    let result = (|| -> Result<()> {
+        lab_ok(&["up", "-t", &path, "--node-filter", "a,b"])?;
+        ensure!(nodes()? == ["a", "b"], "after up a,b: {:?}", nodes()?);
+        lab_ok(&["exec", "-t", &path, "a", "--", "ping", "-c1", "-W2", "10.9.0.1"])?;
+        impairments(&path)?;
+        lab_ok(&["up", "-t", &path, "--node-filter", "c"])?;
+        ensure!(nodes()? == ["a", "b", "c"], "after up c: {:?}", nodes()?);
+        let again = lab(&["up", "-t", &path, "--node-filter", "a"])?;
+        let err = String::from_utf8_lossy(&again.stderr);
+        ensure!(!again.status.success() && err.contains("already deployed"), "{err}");
+        lab_ok(&["down", "-t", &path, "--node-filter", "c"])?;
+        ensure!(nodes()? == ["a", "b"], "after down c: {:?}", nodes()?);
+        let bad = lab(&["up", "-t", &path, "--node-filter", "x"])?;
+        ensure!(
+            String::from_utf8_lossy(&bad.stderr).contains("no node \"x\""),
+            "{bad:?}"
+        );
+        Ok(())
+    })();
+    let down = lab_ok(&["down", "-t", &path]);
+    result?;
+    down?;
+    std::fs::remove_dir_all(&dir)?;
+    assert_clean("e2e-filter", "e2e-filter-mgmt", &before)
+}
+
+/// `lab impair` drops the share of packets it says, measured with ping across the
+/// link a:eth1 - b:eth1 (10.9.0.1 is b), says what it cannot do, and clears.
+fn impairments(path: &str) -> Result<()> {
+    let loss = |count: &str| -> Result<f64> {
+        let out = lab(&[
+            "exec", "-t", path, "a", "--", "ping", "-q", "-c", count, "-i", "0.01", "-W", "1", "10.9.0.1",
+        ])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pct = text
+            .split(", ")
+            .find_map(|p| p.strip_suffix("% packet loss"))
+            .with_context(|| format!("no loss in ping's summary: {text}"))?;
+        Ok(pct.parse()?)
+    };
+    lab_ok(&["impair", "-t", path, "a:eth1", "--loss", "50"])?;
+    // 400 echo requests, half dropped on the way out: 50% +- 12.5 is five standard
+    // deviations of the binomial either side.
+    let measured = loss("400")?;
+    eprintln!("  impair a:eth1 --loss 50: ping lost {measured}%");
+    ensure!((37.5..=62.5).contains(&measured), "--loss 50 lost {measured}% of pings");
+    lab_ok(&["impair", "-t", path, "a:eth1", "--loss", "100"])?;
+    ensure!(loss("20")? == 100.0, "--loss 100 let pings through");
+    // Delay: done where the kernel has netem, refused with the reason where it has not.
+    let delay = lab(&["impair", "-t", path, "a:eth1", "--delay", "20"])?;
+    let err = String::from_utf8_lossy(&delay.stderr);
+    ensure!(
+        delay.status.success() || (err.contains("netem") && err.contains("Nothing was changed")),
+        "--delay: {err}"
+    );
+    if !delay.status.success() {
+        ensure!(loss("20")? == 100.0, "a refused --delay changed the link");
+    }
+    let bad = lab(&["impair", "-t", path, "a:eth9", "--loss", "5"])?;
+    ensure!(
+        String::from_utf8_lossy(&bad.stderr).contains("no interface \"eth9\""),
+        "{bad:?}"
+    );
+    lab_ok(&["impair", "-t", path, "a:eth1", "--clear"])?;
+    ensure!(loss("50")? == 0.0, "pings lost after --clear");
     Ok(())
 }
 
@@ -242,6 +356,7 @@ fn deploy(name: &str, sessions: usize) -> Result<()> {
         }
         let up_secs = t.elapsed().as_secs_f64();
         check_fibs(&path, &peers, Duration::from_secs(20))?;
+        clab_script(&path, blocks(&path)?.len())?;
         let converged_secs = t.elapsed().as_secs_f64();
         eprintln!("  {lab_name}: every block in every node's FIB {converged_secs:.1}s after up");
         let (added, removed) = borrowed_ip(&path)?;
@@ -263,6 +378,37 @@ fn deploy(name: &str, sessions: usize) -> Result<()> {
     result?;
     down?;
     assert_clean(&lab_name, &network, &before)
+}
+
+/// `tests/clab_script.py`, written for containerlab's `inspect -f json` and `exec
+/// --label ... -f json`, reads `lab`'s output unchanged: one line per node speaker,
+/// with its management address and its routes (at least one per block).
+fn clab_script(path: &str, nodes: usize) -> Result<()> {
+    let bin = e2e::lab_bin()?;
+    let script = root().join("tests/clab_script.py");
+    let out = sh(
+        "python3",
+        &[
+            script.to_str().context("UTF-8")?,
+            bin.to_str().context("UTF-8")?,
+            path,
+            "lab.role=node",
+        ],
+    )?;
+    let lines: Vec<&str> = out.lines().collect();
+    ensure!(
+        lines.len() == nodes,
+        "the script saw {} nodes, not {nodes}:\n{out}",
+        lines.len()
+    );
+    for l in &lines {
+        let f: Vec<&str> = l.split(' ').collect();
+        ensure!(
+            f.len() == 3 && f[1].parse::<std::net::Ipv4Addr>().is_ok() && f[2].parse::<usize>()? >= nodes,
+            "the script's line {l:?}"
+        );
+    }
+    Ok(())
 }
 
 /// The nodes of a topology that own pod blocks, with their blocks.
@@ -329,13 +475,23 @@ fn borrowed_ip(path: &str) -> Result<(Value, Value)> {
 /// Every node's kernel holds its own block as a blackhole and every other node's block
 /// with next hops that are its BGP peers or addresses of the block's owner.
 fn check_fibs(path: &str, peers: &[Value], deadline: Duration) -> Result<()> {
-    let nodes: Vec<Value> = serde_json::from_str(&lab_ok(&["inspect", "-t", path, "--json"])?)?;
+    // containerlab's document: {"<lab>": [nodes]}, what lab adds under "podlab".
+    let labs: BTreeMap<String, Vec<Value>> = serde_json::from_str(&lab_ok(&["inspect", "-t", path, "-f", "json"])?)?;
+    ensure!(labs.len() == 1, "inspect -t shows one lab: {:?}", labs.keys());
+    let nodes: Vec<Value> = labs.into_values().flatten().collect();
+    let container = |node: &str| -> Result<String> {
+        nodes
+            .iter()
+            .find(|n| n["podlab"]["node"] == node)
+            .and_then(|n| n["name"].as_str().map(String::from))
+            .with_context(|| format!("inspect has no node {node}"))
+    };
     let blocks = blocks(path)?;
     let addrs = |node: &str| -> BTreeSet<String> {
         nodes
             .iter()
-            .filter(|n| n["node"] == node)
-            .flat_map(|n| n["interfaces"].as_array().cloned().unwrap_or_default())
+            .filter(|n| n["podlab"]["node"] == node)
+            .flat_map(|n| n["podlab"]["interfaces"].as_array().cloned().unwrap_or_default())
             .flat_map(|i| i["addresses"].as_array().cloned().unwrap_or_default())
             .filter_map(|a| a.as_str().and_then(|a| a.split('/').next()).map(String::from))
             .collect()
@@ -350,9 +506,30 @@ fn check_fibs(path: &str, peers: &[Value], deadline: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
         let mut problems = Vec::new();
+        // Every node's routes in one call, as containerlab's `exec --label -f json` has them.
+        let all: BTreeMap<String, Vec<Value>> = serde_json::from_str(&lab_ok(&[
+            "exec",
+            "-t",
+            path,
+            "--label",
+            "lab.role=node",
+            "--cmd",
+            "ip -j route",
+            "-f",
+            "json",
+        ])?)?;
+        ensure!(
+            all.len() == blocks.len(),
+            "exec --label lab.role=node ran on {:?}",
+            all.keys()
+        );
         for (node, own) in &blocks {
-            let routes: Vec<Value> =
-                serde_json::from_str(&lab_ok(&["exec", "-t", path, node, "--", "ip", "-j", "route"])?)?;
+            let run = all
+                .get(&container(node)?)
+                .and_then(|r| r.first())
+                .context("no result")?;
+            ensure!(run["return-code"] == 0, "{node}: {run}");
+            let routes: Vec<Value> = serde_json::from_str(run["stdout"].as_str().context("stdout")?)?;
             let find = |dst: &str| routes.iter().find(|r| r["dst"] == dst);
             match find(own) {
                 Some(r) if r["type"] == "blackhole" => {}

@@ -2,7 +2,7 @@
 //! then each node's `exec` commands (which start its daemons), in containerlab's order.
 //! A failed `up` removes what it made unless asked to keep it for a look.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use futures::future::try_join_all;
@@ -47,14 +47,23 @@ pub struct UpOptions {
     pub reconfigure: bool,
     /// Keep what was made when a step fails, to look at it.
     pub keep_on_error: bool,
+    /// The topology is a part of its lab (`--node-filter`): other nodes of the lab may
+    /// be up, and only this part's are replaced or removed.
+    pub partial: bool,
 }
 
 /// Deploys a topology. Containers exist and their exec commands ran when this returns.
 pub async fn up(rt: &Runtime, topo: &Topology, opts: &UpOptions, progress: &Progress) -> Result<(), DeployError> {
-    let existing = rt.containers(Some(&topo.name)).await?;
+    let mut existing = rt.containers(Some(&topo.name)).await?;
+    let only = opts
+        .partial
+        .then(|| topo.nodes.keys().cloned().collect::<BTreeSet<String>>());
+    if let Some(only) = &only {
+        existing.retain(|c| node_of(c).is_some_and(|n| only.contains(&n)));
+    }
     if !existing.is_empty() {
         if opts.reconfigure {
-            down(rt, &topo.name, progress).await?;
+            remove(rt, Some(&topo.name), only.as_ref(), progress).await?;
         } else {
             return Err(DeployError::AlreadyUp {
                 lab: topo.name.clone(),
@@ -79,7 +88,7 @@ pub async fn up(rt: &Runtime, topo: &Topology, opts: &UpOptions, progress: &Prog
     }
     let result = deploy(rt, topo, progress).await;
     if result.is_err() && !opts.keep_on_error {
-        let _ = down(rt, &topo.name, progress).await;
+        let _ = remove(rt, Some(&topo.name), only.as_ref(), progress).await;
     }
     result
 }
@@ -212,17 +221,43 @@ async fn run(rt: &Runtime, topo: &Topology, node: &Node, cmd: &[String], shown: 
 /// Removes every container of a lab and its management network once unused.
 /// Returns how many containers were removed.
 pub async fn down(rt: &Runtime, lab: &str, progress: &Progress) -> Result<usize, DeployError> {
-    remove(rt, Some(lab), progress).await
+    remove(rt, Some(lab), None, progress).await
+}
+
+/// Removes some nodes of a lab (`lab down --node-filter`); the management network
+/// goes with the last of the lab's containers.
+pub async fn down_nodes(
+    rt: &Runtime,
+    lab: &str,
+    nodes: &BTreeSet<String>,
+    progress: &Progress,
+) -> Result<usize, DeployError> {
+    remove(rt, Some(lab), Some(nodes), progress).await
+}
+
+/// The node a container of the lab is.
+fn node_of(c: &bollard::models::ContainerSummary) -> Option<String> {
+    c.labels
+        .as_ref()
+        .and_then(|l| l.get(crate::runtime::LABEL_NODE).cloned())
 }
 
 /// Removes every container and network this runner made, of every lab.
 pub async fn down_all(rt: &Runtime, progress: &Progress) -> Result<usize, DeployError> {
-    remove(rt, None, progress).await
+    remove(rt, None, None, progress).await
 }
 
-async fn remove(rt: &Runtime, lab: Option<&str>, progress: &Progress) -> Result<usize, DeployError> {
+async fn remove(
+    rt: &Runtime,
+    lab: Option<&str>,
+    nodes: Option<&BTreeSet<String>>,
+    progress: &Progress,
+) -> Result<usize, DeployError> {
     let t = Instant::now();
-    let containers = rt.containers(lab).await?;
+    let mut containers = rt.containers(lab).await?;
+    if let Some(nodes) = nodes {
+        containers.retain(|c| node_of(c).is_some_and(|n| nodes.contains(&n)));
+    }
     let mut networks: Vec<String> = containers
         .iter()
         .filter_map(|c| c.host_config.as_ref().and_then(|h| h.network_mode.clone()))

@@ -25,6 +25,17 @@ pub const LABEL_LAB: &str = "containerlab";
 pub const LABEL_NODE: &str = "clab-node-name";
 pub const LABEL_KIND: &str = "clab-node-kind";
 pub const LABEL_TOPO: &str = "clab-topo-file";
+pub const LABEL_GROUP: &str = "clab-node-group";
+/// Who deployed the lab: the user behind sudo, or the user.
+pub const LABEL_OWNER: &str = "clab-owner";
+
+/// The lab's owner as containerlab records it.
+fn owner() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "root".into())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -236,6 +247,7 @@ impl Runtime {
         labels.insert(LABEL_NODE.into(), node.name.clone());
         labels.insert(LABEL_KIND.into(), node.kind.clone());
         labels.insert(LABEL_TOPO.into(), topo.file.display().to_string());
+        labels.insert(LABEL_OWNER.into(), owner());
 
         let mut sysctls: HashMap<String, String> = HashMap::from([
             ("net.ipv6.conf.all.disable_ipv6".into(), "0".into()),

@@ -163,6 +163,15 @@ pub async fn act(rt: &Runtime, lab: &mut Lab, action: &Action) -> Result<(), Str
             }
             Ok(())
         }
+        Action::Impair(i) => {
+            let container = lab.topo.container_name(&i.node);
+            let done = if i.clear {
+                crate::impair::clear(rt, &container, &i.node, Some(&i.iface)).await
+            } else {
+                crate::impair::apply(rt, &container, &i.node, &i.iface, &i.impairment()).await
+            };
+            done.map_err(|e| e.to_string())
+        }
         Action::Pause(n) => {
             rt.pause(&lab.topo.container_name(n)).await.map_err(|e| e.to_string())?;
             lab.down.insert(n.clone());

@@ -394,7 +394,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::suite::step::duration;
+    use crate::suite::step::{duration, Action};
 
     fn parse_str(s: &str) -> Result<SuiteFile, CaseError> {
         parse(s, Path::new("suites/x.yaml"))
@@ -520,5 +520,28 @@ cases:
         )
         .unwrap_err();
         assert!(e.to_string().contains("unknown fabric"), "{e}");
+    }
+
+    #[test]
+    fn impair_steps_read_as_lab_impair_takes_them() {
+        let case = |step: &str| {
+            parse_str(&format!(
+                "family: SES\ntitle: t\ncases:\n  - id: SES-01\n    title: x\n    steps:\n      - {step}\n"
+            ))
+        };
+        let s = case("impair: {node: n1, iface: eth1, loss: 30}").unwrap();
+        let What::Act(Action::Impair(i), None) = &s.cases[0].steps[0].what else {
+            panic!("{:?}", s.cases[0].steps[0].what)
+        };
+        assert_eq!((i.impairment().loss, i.clear), (Some(30.0), false));
+        assert!(case("impair: {node: n1, clear: true}").is_ok());
+        for (bad, why) in [
+            ("impair: {node: n1, loss: 130}", "a percentage"),
+            ("impair: {node: n1}", "nothing to do"),
+            ("impair: {node: n1, loss: 5, clear: true}", "takes nothing else"),
+        ] {
+            let e = case(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

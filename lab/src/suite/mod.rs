@@ -171,7 +171,7 @@ impl Runner {
         let topo = Topology::load(&path).map_err(|e| e.to_string())?;
         let opts = UpOptions {
             reconfigure: true,
-            keep_on_error: false,
+            ..UpOptions::default()
         };
         let up = match bringup::up(&self.rt, &topo, &opts, Duration::from_secs(60), &self.progress).await {
             Ok(Some(up)) => up,

@@ -37,6 +37,7 @@ pub enum Action {
     PodDel(NodeName),
     Route(RouteChange),
     Link(LinkAct),
+    Impair(ImpairAct),
     Pause(String),
     Unpause(String),
     Daemon(DaemonAct),
@@ -121,6 +122,7 @@ impl Action {
         matches!(
             self,
             Action::Link(_)
+                | Action::Impair(_)
                 | Action::Pause(_)
                 | Action::Unpause(_)
                 | Action::Daemon(_)
@@ -161,6 +163,7 @@ impl Step {
                 Action::PodDel(x) => r(&mut x.node),
                 Action::Route(x) => r(&mut x.node),
                 Action::Link(x) => r(&mut x.node),
+                Action::Impair(x) => r(&mut x.node),
                 Action::Daemon(x) => r(&mut x.node),
                 Action::Flap(x) => r(&mut x.node),
                 Action::Churn(x) => r(&mut x.node),
@@ -217,6 +220,7 @@ impl Step {
             Action::PodDel(x) => &x.node,
             Action::Route(x) => &x.node,
             Action::Link(x) => &x.node,
+            Action::Impair(x) => &x.node,
             Action::Daemon(x) => &x.node,
             Action::Flap(x) => &x.node,
             Action::Churn(x) => &x.node,
@@ -233,7 +237,7 @@ impl Step {
     }
 }
 
-const ACTIONS: &str = "pod_add, pod_del, route, link, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, exec, announce, withdraw, reconfigure, restore, service_add, service_del, traffic, wait, expect";
+const ACTIONS: &str = "pod_add, pod_del, route, link, impair, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, exec, announce, withdraw, reconfigure, restore, service_add, service_del, traffic, wait, expect";
 const CHECKS: &str =
     "sessions, fib, ping, model, loss, up_within, rss_growth, reflected, capabilities, info, output, up_for, session, advertised, connect, learned";
 
@@ -289,6 +293,7 @@ impl TryFrom<RawStep> for Step {
                 raw.pod_del.map(Action::PodDel),
                 route,
                 raw.link.map(Action::Link),
+                raw.impair.map(|x| x.check().map(|()| Action::Impair(x))).transpose()?,
                 raw.pause.map(Action::Pause),
                 raw.unpause.map(Action::Unpause),
                 raw.daemon.map(Action::Daemon),
@@ -428,6 +433,11 @@ struct RawStep {
     /// A link end down or up: `{node: n1, iface: eth1, up: false}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkAct>,
+    /// What leaves a node's interface impaired, as `lab impair` does: `{node: n1,
+    /// iface: eth1, loss: 30}` (percent dropped; `rate` in kbit/s, `delay` in ms where
+    /// the kernel has netem), or `{node: n1, iface: eth1, clear: true}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impair: Option<ImpairAct>,
     /// `docker pause` / `unpause` of a node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<String>,
@@ -569,6 +579,41 @@ pub struct LinkAct {
 
 fn eth1() -> String {
     "eth1".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpairAct {
+    pub node: String,
+    #[serde(default = "eth1")]
+    pub iface: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u64>,
+    #[serde(default)]
+    pub clear: bool,
+}
+
+impl ImpairAct {
+    pub fn impairment(&self) -> crate::impair::Impairment {
+        crate::impair::Impairment {
+            loss: self.loss,
+            delay_ms: self.delay,
+            jitter_ms: None,
+            rate_kbit: self.rate,
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match (self.clear, self.impairment() == crate::impair::Impairment::default()) {
+            (true, false) => Err("impair: clear: true takes nothing else".into()),
+            (true, true) => Ok(()),
+            (false, _) => self.impairment().check().map_err(|e| format!("impair: {e}")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

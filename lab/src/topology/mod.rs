@@ -11,10 +11,12 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 use serde_yaml::Value;
 
+pub mod vars;
+
 /// containerlab's own JSON schema (BSD-3, Nokia), vendored so the runner knows which
 /// keys containerlab accepts that it does not implement (ignored with a warning) and
 /// which keys are simply wrong (refused).
-const CLAB_SCHEMA: &str = include_str!("../schema/clab.schema.json");
+const CLAB_SCHEMA: &str = include_str!("../../schema/clab.schema.json");
 
 /// The default MTU containerlab gives veth links.
 pub const DEFAULT_MTU: u32 = 9500;
@@ -137,9 +139,39 @@ impl Topology {
         Topology::parse(&src, &file)
     }
 
-    /// Parses topology text as if it came from `file` (binds resolve beside it).
+    /// Parses topology text as if it came from `file` (binds resolve beside it), its
+    /// `${VAR}`s expanded from the process environment.
     pub fn parse(src: &str, file: &Path) -> Result<Topology, TopologyError> {
-        Parser { src, file }.parse()
+        Topology::parse_with(src, file, &vars::process_env)
+    }
+
+    /// Parses topology text with the variables' values read from `env`.
+    pub fn parse_with(src: &str, file: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Topology, TopologyError> {
+        let src = vars::expand(src, env).map_err(|e| TopologyError::Invalid {
+            file: file.to_path_buf(),
+            line: e.line,
+            field: e.expr,
+            msg: e.msg,
+        })?;
+        Parser { src: &src, file }.parse()
+    }
+
+    /// The topology restricted to `names` (containerlab's `--node-filter`): the other
+    /// nodes and every link that touches one of them are left out. A name that is not
+    /// a node is an error, so a typo does not deploy or remove nothing.
+    pub fn filtered(&self, names: &[String]) -> Result<Topology, String> {
+        if let Some(bad) = names.iter().find(|n| !self.nodes.contains_key(*n)) {
+            return Err(format!(
+                "--node-filter: {}: no node {bad:?} (nodes: {})",
+                self.file.display(),
+                self.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let mut t = self.clone();
+        t.nodes.retain(|n, _| names.contains(n));
+        t.links
+            .retain(|l| names.contains(&l.a.node) && names.contains(&l.b.node));
+        Ok(t)
     }
 
     /// The container name of a node, as containerlab forms it from the prefix.
@@ -1151,6 +1183,34 @@ topology:
     fn missing_image() {
         let src = GOOD.replace("      image: podlab/base:latest\n", "");
         expect_err(&src, 14, "topology.nodes.a.image", "no image");
+    }
+
+    #[test]
+    fn a_node_filter_keeps_its_nodes_and_the_links_among_them() {
+        let src = "name: f\ntopology:\n  defaults: {kind: linux, image: i}\n  nodes:\n    a:\n    b:\n    c:\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n    - endpoints: [\"b:eth2\", \"c:eth1\"]\n";
+        let t = parse(src).unwrap();
+        let f = t.filtered(&["a".into(), "b".into()]).unwrap();
+        assert_eq!(f.nodes.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(f.links.len(), 1);
+        assert!(t
+            .filtered(&["a".into(), "x".into()])
+            .unwrap_err()
+            .contains("no node \"x\""));
+    }
+
+    #[test]
+    fn variables_are_expanded_before_the_file_is_read() {
+        let src = "name: ${LAB_NAME:=v}\ntopology:\n  nodes:\n    a:\n      kind: linux\n      image: ${IMG}\n";
+        let env = |k: &str| (k == "IMG").then(|| "podlab/base:latest".to_string());
+        let t = Topology::parse_with(src, Path::new("/tmp/v.clab.yml"), &env).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.nodes["a"].image.as_str()),
+            ("v", "podlab/base:latest")
+        );
+        let none = |_: &str| None;
+        let e = Topology::parse_with(src, Path::new("/tmp/v.clab.yml"), &none).unwrap_err();
+        assert_eq!(e.line(), Some(6));
+        assert!(e.to_string().contains("v.clab.yml:6: ${IMG}: IMG is not set"), "{e}");
     }
 
     #[test]

@@ -186,6 +186,10 @@ pub struct PeerConfig {
     pub ttl_security: Option<u8>,
     #[serde(default, rename = "numAllowedLocalASNumbers")]
     pub num_allowed_local_as_numbers: u8,
+    /// Refuse routes from this external peer whose AS_PATH does not start with its
+    /// AS (RFC 4271 6.3; FRR's `enforce-first-as`). On by default.
+    #[serde(default = "yes", rename = "enforceFirstAS")]
+    pub enforce_first_as: bool,
     /// Prefixes accepted from this peer beyond the pools, e.g. `0.0.0.0/0`.
     #[serde(default)]
     pub allowed_prefixes: Vec<IpNet>,
@@ -427,6 +431,7 @@ pub struct Neighbor {
     pub max_prefixes: Option<u32>,
     pub ttl_security: Option<u8>,
     pub allowed_local_as: u8,
+    pub enforce_first_as: bool,
     pub allowed_prefixes: Vec<IpNet>,
     /// BFD's timers, when BFD protects the session.
     pub bfd: Option<Timers>,
@@ -632,6 +637,7 @@ impl Config {
                     max_prefixes: None,
                     ttl_security: None,
                     allowed_local_as: 0,
+                    enforce_first_as: true,
                     allowed_prefixes: Vec::new(),
                     bfd: self.node_to_node_mesh.bfd.and_then(|b| b.timers()),
                 });
@@ -658,6 +664,7 @@ impl Config {
                 max_prefixes: p.max_prefixes,
                 ttl_security: p.ttl_security,
                 allowed_local_as: p.num_allowed_local_as_numbers,
+                enforce_first_as: p.enforce_first_as,
                 allowed_prefixes: p.allowed_prefixes.clone(),
                 bfd: p.bfd.and_then(|b| b.timers()),
             });

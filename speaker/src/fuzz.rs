@@ -29,7 +29,7 @@ use crate::kernel_view::{AddressInfo, KernelEvent, KernelRoute, LinkInfo, RouteK
 use crate::messages::{PeerEvent, SessionUp};
 use crate::node::{Input, Output};
 use crate::packet::{AfiSafi, Message, SessionCaps};
-use crate::packet::{AsPath, Community, NextHop, Origin, PathAttributes};
+use crate::packet::{AsPath, Community, ExtendedCommunity, NextHop, Origin, PathAttributes};
 use crate::replay::{Line, Replay};
 
 /// The most inputs one program runs: longer ones find little more and slow the
@@ -430,6 +430,16 @@ impl World {
             0 => vec![],
             1 => vec![Ipv4Addr::new(10, 0, 0, 1)],
             _ => vec![Ipv4Addr::new(10, 9, 9, 9)],
+        };
+        // A transitive and a non-transitive extended community, from the same byte
+        // (no new input is read, so the kept corpus keeps its programs' shapes).
+        a.extended_communities = match (y / 9) % 3 {
+            0 => vec![],
+            1 => vec![ExtendedCommunity([0, 2, 0xfd, 0xe8, 0, 0, 0, 100])],
+            _ => vec![
+                ExtendedCommunity([0, 2, 0xfd, 0xe8, 0, 0, 0, 100]),
+                ExtendedCommunity([0x43, 2, 0, 0, 0, 0, 0, 1]),
+            ],
         };
         a
     }

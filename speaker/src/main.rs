@@ -562,6 +562,8 @@ fn attributes_text(attrs: &Value) -> String {
     for (key, name) in [
         ("communities", "communities"),
         ("large_communities", "large-communities"),
+        ("extended_communities", "ext-communities"),
+        ("ipv6_extended_communities", "ipv6-ext-communities"),
         ("cluster_list", "cluster-list"),
     ] {
         if attrs[key].as_array().is_some_and(|a| !a.is_empty()) {

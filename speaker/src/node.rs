@@ -1096,6 +1096,7 @@ fn peer_info(n: &Neighbor, up: Option<&SessionUp>) -> PeerInfo {
         rr_client: n.rr_client,
         next_hop_mode: n.next_hop_mode,
         allowed_local_as: n.allowed_local_as,
+        enforce_first_as: n.enforce_first_as,
         allowed_prefixes: n.allowed_prefixes.clone(),
         families: up.map(|u| u.families.clone()).unwrap_or_default(),
     }

@@ -61,6 +61,9 @@ pub struct PeerInfo {
     pub rr_client: bool,
     pub next_hop_mode: NextHopMode,
     pub allowed_local_as: u8,
+    /// Routes from an external peer whose AS_PATH does not start with its AS are
+    /// refused (RFC 4271 6.3).
+    pub enforce_first_as: bool,
     pub allowed_prefixes: Vec<IpNet>,
     pub families: Vec<AfiSafi>,
 }
@@ -419,12 +422,16 @@ impl Rib {
             stored.next_hop = None;
             stored.mp_reach = None;
             stored.mp_unreach = None;
-            // RFC 4271 5.1.5: LOCAL_PREF from an external peer is ignored.
+            // RFC 4271 5.1.5: LOCAL_PREF from an external peer is ignored; RFC 7606
+            // 7.9 and 7.10: so are ORIGINATOR_ID and CLUSTER_LIST (attribute discard),
+            // which only route reflectors of one AS exchange.
             if ebgp {
                 stored.local_pref = None;
+                stored.originator_id = None;
+                stored.cluster_list.clear();
             }
+            let attr_reject = self.attribute_reject(&self.peers[&peer].info, &stored);
             let stored = Arc::new(stored);
-            let attr_reject = self.attribute_reject(&self.peers[&peer].info, attrs);
             for (prefix, next_hop) in announced {
                 let rejected = attr_reject.or_else(|| self.prefix_reject(&self.peers[&peer].info, prefix));
                 let advertised = next_hop_addr(next_hop);
@@ -645,6 +652,15 @@ impl Rib {
         if own > usize::from(info.allowed_local_as) {
             return Some("AS path loop");
         }
+        // RFC 4271 6.3: the leftmost AS of a route from an external peer must be the
+        // peer's (FRR's enforce-first-as); a malformed AS_PATH is treat-as-withdraw
+        // (RFC 7606 7.2).
+        if info.enforce_first_as
+            && !self.is_ibgp(info)
+            && attrs.as_path.as_ref().and_then(AsPath::first_asn) != Some(info.remote_as)
+        {
+            return Some("AS_PATH does not start with the peer's AS (enforceFirstAS)");
+        }
         // RFC 4456 section 8: a route that carries our own identifier as its
         // ORIGINATOR_ID is ours, reflected back (FRR reflects a client's routes to
         // the client itself): ignored, whether we reflect or not. Our cluster in
@@ -788,6 +804,22 @@ impl Rib {
             as_path: Some(best.attrs.as_path.clone().unwrap_or_default()),
             communities: best.attrs.communities.clone(),
             large_communities: best.attrs.large_communities.clone(),
+            // RFC 4360 section 3 (and RFC 5701): a non-transitive extended community
+            // stays in the AS.
+            extended_communities: best
+                .attrs
+                .extended_communities
+                .iter()
+                .filter(|c| to_ibgp || c.is_transitive())
+                .copied()
+                .collect(),
+            ipv6_extended_communities: best
+                .attrs
+                .ipv6_extended_communities
+                .iter()
+                .filter(|c| to_ibgp || c.is_transitive())
+                .copied()
+                .collect(),
             atomic_aggregate: best.attrs.atomic_aggregate,
             aggregator: best.attrs.aggregator,
             unknown: best.attrs.unknown.iter().filter_map(|a| a.for_propagation()).collect(),
@@ -936,6 +968,7 @@ fn as_path_string(path: Option<&AsPath>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::ExtendedCommunity as ExtendedCommunityT;
 
     const LOCAL_AS: u32 = 64512;
 
@@ -971,6 +1004,7 @@ mod tests {
             rr_client: false,
             next_hop_mode: NextHopMode::Auto,
             allowed_local_as: 0,
+            enforce_first_as: true,
             allowed_prefixes: vec![],
             families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
         }
@@ -1114,6 +1148,89 @@ mod tests {
             &|_| None,
         );
         assert_eq!(c.fib.len(), 1);
+    }
+
+    /// RFC 4271 6.3 (FRR's enforce-first-as, on by default) and RFC 7606 7.9/7.10:
+    /// an external peer's route must start with its AS, and its ORIGINATOR_ID and
+    /// CLUSTER_LIST are discarded, the route kept.
+    #[test]
+    fn external_routes_start_with_the_peers_as_and_lose_reflector_attributes() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
+        let c = rib.update(
+            ip("192.0.2.254"),
+            &attrs(&[65099, 65000]),
+            &[(net("10.244.3.0/26"), nh("192.0.2.254"))],
+            &[],
+            &|_| None,
+        );
+        assert!(c.fib.is_empty(), "first AS is not the peer's");
+        assert_eq!(rib.counts(ip("192.0.2.254")), (1, 0));
+        let mut reflected = attrs(&[65000]);
+        // Our own identifier as ORIGINATOR_ID would make an iBGP route ours, reflected
+        // back; from an external peer the attribute is discarded, not believed.
+        reflected.originator_id = Some("10.0.0.1".parse().unwrap());
+        reflected.cluster_list = vec!["10.0.0.9".parse().unwrap()];
+        let c = rib.update(
+            ip("192.0.2.254"),
+            &reflected,
+            &[(net("10.244.3.0/26"), nh("192.0.2.254"))],
+            &[],
+            &|_| None,
+        );
+        assert_eq!(c.fib.len(), 1, "{c:?}");
+        let paths = &rib.routes(None)[0].paths;
+        assert!(paths[0].attrs.originator_id.is_none() && paths[0].attrs.cluster_list.is_empty());
+        let mut lenient = peer("192.0.2.253", 65001, "10.0.0.253");
+        lenient.enforce_first_as = false;
+        up(&mut rib, lenient);
+        let c = rib.update(
+            ip("192.0.2.253"),
+            &attrs(&[65099]),
+            &[(net("10.244.4.0/26"), nh("192.0.2.253"))],
+            &[],
+            &|_| None,
+        );
+        assert_eq!(c.fib.len(), 1, "enforceFirstAS: false takes it");
+    }
+
+    /// RFC 4360 section 3: non-transitive extended communities stay in the AS;
+    /// transitive ones go everywhere.
+    #[test]
+    fn non_transitive_extended_communities_stay_in_the_as() {
+        let mut rib = rib(true);
+        up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
+        let mut client = peer("192.0.2.12", LOCAL_AS, "10.0.0.12");
+        client.rr_client = true;
+        up(&mut rib, client);
+        let rt: ExtendedCommunityT = "rt:65000:1".parse().unwrap();
+        let local = ExtendedCommunityT([0x43, 2, 0, 0, 0, 0, 0, 1]);
+        let mut a = attrs(&[]);
+        a.extended_communities = vec![rt, local];
+        let c = rib.update(
+            ip("192.0.2.12"),
+            &a,
+            &[(net("10.244.5.0/26"), nh("192.0.2.12"))],
+            &[],
+            &|_| None,
+        );
+        let OutChange::Announce { attrs: to_tor, .. } = &c.out[&ip("192.0.2.254")][0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!(to_tor.extended_communities, vec![rt]);
+        let mut b = attrs(&[65000]);
+        b.extended_communities = vec![rt, local];
+        let c = rib.update(
+            ip("192.0.2.254"),
+            &b,
+            &[(net("10.244.6.0/26"), nh("192.0.2.254"))],
+            &[],
+            &|_| None,
+        );
+        let OutChange::Announce { attrs: to_client, .. } = &c.out[&ip("192.0.2.12")][0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!(to_client.extended_communities, vec![rt, local]);
     }
 
     #[test]

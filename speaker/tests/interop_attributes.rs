@@ -2,8 +2,8 @@
 //! route all` does: routes learned from a real BIRD (iBGP, with ORIGINATOR_ID and
 //! CLUSTER_LIST as a reflector sends them) and a real FRR (eBGP, with AGGREGATOR
 //! and ATOMIC_AGGREGATE), each with MED, communities, large communities and an
-//! extended community, which the speaker keeps as an attribute it does not
-//! interpret and shows raw. The prefix filter is checked on the same routes.
+//! extended community (RFC 4360, shown as `rt:65000:100`). The prefix filter is
+//! checked on the same routes.
 
 mod common;
 
@@ -130,7 +130,7 @@ protocol bgp spk4 {{
         "large_communities": ["65000:1:2"],
         "originator_id": "10.0.0.9",
         "cluster_list": ["10.0.0.77"],
-        "unknown": [{"flags": 0xc0, "type": 16, "value": "0002fde800000064"}],
+        "extended_communities": ["rt:65000:100"],
     });
     assert_eq!(attrs, expected, "BIRD's route as the speaker shows it:\n{routes:#}");
     let table = lab.speaker_cli("routes").unwrap();
@@ -142,7 +142,7 @@ protocol bgp spk4 {{
         "large-communities 65000:1:2",
         "cluster-list 10.0.0.77",
         "originator 10.0.0.9",
-        "attribute 16 flags 0xc0 value 0002fde800000064",
+        "ext-communities rt:65000:100",
     ] {
         assert!(table.contains(shown), "`{shown}` missing from the table:\n{table}");
     }
@@ -186,7 +186,7 @@ fn routes_from_frr_show_every_attribute() {
         "aggregator": {"asn": 65010, "address": "10.0.0.9"},
         "communities": ["65000:7", "65535:65281"],
         "large_communities": ["65000:1:2", "65000:3:4"],
-        "unknown": [{"flags": 0xc0, "type": 16, "value": "0002fde800000064"}],
+        "extended_communities": ["rt:65000:100"],
     });
     assert_eq!(attrs, expected, "FRR's route as the speaker shows it:\n{routes:#}");
     let plain = attrs_of(&routes, "10.244.80.0/26");
@@ -200,6 +200,7 @@ fn routes_from_frr_show_every_attribute() {
         "atomic-aggregate",
         "aggregator 65010 10.0.0.9",
         "large-communities 65000:1:2 65000:3:4",
+        "ext-communities rt:65000:100",
     ] {
         assert!(table.contains(shown), "`{shown}` missing from the table:\n{table}");
     }

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use super::codes::{self, AttrType, SessionCaps, AS_TRANS};
 use super::error::{EncodeError, ErrorAction, UpdateError};
+use super::ext_community::{ExtendedCommunity, Ipv6ExtendedCommunity};
 use super::prefix::{decode_prefixes, encode_prefix, AfiSafi};
 use super::reader::Reader;
 
@@ -371,6 +372,12 @@ pub struct PathAttributes {
     /// Without duplicates (RFC 8092 section 5), in the order received.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub large_communities: Vec<LargeCommunity>,
+    /// EXTENDED_COMMUNITIES (RFC 4360), in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extended_communities: Vec<ExtendedCommunity>,
+    /// IPV6_ADDRESS_SPECIFIC_EXTENDED_COMMUNITY (RFC 5701), in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_extended_communities: Vec<Ipv6ExtendedCommunity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub originator_id: Option<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -552,6 +559,26 @@ impl PathAttributes {
                     }
                 }
             }
+            // RFC 7606 7.14: a length that is not a non-zero multiple of the value's
+            // size is malformed (treat-as-withdraw).
+            AttrType::ExtendedCommunities => {
+                if value.is_empty() || value.len() % 8 != 0 {
+                    return Err(Malformed::Length);
+                }
+                self.extended_communities = value
+                    .chunks_exact(8)
+                    .map(|c| ExtendedCommunity(c.try_into().expect("8 octets")))
+                    .collect();
+            }
+            AttrType::Ipv6ExtendedCommunities => {
+                if value.is_empty() || value.len() % 20 != 0 {
+                    return Err(Malformed::Length);
+                }
+                self.ipv6_extended_communities = value
+                    .chunks_exact(20)
+                    .map(|c| Ipv6ExtendedCommunity(c.try_into().expect("20 octets")))
+                    .collect();
+            }
             AttrType::OriginatorId => self.originator_id = Some(ipv4_of(value)?),
             AttrType::ClusterList => {
                 self.cluster_list = quads(value)?.map(Ipv4Addr::from).collect();
@@ -660,6 +687,10 @@ impl PathAttributes {
             encode_mp_unreach(unreach.afi_safi, &unreach.prefixes, &mut v);
             put_attr(out, T::MpUnreachNlri, &v.split())?;
         }
+        if !self.extended_communities.is_empty() {
+            self.extended_communities.iter().for_each(|c| v.put_slice(&c.0));
+            put_attr(out, T::ExtendedCommunities, &v.split())?;
+        }
         if !four {
             // RFC 6793 section 4.2.2: a 2-byte peer gets AS_TRANS in the old
             // attributes and the real numbers in AS4_*, which it passes on.
@@ -675,6 +706,10 @@ impl PathAttributes {
                 v.put_slice(&agg.address.octets());
                 put_attr(out, T::As4Aggregator, &v.split())?;
             }
+        }
+        if !self.ipv6_extended_communities.is_empty() {
+            self.ipv6_extended_communities.iter().for_each(|c| v.put_slice(&c.0));
+            put_attr(out, T::Ipv6ExtendedCommunities, &v.split())?;
         }
         if !self.large_communities.is_empty() {
             for c in &self.large_communities {
@@ -1018,15 +1053,48 @@ mod tests {
     }
 
     #[test]
+    fn extended_communities_are_read_and_written_and_a_wrong_length_is_treat_as_withdraw() {
+        #[rustfmt::skip]
+        let bytes = [
+            0xc0, 16, 16,
+            0, 2, 0xfd, 0xe8, 0, 0, 0, 100,                           // rt:65000:100
+            0x43, 2, 0, 0, 0, 0, 0, 1,                                // non-transitive
+            0xc0, 25, 20,
+            0, 2, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 7, // rt:[fd00::1]:7
+        ];
+        let rt: ExtendedCommunity = "rt:65000:100".parse().unwrap();
+        both_ways(
+            FOUR,
+            &bytes,
+            PathAttributes {
+                extended_communities: vec![rt, ExtendedCommunity([0x43, 2, 0, 0, 0, 0, 0, 1])],
+                ipv6_extended_communities: vec!["rt:[fd00::1]:7".parse().unwrap()],
+                ..PathAttributes::default()
+            },
+        );
+        // RFC 7606 7.14: 7 octets is not a non-zero multiple of 8; nor are 0 and 9.
+        for value in [&[0u8, 2, 0xfd, 0xe8, 0, 0, 0][..], &[], &[0; 9]] {
+            let mut bytes = vec![0xc0, 16, value.len() as u8];
+            bytes.extend_from_slice(value);
+            let (attrs, errors) = decode_soft(FOUR, &bytes);
+            assert!(attrs.extended_communities.is_empty());
+            assert_eq!(errors.len(), 1, "{value:?}");
+            assert_eq!(errors[0].action(), ErrorAction::TreatAsWithdraw, "{:?}", errors[0]);
+        }
+        let (_, errors) = decode_soft(FOUR, &[0xc0, 25, 8, 0, 2, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(errors[0].action(), ErrorAction::TreatAsWithdraw);
+    }
+
+    #[test]
     fn unknown_attributes_are_kept_and_propagated_as_partial() {
         #[rustfmt::skip]
         let bytes = [
-            0xc0, 16, 8, 0, 2, 0xfd, 0xe8, 0, 0, 0, 100,              // EXTENDED_COMMUNITIES
+            0xc0, 200, 8, 0, 2, 0xfd, 0xe8, 0, 0, 0, 100,             // unassigned, optional transitive
             0x80, 99, 1, 7,                                           // optional non-transitive
         ];
         let extended = RawAttribute {
             flags: 0xc0,
-            type_code: 16,
+            type_code: 200,
             value: bytes[3..11].to_vec(),
         };
         let private = RawAttribute {

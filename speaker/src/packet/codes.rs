@@ -31,8 +31,10 @@ pub(crate) enum AttrType {
     ClusterList = 10,
     MpReachNlri = 14,
     MpUnreachNlri = 15,
+    ExtendedCommunities = 16,
     As4Path = 17,
     As4Aggregator = 18,
+    Ipv6ExtendedCommunities = 25,
     LargeCommunities = 32,
 }
 
@@ -52,8 +54,10 @@ impl AttrType {
             ClusterList,
             MpReachNlri,
             MpUnreachNlri,
+            ExtendedCommunities,
             As4Path,
             As4Aggregator,
+            Ipv6ExtendedCommunities,
             LargeCommunities,
         ]
         .into_iter()
@@ -66,7 +70,13 @@ impl AttrType {
         match self {
             Origin | AsPath | NextHop | LocalPref | AtomicAggregate => TRANSITIVE,
             Med | OriginatorId | ClusterList | MpReachNlri | MpUnreachNlri => OPTIONAL,
-            Aggregator | Communities | As4Path | As4Aggregator | LargeCommunities => OPTIONAL | TRANSITIVE,
+            Aggregator
+            | Communities
+            | ExtendedCommunities
+            | As4Path
+            | As4Aggregator
+            | Ipv6ExtendedCommunities
+            | LargeCommunities => OPTIONAL | TRANSITIVE,
         }
     }
 
@@ -90,6 +100,7 @@ pub(crate) fn type_name(code: u8) -> String {
                 AttrType::As4Path => "AS4_PATH".into(),
                 AttrType::As4Aggregator => "AS4_AGGREGATOR".into(),
                 AttrType::Med => "MULTI_EXIT_DISC".into(),
+                AttrType::Ipv6ExtendedCommunities => "IPV6_ADDRESS_SPECIFIC_EXTENDED_COMMUNITY".into(),
                 _ => upper_snake(&name),
             }
         }

@@ -142,7 +142,10 @@ pub(crate) fn attribute_action(type_code: u8) -> ErrorAction {
             | AttrType::Communities
             | AttrType::OriginatorId
             | AttrType::ClusterList
-            | AttrType::LargeCommunities,
+            | AttrType::LargeCommunities
+            // RFC 7606 7.14, and the same rule for RFC 5701's 20-octet values.
+            | AttrType::ExtendedCommunities
+            | AttrType::Ipv6ExtendedCommunities,
         ) => ErrorAction::TreatAsWithdraw,
         Some(AttrType::AtomicAggregate | AttrType::Aggregator | AttrType::As4Path | AttrType::As4Aggregator) => {
             ErrorAction::AttributeDiscard

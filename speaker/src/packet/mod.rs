@@ -5,12 +5,14 @@
 mod attribute;
 mod codes;
 mod error;
+mod ext_community;
 mod message;
 mod notification;
 mod open;
 mod prefix;
 mod reader;
 mod text;
+mod text_error;
 mod update;
 
 pub use attribute::{
@@ -19,6 +21,7 @@ pub use attribute::{
 };
 pub use codes::{SessionCaps, AS_TRANS, HEADER_LEN, MAX_MESSAGE_LEN};
 pub use error::{DecodeError, EncodeError, ErrorAction, OpenError, UpdateError};
+pub use ext_community::{ExtendedCommunity, Ipv6ExtendedCommunity};
 pub use message::{Message, RouteRefresh};
 pub use notification::{
     CeaseSubcode, ErrorCode, HeaderSubcode, Notification, OpenSubcode, UpdateSubcode, MAX_SHUTDOWN_MESSAGE,

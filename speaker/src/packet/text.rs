@@ -12,24 +12,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::attribute::{AsPath, AsSegment, Community, LargeCommunity, NextHop, Origin, RawAttribute};
 use super::codes::SessionCaps;
+use super::ext_community::{ExtendedCommunity, Ipv6ExtendedCommunity};
 use super::prefix::AfiSafi;
-
-/// Why a text form could not be read.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{what} `{text}`: {why}")]
-pub struct TextError {
-    what: &'static str,
-    text: String,
-    why: &'static str,
-}
-
-fn bad(what: &'static str, text: &str, why: &'static str) -> TextError {
-    TextError {
-        what,
-        text: text.to_string(),
-        why,
-    }
-}
+use super::text_error::bad;
+pub use super::text_error::TextError;
 
 impl FromStr for AsPath {
     type Err = TextError;
@@ -210,7 +196,16 @@ macro_rules! serde_as_text {
     )*};
 }
 
-serde_as_text!(AsPath, Community, LargeCommunity, NextHop, AfiSafi, Origin);
+serde_as_text!(
+    AsPath,
+    Community,
+    LargeCommunity,
+    ExtendedCommunity,
+    Ipv6ExtendedCommunity,
+    NextHop,
+    AfiSafi,
+    Origin
+);
 
 /// An attribute we do not interpret: its flags, type code and value in hex.
 #[derive(Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! then each node's `exec` commands (which start its daemons), in containerlab's order.
 //! A failed `up` removes what it made unless asked to keep it for a look.
 
+use crate::labels::Role;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -102,7 +103,7 @@ pub fn neighbour_entries(topo: &Topology) -> (usize, String) {
     let mut p2p = 0;
     for l in &topo.links {
         let switch =
-            |e: &crate::topology::Endpoint| topo.nodes.get(&e.node).is_some_and(|n| n.role() == Some("switch"));
+            |e: &crate::topology::Endpoint| topo.nodes.get(&e.node).is_some_and(|n| n.role == Some(Role::Switch));
         match (switch(&l.a), switch(&l.b)) {
             (true, _) => *ports.entry(l.a.node.as_str()).or_default() += 1,
             (_, true) => *ports.entry(l.b.node.as_str()).or_default() += 1,

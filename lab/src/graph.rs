@@ -1,11 +1,12 @@
 //! The topology as a Mermaid graph: nodes with what runs there, links with endpoints.
 
+use crate::labels::Role;
 use crate::topology::Topology;
 
 pub fn mermaid(t: &Topology) -> String {
     let mut out = format!("---\ntitle: {}\n---\ngraph TD\n", t.name);
     for n in t.nodes.values() {
-        let what: Vec<&str> = [n.role(), n.bgp()].into_iter().flatten().collect();
+        let what: Vec<&str> = [n.role.map(Role::as_str), n.bgp()].into_iter().flatten().collect();
         let label = if what.is_empty() {
             n.name.clone()
         } else {
@@ -36,7 +37,7 @@ pub fn dot(t: &Topology) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let mut out = format!("graph {} {{\n  node [shape=box];\n", q(&t.name));
     for n in t.nodes.values() {
-        let what: Vec<&str> = [n.role(), n.bgp()].into_iter().flatten().collect();
+        let what: Vec<&str> = [n.role.map(Role::as_str), n.bgp()].into_iter().flatten().collect();
         let label = if what.is_empty() {
             n.name.clone()
         } else {

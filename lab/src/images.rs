@@ -15,7 +15,7 @@ use crate::runtime::Runtime;
 
 pub const BASE_IMAGE: &str = "podlab/base:latest";
 pub const SPEAKER_IMAGE: &str = "podlab/speaker:latest";
-const LABEL_INPUTS: &str = "dev.podlab.inputs";
+use crate::labels::LABEL_INPUTS;
 const SUITE: &str = "bookworm";
 /// The host's own Debian sources, used where they exist (see images/README.md).
 const HOST_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";

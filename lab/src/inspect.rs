@@ -121,8 +121,8 @@ fn row(c: &ContainerSummary, cwd: &Path) -> Row {
         owner: label(LABEL_OWNER),
         podlab: Extra {
             node: label(LABEL_NODE),
-            bgp: labels.get("lab.bgp").cloned(),
-            role: labels.get("lab.role").cloned(),
+            bgp: labels.get(crate::labels::BGP).cloned(),
+            role: labels.get(crate::labels::ROLE).cloned(),
             interfaces: Vec::new(),
         },
     }

@@ -14,6 +14,7 @@ pub mod images;
 pub mod impair;
 pub mod inspect;
 pub mod kinds;
+pub mod labels;
 pub mod links;
 pub mod mutants;
 pub mod pods;

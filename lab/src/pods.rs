@@ -74,29 +74,13 @@ fn check_name(name: &str) -> Result<(), PodError> {
     }
 }
 
-/// A node's blocks from its `lab.block` label: one CIDR, or one of each family
-/// separated by a comma (`10.244.1.0/26,fd00:244:0:1::/122`).
-pub fn node_blocks(node: &crate::topology::Node) -> Result<Vec<IpNet>, PodError> {
-    let Some(label) = node.labels.get("lab.block") else {
-        return Ok(Vec::new());
-    };
-    label
-        .split(',')
-        .map(|b| {
-            b.trim()
-                .parse()
-                .map_err(|_| PodError::Invalid(format!("node {}: lab.block {label:?}: {b:?} is not a CIDR", node.name)))
-        })
-        .collect()
-}
-
 /// The pods a topology declares with `lab.pods: N` on a node that has a `lab.block`:
 /// N pods named `<node>-pod<i>` on the first addresses of the block (of each block,
 /// on a dual-stack node).
 pub fn declared(topo: &Topology) -> Result<Vec<Pod>, PodError> {
     let mut pods = Vec::new();
     for n in topo.nodes.values() {
-        let Some(count) = n.labels.get("lab.pods") else {
+        let Some(count) = n.labels.get(crate::labels::PODS) else {
             continue;
         };
         let count: usize = count.parse().map_err(|_| {
@@ -105,7 +89,7 @@ pub fn declared(topo: &Topology) -> Result<Vec<Pod>, PodError> {
                 n.name
             ))
         })?;
-        let blocks = node_blocks(n)?;
+        let blocks = &n.blocks;
         let v4 = blocks.iter().find(|b| matches!(b, IpNet::V4(_)));
         let v6 = blocks.iter().find(|b| matches!(b, IpNet::V6(_)));
         // IPv6 hosts take the same numbers as IPv4 ones: ::1, ::2 (not the subnet's ::).

@@ -48,7 +48,7 @@ pub async fn peers(rt: &Runtime, lab: Option<&str>) -> Result<PeerTable, Runtime
     let containers = rt.containers(lab).await?;
     let reads = containers.iter().filter_map(|c| {
         let labels = c.labels.as_ref()?;
-        let kind = kinds::for_label(labels.get("lab.bgp")?)?;
+        let kind = kinds::for_label(labels.get(crate::labels::BGP)?)?;
         let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
         let name = c.names.as_ref()?.first()?.trim_start_matches('/').to_string();
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
@@ -157,11 +157,10 @@ pub async fn wait_blocks(
     progress: &Progress,
 ) -> Result<usize, Vec<String>> {
     // Every block of every node (one of each family on a dual-stack node).
-    let blocks: Vec<(&str, &str)> = topo
+    let blocks: Vec<(&str, String)> = topo
         .nodes
         .values()
-        .filter_map(|n| n.labels.get("lab.block").map(|b| (n.name.as_str(), b.as_str())))
-        .flat_map(|(n, b)| b.split(',').map(move |b| (n, b.trim())))
+        .flat_map(|n| n.blocks.iter().map(move |b| (n.name.as_str(), b.to_string())))
         .collect();
     let mut nodes: Vec<&str> = blocks.iter().map(|(n, _)| *n).collect();
     nodes.dedup();

@@ -18,16 +18,7 @@ use ipnet::IpNet;
 
 use crate::topology::{Mgmt, Node, Topology};
 
-/// Every object `lab` creates carries this label; `down --all` removes what has it.
-pub const LABEL_RUNNER: &str = "dev.podlab.runner";
-/// The lab's name, under the key containerlab uses, so `containerlab inspect` sees it too.
-pub const LABEL_LAB: &str = "containerlab";
-pub const LABEL_NODE: &str = "clab-node-name";
-pub const LABEL_KIND: &str = "clab-node-kind";
-pub const LABEL_TOPO: &str = "clab-topo-file";
-pub const LABEL_GROUP: &str = "clab-node-group";
-/// Who deployed the lab: the user behind sudo, or the user.
-pub const LABEL_OWNER: &str = "clab-owner";
+pub use crate::labels::{LABEL_GROUP, LABEL_KIND, LABEL_LAB, LABEL_NODE, LABEL_OWNER, LABEL_RUNNER, LABEL_TOPO};
 
 /// The lab's owner as containerlab records it.
 fn owner() -> String {

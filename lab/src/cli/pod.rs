@@ -40,7 +40,7 @@ pub async fn pod(verb: PodVerb) -> Result<ExitCode> {
             let followers: Vec<String> = t
                 .nodes
                 .values()
-                .filter(|n| n.name != p.node && programs_fib(n))
+                .filter(|n| n.name != p.node && n.follows_routes())
                 .map(|n| n.name.clone())
                 .collect();
             let prefix = host_prefix(p.ip);
@@ -83,7 +83,7 @@ pub async fn pod(verb: PodVerb) -> Result<ExitCode> {
             let prefix = host_prefix(pod.ip);
             // The nodes whose kernels route to the pod now: each must let go.
             let mut followers = Vec::new();
-            for n in t.nodes.values().filter(|n| n.name != node && programs_fib(n)) {
+            for n in t.nodes.values().filter(|n| n.name != node && n.follows_routes()) {
                 let fib = probes::fib(&rt, &t.container_name(&n.name)).await?;
                 if fib
                     .iter()
@@ -127,13 +127,6 @@ pub async fn pod(verb: PodVerb) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether a node's kernel follows BGP: Kubernetes nodes and ToRs do; route
-/// reflectors, scripted peers and switches are left out of timings, adding and
-/// deleting alike.
-pub fn programs_fib(n: &lab::topology::Node) -> bool {
-    n.bgp().is_some() && !matches!(n.role(), Some("rr" | "peer" | "switch"))
 }
 
 /// A host route's prefix as route events and `ip -j route` name it.

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::args::*;
 use crate::{open, EXIT_NOT_HOLDING};
+use lab::labels::Role;
 use lab::{pods, report, services};
 
 pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
@@ -119,7 +120,7 @@ pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
                 None => t
                     .nodes
                     .values()
-                    .find(|n| n.role() == Some("client"))
+                    .find(|n| n.role == Some(Role::Client))
                     .map(|n| n.name.clone())
                     .with_context(|| {
                         format!(

@@ -17,6 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::labels::Role;
+
 use ipnet::IpNet;
 
 use intent::{NodeIntent, RouterIntent, RouterNeighbor};
@@ -264,7 +266,7 @@ impl Cell {
 pub struct PlanNode {
     pub name: String,
     /// `node`, `tor`, `rr`, `peer` (a scripted one), `switch`.
-    pub role: &'static str,
+    pub role: Role,
     /// `speaker`, `bird`, `frr`, `gobgp`; none on a switch.
     pub bgp: Option<&'static str>,
     pub image: String,
@@ -277,14 +279,18 @@ pub struct PlanNode {
     pub intent: Option<NodeIntent>,
     /// A fabric router's intent (ToR, spine, route reflector).
     pub router: Option<RouterIntent>,
-    /// Whether its daemon programs the container's kernel with what BGP learns.
-    pub kernel: bool,
     /// Its addresses on the lab's links: (interface, address with its prefix length).
     pub addrs: Vec<(String, IpNet)>,
     about: String,
 }
 
 impl PlanNode {
+    /// Whether its daemon programs the container's kernel with what BGP learns: the
+    /// rule of [`Role::programs_kernel`], as for a topology's nodes.
+    pub fn kernel(&self) -> bool {
+        self.bgp.is_some() && self.role.programs_kernel()
+    }
+
     /// Its static routes through a gateway (`ip route replace ...`), from its exec
     /// commands: what a link that goes down takes away.
     pub fn static_routes(&self) -> Vec<String> {
@@ -517,7 +523,7 @@ fn switch(ports: usize) -> PlanNode {
     }
     PlanNode {
         name: "sw".into(),
-        role: "switch",
+        role: Role::Switch,
         bgp: None,
         image: "podlab/base:latest".into(),
         blocks: vec![],
@@ -526,7 +532,6 @@ fn switch(ports: usize) -> PlanNode {
         exec,
         intent: None,
         router: None,
-        kernel: false,
         addrs: vec![],
         about: String::new(),
     }
@@ -535,7 +540,7 @@ fn switch(ports: usize) -> PlanNode {
 fn node(name: &str, about: &str, cell: &Cell, n: &NodeIntent, addrs: &[String]) -> PlanNode {
     PlanNode {
         name: name.into(),
-        role: "node",
+        role: Role::Node,
         bgp: Some(cell.node.as_str()),
         image: image(cell.node).into(),
         blocks: n.blocks.clone(),
@@ -544,7 +549,6 @@ fn node(name: &str, about: &str, cell: &Cell, n: &NodeIntent, addrs: &[String]) 
         exec: node_exec(cell.node, addrs, &n.blocks),
         intent: Some(n.clone()),
         router: None,
-        kernel: true,
         addrs: vec![],
         about: about.to_string(),
     }
@@ -635,14 +639,15 @@ impl Plan {
             if n.image != "podlab/base:latest" {
                 let _ = writeln!(s, "      image: {}", n.image);
             }
-            let mut labels = vec![format!("lab.role: {}", n.role)];
+            use crate::labels::{BGP, BLOCK, PODS, ROLE};
+            let mut labels = vec![format!("{ROLE}: {}", n.role)];
             if let Some(b) = n.bgp {
-                labels.insert(0, format!("lab.bgp: {b}"));
+                labels.insert(0, format!("{BGP}: {b}"));
             }
             if !n.blocks.is_empty() {
                 let b: Vec<String> = n.blocks.iter().map(|b| b.to_string()).collect();
-                labels.push(format!("lab.block: \"{}\"", b.join(",")));
-                labels.push(format!("lab.pods: \"{}\"", n.pods));
+                labels.push(format!("{BLOCK}: \"{}\"", b.join(",")));
+                labels.push(format!("{PODS}: \"{}\"", n.pods));
             }
             let _ = writeln!(s, "      labels: {{{}}}", labels.join(", "));
             if !n.files.is_empty() {
@@ -706,7 +711,7 @@ impl Plan {
 
     /// The Kubernetes nodes.
     pub fn k8s_nodes(&self) -> impl Iterator<Item = &PlanNode> {
-        self.nodes.iter().filter(|n| n.role == "node")
+        self.nodes.iter().filter(|n| n.role == Role::Node)
     }
 }
 
@@ -781,7 +786,7 @@ fn mesh(cell: Cell) -> Plan {
     exec.extend(daemon_exec("exabgp"));
     plan.nodes.push(PlanNode {
         name: "x1".into(),
-        role: "peer",
+        role: Role::Peer,
         bgp: Some("exabgp"),
         image: "podlab/base:latest".into(),
         blocks: vec![],
@@ -794,7 +799,6 @@ fn mesh(cell: Cell) -> Plan {
         exec,
         intent: None,
         router: None,
-        kernel: false,
         addrs: locals.iter().map(|(a, _)| ("eth1".to_string(), seg_net(*a))).collect(),
         about: about.into(),
     });
@@ -982,7 +986,7 @@ fn add_client(plan: &mut Plan, router: &str, iface: &str, others: &[(&str, Vec<S
     }
     plan.nodes.push(PlanNode {
         name: "client".into(),
-        role: "client",
+        role: Role::Client,
         bgp: None,
         image: "podlab/base:latest".into(),
         blocks: vec![],
@@ -991,7 +995,6 @@ fn add_client(plan: &mut Plan, router: &str, iface: &str, others: &[(&str, Vec<S
         exec,
         intent: None,
         router: None,
-        kernel: false,
         addrs: addrs.iter().map(|(_, c)| ("eth1".to_string(), *c)).collect(),
         about: "a host outside the cluster, routed by the fabric: the SVC cases' client.".into(),
     });
@@ -1160,7 +1163,7 @@ fn rack(cell: Cell) -> Plan {
             i,
             PlanNode {
                 name: ri.name.clone(),
-                role: if ri.name == "spine" { "spine" } else { "tor" },
+                role: if ri.name == "spine" { Role::Spine } else { Role::Tor },
                 bgp: Some(r.as_str()),
                 image: "podlab/base:latest".into(),
                 blocks: vec![],
@@ -1169,7 +1172,6 @@ fn rack(cell: Cell) -> Plan {
                 exec: daemon_exec(r.as_str()),
                 intent: None,
                 router: Some(ri.clone()),
-                kernel: true,
                 addrs: vec![],
                 about,
             },
@@ -1238,7 +1240,7 @@ fn add_tors(plan: &mut Plan, tors: &[RouterIntent], r: Router, about: impl Fn(&R
             0,
             PlanNode {
                 name: t.name.clone(),
-                role: "tor",
+                role: Role::Tor,
                 bgp: Some(r.as_str()),
                 image: "podlab/base:latest".into(),
                 blocks: vec![],
@@ -1247,7 +1249,6 @@ fn add_tors(plan: &mut Plan, tors: &[RouterIntent], r: Router, about: impl Fn(&R
                 exec: daemon_exec(r.as_str()),
                 intent: None,
                 router: Some(t.clone()),
-                kernel: true,
                 addrs: vec![],
                 about,
             },
@@ -1311,9 +1312,11 @@ fn rr(cell: Cell, r: Router) -> Plan {
     exec.extend(daemon_exec(r.as_str()));
     plan.nodes.insert(
         1,
+        // The reflectors only reflect (they program no kernel, `Role::Rr`): FRR's with
+        // `bgp no-rib`, BIRD's without a kernel protocol, GoBGP's with none at all.
         PlanNode {
             name: "rr".into(),
-            role: "rr",
+            role: Role::Rr,
             bgp: Some(r.as_str()),
             image: "podlab/base:latest".into(),
             blocks: vec![],
@@ -1321,9 +1324,6 @@ fn rr(cell: Cell, r: Router) -> Plan {
             files: router_files(r, &about, &rri, cell.family, false),
             exec,
             intent: None,
-            // The reflectors only reflect: FRR's with `bgp no-rib`, BIRD's without a
-            // kernel protocol, GoBGP's with none at all.
-            kernel: false,
             addrs: rri
                 .addresses
                 .iter()
@@ -1369,12 +1369,11 @@ mod tests {
             let path = Plan::new(cell).unwrap().write(&dir.join(cell.slug())).unwrap();
             let t = Topology::load(&path).unwrap_or_else(|e| panic!("{cell}: {e}"));
             assert!(t.name.starts_with("c-"), "{}", t.name);
-            let nodes = t.nodes.values().filter(|n| n.role() == Some("node")).count();
+            let nodes = t.nodes.values().filter(|n| n.role == Some(Role::Node)).count();
             assert!(nodes >= 3, "{cell}: {nodes} nodes");
-            for n in t.nodes.values().filter(|n| n.role() == Some("node")) {
-                let blocks = n.labels["lab.block"].split(',').count();
-                assert_eq!(blocks, if cell.dual() { 2 } else { 1 }, "{cell}: {}", n.name);
-                let v6 = n.labels["lab.block"].contains(':');
+            for n in t.nodes.values().filter(|n| n.role == Some(Role::Node)) {
+                assert_eq!(n.blocks.len(), if cell.dual() { 2 } else { 1 }, "{cell}: {}", n.name);
+                let v6 = n.blocks.iter().any(|b| matches!(b, IpNet::V6(_)));
                 assert_eq!(v6, cell.v6(), "{cell}: {}", n.name);
             }
             // Every node's files: the header is comment lines to its last, and the

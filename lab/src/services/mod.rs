@@ -30,7 +30,7 @@ pub use probe::{advertised_by, connect, Answers};
 pub use sync::{apply, apply_with, follow_pods, stored};
 
 /// Node labels that declare a service: `lab.service.<name>: "ip=... port=... ..."`.
-pub const LABEL_PREFIX: &str = "lab.service.";
+pub use crate::labels::SERVICE_PREFIX as LABEL_PREFIX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

@@ -3,6 +3,7 @@
 //! the client address it saw; and which nodes a service IP is learned from, read from
 //! the fabric's routers' own RIBs.
 
+use crate::labels::Role;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -120,11 +121,11 @@ pub async fn advertised_by(
         .links
         .iter()
         .flat_map(|l| [&l.a, &l.b])
-        .filter(|e| topo.nodes.get(&e.node).is_some_and(|n| n.role() == Some("node")))
+        .filter(|e| topo.nodes.get(&e.node).is_some_and(|n| n.role == Some(Role::Node)))
         .flat_map(|e| e.addrs.iter().map(move |a| (a.addr(), e.node.as_str())))
         .collect();
     // (router, its interface) -> the Kubernetes node at the link's other end.
-    let is_node = |n: &str| topo.nodes.get(n).is_some_and(|n| n.role() == Some("node"));
+    let is_node = |n: &str| topo.nodes.get(n).is_some_and(|n| n.role == Some(Role::Node));
     let beyond: BTreeMap<(&str, &str), &str> = topo
         .links
         .iter()
@@ -133,11 +134,7 @@ pub async fn advertised_by(
         .map(|(near, far)| ((near.node.as_str(), near.iface.as_str()), far.node.as_str()))
         .collect();
     let mut out = BTreeMap::new();
-    for r in topo
-        .nodes
-        .values()
-        .filter(|n| matches!(n.role(), Some("tor" | "spine" | "rr")))
-    {
+    for r in topo.nodes.values().filter(|n| n.role.is_some_and(Role::is_router)) {
         let Some(kind) = r.bgp().and_then(kinds::for_label) else {
             continue;
         };
@@ -157,7 +154,7 @@ pub async fn advertised_by(
                     })
                     .collect()
             }
-            None if r.role() == Some("rr") => continue,
+            None if r.role == Some(Role::Rr) => continue,
             None => crate::probes::fib(rt, &container)
                 .await?
                 .into_iter()

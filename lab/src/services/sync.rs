@@ -2,6 +2,7 @@
 //! to them: each node gets the list, its kube-proxy ruleset, its endpoint pods'
 //! servers, and its BGP agent's view of the services.
 
+use crate::labels::Role;
 use std::net::IpAddr;
 
 use super::{confd, kubeproxy, manifest, servers, Service, ServiceError};
@@ -15,7 +16,7 @@ const STORE: &str = "/run/podlab/services.json";
 fn kube_nodes(topo: &Topology) -> Vec<&str> {
     topo.nodes
         .values()
-        .filter(|n| n.role() == Some("node"))
+        .filter(|n| n.role == Some(Role::Node))
         .map(|n| n.name.as_str())
         .collect()
 }
@@ -107,11 +108,7 @@ async fn apply_node(
     state: &str,
 ) -> Result<(), ServiceError> {
     let n = &topo.nodes[node];
-    let snat: Vec<IpAddr> = pods::node_blocks(n)
-        .map_err(|e| ServiceError::Invalid(e.to_string()))?
-        .iter()
-        .filter_map(|b| b.hosts().last())
-        .collect();
+    let snat: Vec<IpAddr> = n.blocks.iter().filter_map(|b| b.hosts().last()).collect();
     let rules = kubeproxy::ruleset(node, services, pods, &snat);
     // Every file replaced by a rename: a reader never sees half of one.
     let text = format!(

@@ -5,6 +5,7 @@
 //! should advertise it: every node for Cluster (the configured CIDR), the nodes of its
 //! endpoints for Local (its /32 or /128).
 
+use crate::labels::Role;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -60,7 +61,7 @@ pub async fn check(
     let clients: Vec<&str> = topo
         .nodes
         .values()
-        .filter(|n| n.role() == Some("client"))
+        .filter(|n| n.role == Some(Role::Client))
         .map(|n| n.name.as_str())
         .collect();
     let client_addrs: BTreeSet<String> = topo
@@ -73,7 +74,7 @@ pub async fn check(
     let all_nodes: BTreeSet<String> = topo
         .nodes
         .values()
-        .filter(|n| n.role() == Some("node"))
+        .filter(|n| n.role == Some(Role::Node))
         .map(|n| n.name.clone())
         .collect();
     let mut report = Report::default();

@@ -111,7 +111,7 @@ pub fn followers(lab: &Lab, origin: &str) -> Vec<String> {
     lab.plan
         .nodes
         .iter()
-        .filter(|n| n.kernel && n.name != origin && !lab.down.contains(&n.name))
+        .filter(|n| n.kernel() && n.name != origin && !lab.down.contains(&n.name))
         .map(|n| n.name.clone())
         .collect()
 }
@@ -222,7 +222,7 @@ impl Baseline {
             .plan
             .nodes
             .iter()
-            .filter(|n| n.kernel)
+            .filter(|n| n.kernel())
             .map(|n| n.name.as_str())
             .collect();
         let pools = lab.plan.pools();

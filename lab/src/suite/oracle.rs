@@ -148,7 +148,7 @@ impl Graph {
                 asn,
                 router_id,
                 cluster,
-                kernel: n.kernel,
+                kernel: n.kernel(),
                 addrs: n.addrs.clone(),
             });
         }

@@ -2,6 +2,7 @@
 //! connections, who answered, which client address the pod saw), and the nodes the
 //! fabric's routers learned a service's IP from, read from their own RIBs.
 
+use crate::labels::Role;
 use std::collections::BTreeSet;
 
 use super::lab::Lab;
@@ -21,7 +22,7 @@ pub(super) fn client(lab: &Lab) -> Result<String, String> {
     lab.topo
         .nodes
         .values()
-        .find(|n| n.role() == Some("client"))
+        .find(|n| n.role == Some(Role::Client))
         .map(|n| n.name.clone())
         .ok_or_else(|| "this cell has no client outside the cluster (lab.role: client)".into())
 }

@@ -11,6 +11,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use crate::labels::{self, Role};
+
 pub mod vars;
 
 /// containerlab's own JSON schema (BSD-3, Nokia), vendored so the runner knows which
@@ -79,6 +81,10 @@ pub struct Node {
     pub sysctls: BTreeMap<String, String>,
     pub mgmt_ipv4: Option<Ipv4Addr>,
     pub mgmt_ipv6: Option<Ipv6Addr>,
+    /// Its part in the fabric (`lab.role`), checked when the file is read.
+    pub role: Option<Role>,
+    /// A Kubernetes node's pod blocks (`lab.block`), read once here.
+    pub blocks: Vec<IpNet>,
     /// Line of the node's key in the file, for later errors about this node.
     pub line: usize,
 }
@@ -86,12 +92,14 @@ pub struct Node {
 impl Node {
     /// The BGP implementation the node runs (`lab.bgp` label), if any.
     pub fn bgp(&self) -> Option<&str> {
-        self.labels.get("lab.bgp").map(String::as_str)
+        self.labels.get(labels::BGP).map(String::as_str)
     }
-    /// The node's role in the fabric (`lab.role` label): node, tor, rr, spine, peer
-    /// (a scripted peer, such as ExaBGP), switch.
-    pub fn role(&self) -> Option<&str> {
-        self.labels.get("lab.role").map(String::as_str)
+
+    /// Whether its kernel follows BGP, so that it must follow every route change:
+    /// a daemon runs there and its role programs the kernel (the one rule of
+    /// [`Role::programs_kernel`]).
+    pub fn follows_routes(&self) -> bool {
+        self.bgp().is_some() && self.role.is_some_and(Role::programs_kernel)
     }
 }
 
@@ -705,18 +713,38 @@ impl<'a> Parser<'a> {
         let labels = merge(|l| &l.labels);
         let env = merge(|l| &l.env);
         let sysctls = merge(|l| &l.sysctls);
-        if let Some(bgp) = labels.get("lab.bgp") {
+        let label_err = |key: &str, msg: String| {
+            let mut p = base.to_vec();
+            p.push(Step::Key("labels"));
+            p.push(Step::Key(key));
+            self.err(&p, format!("{field}.labels.{key}"), msg)
+        };
+        if let Some(bgp) = labels.get(labels::BGP) {
             if !crate::kinds::BGP_KINDS.contains(&bgp.as_str()) {
-                let mut p = base.to_vec();
-                p.push(Step::Key("labels"));
-                p.push(Step::Key("lab.bgp"));
-                return Err(self.err(
-                    &p,
-                    format!("{field}.labels.lab.bgp"),
+                return Err(label_err(
+                    labels::BGP,
                     format!("{bgp:?} is not one of {}", crate::kinds::BGP_KINDS.join(", ")),
                 ));
             }
         }
+        let role = labels
+            .get(labels::ROLE)
+            .map(|r| r.parse::<Role>().map_err(|e| label_err(labels::ROLE, e)))
+            .transpose()?;
+        let blocks = match labels.get(labels::BLOCK) {
+            None => Vec::new(),
+            Some(b) => b
+                .split(',')
+                .map(|c| {
+                    c.trim().parse::<IpNet>().map_err(|_| {
+                        label_err(
+                            labels::BLOCK,
+                            format!("{c:?} is not a CIDR (write 10.244.1.0/26, or several with commas)"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
 
         // Binds merge by container path, the most specific layer winning.
         let mut binds: BTreeMap<String, Bind> = BTreeMap::new();
@@ -802,6 +830,8 @@ impl<'a> Parser<'a> {
             sysctls,
             mgmt_ipv4,
             mgmt_ipv6,
+            role,
+            blocks,
             line: locate(self.src, &base).unwrap_or(1),
         })
     }
@@ -1037,11 +1067,11 @@ topology:
         let a = &t.nodes["a"];
         assert_eq!(a.image, "podlab/base:latest");
         assert_eq!(a.bgp(), Some("bird"));
-        assert_eq!(a.role(), Some("node"));
+        assert_eq!(a.role, Some(Role::Node));
         assert_eq!(a.line, 15);
         let b = &t.nodes["b"];
         assert_eq!(b.image, "podlab/speaker:latest");
-        assert_eq!(b.role(), Some("tor"));
+        assert_eq!(b.role, Some(Role::Tor));
         assert_eq!(b.mgmt_ipv4, Some("172.30.9.12".parse().unwrap()));
         assert_eq!(t.links.len(), 2);
         assert_eq!(t.links[0].mtu, DEFAULT_MTU);
@@ -1159,6 +1189,21 @@ topology:
     fn unknown_bgp_label() {
         let src = GOOD.replace("lab.bgp: bird", "lab.bgp: quagga");
         expect_err(&src, 17, "topology.nodes.a.labels.lab.bgp", "not one of");
+    }
+
+    #[test]
+    fn roles_and_blocks_are_read_once_and_checked() {
+        let src = GOOD.replace(
+            "lab.bgp: bird",
+            "lab.bgp: bird\n        lab.block: \"10.244.0.0/26, fd00:244::/64\"",
+        );
+        let t = parse(&src).unwrap();
+        assert_eq!(t.nodes["a"].blocks.len(), 2);
+        assert!(t.nodes["a"].follows_routes() && t.nodes["b"].follows_routes());
+        let src = GOOD.replace("lab.role: node", "lab.role: leaf");
+        expect_err(&src, 16, "topology.nodes.a.labels.lab.role", "unknown role \"leaf\"");
+        let src = GOOD.replace("lab.bgp: bird", "lab.bgp: bird\n        lab.block: 10.244.0.0/33");
+        expect_err(&src, 18, "topology.nodes.a.labels.lab.block", "is not a CIDR");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! report.
 
 pub mod argv;
+pub mod bgp;
 pub mod bringup;
 pub mod caps;
 pub mod clock;
@@ -13,7 +14,6 @@ pub mod graph;
 pub mod images;
 pub mod impair;
 pub mod inspect;
-pub mod kinds;
 pub mod labels;
 pub mod links;
 pub mod mutants;

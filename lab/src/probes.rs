@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::kinds;
+use crate::bgp;
 use crate::progress::Progress;
 use crate::runtime::{Runtime, RuntimeError, LABEL_LAB, LABEL_NODE};
 
@@ -18,7 +18,7 @@ pub struct PeerRow {
     /// The implementation, as in the node's `lab.bgp` label.
     pub bgp: String,
     #[serde(flatten)]
-    pub session: kinds::Session,
+    pub session: bgp::Session,
 }
 
 /// A node whose sessions could not be read, and why.
@@ -48,7 +48,7 @@ pub async fn peers(rt: &Runtime, lab: Option<&str>) -> Result<PeerTable, Runtime
     let containers = rt.containers(lab).await?;
     let reads = containers.iter().filter_map(|c| {
         let labels = c.labels.as_ref()?;
-        let kind = kinds::for_label(labels.get(crate::labels::BGP)?)?;
+        let kind = bgp::for_label(labels.get(crate::labels::BGP)?)?;
         let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
         let name = c.names.as_ref()?.first()?.trim_start_matches('/').to_string();
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
@@ -179,9 +179,9 @@ pub async fn wait_blocks(
                 let found = routes.iter().find(|r| r.dst == *block && r.table.is_none());
                 let node = *node;
                 let ok = if *owner == node {
-                    found.is_some_and(|r| r.kind == "blackhole")
+                    found.is_some_and(|r| r.route_type == "blackhole")
                 } else {
-                    found.is_some_and(|r| r.kind == "unicast" && !r.gateways.is_empty())
+                    found.is_some_and(|r| r.route_type == "unicast" && !r.gateways.is_empty())
                 };
                 if !ok {
                     missing.push(format!("{node}: {block} of {owner}"));
@@ -211,7 +211,7 @@ pub struct Route {
     pub dst: String,
     /// `unicast`, `blackhole`, ...
     #[serde(rename = "type")]
-    pub kind: String,
+    pub route_type: String,
     pub protocol: String,
     pub dev: Option<String>,
     pub gateways: Vec<String>,
@@ -236,8 +236,8 @@ impl Route {
     /// how routes are compared before and after a case.
     pub fn line(&self) -> String {
         let mut s = String::new();
-        if self.kind != "unicast" {
-            s.push_str(&self.kind);
+        if self.route_type != "unicast" {
+            s.push_str(&self.route_type);
             s.push(' ');
         }
         s.push_str(&self.dst);
@@ -307,7 +307,7 @@ pub fn parse_ip_routes(json: &str) -> Result<Vec<Route>, String> {
             }
             Route {
                 dst: s("dst").unwrap_or_default(),
-                kind: s("type").unwrap_or_else(|| "unicast".into()),
+                route_type: s("type").unwrap_or_else(|| "unicast".into()),
                 protocol: s("protocol").unwrap_or_else(|| "boot".into()),
                 dev: s("dev"),
                 gateways: hops.iter().filter_map(|h| h.gateway.clone()).collect(),
@@ -329,7 +329,7 @@ mod tests {
             {"dst":"10.244.0.64/26","gateway":"10.0.0.12","dev":"eth1","protocol":"bird","metric":32,"flags":[]},
             {"dst":"10.244.1.0/26","protocol":"bgp","metric":20,"flags":[],"nexthops":[{"gateway":"10.1.1.0","dev":"eth1","weight":1,"flags":[]},{"gateway":"10.1.2.0","dev":"eth2","weight":1,"flags":[]}]}]"#;
         let r = parse_ip_routes(json).unwrap();
-        assert_eq!(r[0].kind, "blackhole");
+        assert_eq!(r[0].route_type, "blackhole");
         assert_eq!(r[0].protocol, "boot");
         assert_eq!(r[1].gateways, vec!["10.0.0.12"]);
         assert_eq!(r[1].protocol, "bird");

@@ -137,7 +137,7 @@ pub enum ServiceVerb {
         port: u16,
         /// ClusterIP, LoadBalancer or External (which BGPConfiguration field covers it).
         #[arg(long = "type", default_value = "LoadBalancer")]
-        kind: String,
+        service_type: String,
         /// Cluster or Local (externalTrafficPolicy; internalTrafficPolicy for ClusterIP).
         #[arg(long, default_value = "Cluster")]
         policy: String,

@@ -87,7 +87,7 @@ pub async fn pod(verb: PodVerb) -> Result<ExitCode> {
                 let fib = probes::fib(&rt, &t.container_name(&n.name)).await?;
                 if fib
                     .iter()
-                    .any(|r| host_prefix_of(&r.dst) == prefix && r.kind != "blackhole")
+                    .any(|r| host_prefix_of(&r.dst) == prefix && r.route_type != "blackhole")
                 {
                     followers.push(n.name.clone());
                 }

@@ -16,7 +16,7 @@ pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
             name,
             ip,
             port,
-            kind,
+            service_type,
             policy,
             endpoints,
         } => {
@@ -25,7 +25,7 @@ pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
                 name,
                 ips: services::parse_ips(&ip).map_err(anyhow::Error::msg)?,
                 port,
-                kind: kind.parse().map_err(anyhow::Error::msg)?,
+                service_type: service_type.parse().map_err(anyhow::Error::msg)?,
                 policy: policy.parse().map_err(anyhow::Error::msg)?,
                 endpoints,
             };
@@ -52,7 +52,7 @@ pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
                 "service {} ({}, {} {}) on {}",
                 s.name,
                 s.addresses(),
-                s.kind,
+                s.service_type,
                 s.policy,
                 t.name
             );
@@ -95,7 +95,7 @@ pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
                         .collect();
                     vec![
                         s.name.clone(),
-                        s.kind.to_string(),
+                        s.service_type.to_string(),
                         s.addresses(),
                         s.policy.to_string(),
                         eps.join(" "),

@@ -93,7 +93,7 @@ impl Fabric {
     ];
 
     /// `mesh`, `tor`, `rr`, `rack`, `dualtor`.
-    pub fn kind(self) -> &'static str {
+    pub fn shape(self) -> &'static str {
         match self {
             Fabric::Mesh => "mesh",
             Fabric::Tor(_) => "tor",
@@ -106,7 +106,7 @@ impl Fabric {
     /// Whether `name` names fabrics: a fabric (`tor/frr`), or a kind of them
     /// (`tor`: every ToR fabric), as case files and mutants' headers write them.
     pub fn check_name(name: &str) -> Result<(), String> {
-        if Fabric::ALL.iter().any(|f| f.kind() == name) {
+        if Fabric::ALL.iter().any(|f| f.shape() == name) {
             return Ok(());
         }
         name.parse::<Fabric>().map(|_| ())

@@ -122,7 +122,7 @@ mod tests {
             name: name.into(),
             ips: vec![ip.parse().unwrap()],
             port: 80,
-            kind: Type::LoadBalancer,
+            service_type: Type::LoadBalancer,
             policy,
             endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
         }

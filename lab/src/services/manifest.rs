@@ -64,7 +64,7 @@ fn service(s: &Service) -> Value {
         "internalTrafficPolicy": "Cluster",
     });
     let mut status = json!({});
-    match s.kind {
+    match s.service_type {
         Type::ClusterIP => {
             spec["type"] = json!("ClusterIP");
             spec["clusterIP"] = json!(ips[0]);

@@ -113,7 +113,7 @@ pub struct Service {
     pub ips: Vec<IpAddr>,
     pub port: u16,
     #[serde(rename = "type")]
-    pub kind: Type,
+    pub service_type: Type,
     pub policy: Policy,
     /// Its endpoints, by pod name.
     pub endpoints: Vec<String>,
@@ -143,7 +143,7 @@ impl Service {
             name: name.to_string(),
             ips: ips.ok_or("no ip=")?,
             port: port.ok_or("no port=")?,
-            kind,
+            service_type: kind,
             policy,
             endpoints: endpoints.unwrap_or_default(),
         };
@@ -239,7 +239,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.ips.len(), 2);
         assert_eq!(s.port, 80);
-        assert_eq!(s.kind, Type::LoadBalancer);
+        assert_eq!(s.service_type, Type::LoadBalancer);
         assert_eq!(s.policy, Policy::Local);
         assert_eq!(s.endpoints, ["n1-pod1", "n3-pod1"]);
         assert_eq!(s.addresses(), "198.51.100.10:80 [fd00:198::10]:80");

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::ServiceError;
-use crate::kinds;
+use crate::bgp;
 use crate::runtime::Runtime;
 use crate::topology::Topology;
 
@@ -135,7 +135,7 @@ pub async fn advertised_by(
         .collect();
     let mut out = BTreeMap::new();
     for r in topo.nodes.values().filter(|n| n.role.is_some_and(Role::is_router)) {
-        let Some(kind) = r.bgp().and_then(kinds::for_label) else {
+        let Some(kind) = r.bgp().and_then(bgp::for_label) else {
             continue;
         };
         let container = topo.container_name(&r.name);

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::lab::{check_node, daemon_of, exec_ok, kind_of, label_blocks, resolve_node, sh, Lab};
+use super::lab::{check_node, daemon_of, exec_ok, implementation_of, label_blocks, resolve_node, sh, Lab};
 use super::placeholders::subst;
 use super::step::{Action, DaemonOp, PodAdd};
 use crate::pods::{self, Pod};
@@ -244,7 +244,7 @@ done"#;
         }
         Action::Announce(x) | Action::Withdraw(x) => {
             let on = matches!(action, Action::Announce(_));
-            let kind = kind_of(lab, &x.node)?;
+            let kind = implementation_of(lab, &x.node)?;
             let prefix = subst(lab, &x.prefix)?;
             let (add, del) = kind
                 .announce(&prefix)
@@ -258,13 +258,13 @@ done"#;
             if lab.services.iter().any(|s| s.name == a.name) {
                 return Err(format!("service_add: the case has a service {} already", a.name));
             }
-            let kind: services::Type = a.kind.parse()?;
+            let kind: services::Type = a.service_type.parse()?;
             let ips = service_ips(lab, kind, a.ip);
             let s = services::Service {
                 name: a.name.clone(),
                 ips,
                 port: a.port,
-                kind,
+                service_type: kind,
                 policy: a.policy.parse()?,
                 endpoints: a.endpoints.clone(),
             };

@@ -113,7 +113,7 @@ impl CellFilter {
                 || self
                     .fabric
                     .iter()
-                    .any(|f| *f == cell.fabric.to_string() || f == cell.fabric.kind()))
+                    .any(|f| *f == cell.fabric.to_string() || f == cell.fabric.shape()))
             && (self.family.is_empty() || self.family.iter().any(|f| f == cell.family.as_str()))
     }
 

@@ -60,7 +60,7 @@ impl Capture {
                     serde_json::to_string_pretty(&routes).unwrap_or_default(),
                 );
             }
-            if let Some(d) = n.bgp().and_then(crate::kinds::for_label).and_then(|k| k.daemon()) {
+            if let Some(d) = n.bgp().and_then(crate::bgp::for_label).and_then(|k| k.daemon()) {
                 if let Ok(log) = exec_ok(rt, lab, &n.name, &sh(&format!("tail -c 300000 {}", d.log))).await {
                     let _ = std::fs::write(dir.join(format!("{}.log", n.name)), log);
                 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::lab::{exec_ok, kind_of, rss, sh, Lab};
+use super::lab::{exec_ok, implementation_of, rss, sh, Lab};
 use super::placeholders::{host_prefix, node_set, subst, twins};
 use super::record::CaseRun;
 use super::step::{self, Check, Expectation, FibExpect, PingExpect, SessionsExpect, Step, What};
@@ -139,7 +139,7 @@ pub async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expectation)
 /// How `r.node` sees its best path to `prefix`: reflected, with the originator's router
 /// ID as ORIGINATOR_ID and a CLUSTER_LIST.
 async fn reflected(rt: &Runtime, lab: &Lab, r: &step::ReflectedExpect, prefix: &str) -> Result<(), String> {
-    let kind = kind_of(lab, &r.node)?;
+    let kind = implementation_of(lab, &r.node)?;
     let prefix = prefix.to_string();
     let cmd = kind
         .route_command(&prefix)
@@ -175,7 +175,7 @@ async fn daemon_view(rt: &Runtime, lab: &Lab, check: &Check, case_age: Duration)
         return Ok(());
     }
     if let Check::Capabilities(c) = check {
-        let kind = kind_of(lab, &c.node)?;
+        let kind = implementation_of(lab, &c.node)?;
         let peers: Vec<String> = lab
             .addresses
             .get(&c.peer)
@@ -261,7 +261,7 @@ async fn daemon_view(rt: &Runtime, lab: &Lab, check: &Check, case_age: Duration)
         return Ok(());
     }
     if let Check::Advertised(a) = check {
-        let kind = kind_of(lab, &a.node)?;
+        let kind = implementation_of(lab, &a.node)?;
         let want: Vec<String> = a.has.iter().map(|p| subst(lab, p)).collect::<Result<_, _>>()?;
         let mut missing = Vec::new();
         for peer in addrs_of(&a.to) {
@@ -494,7 +494,7 @@ async fn fib(rt: &Runtime, lab: &Lab, f: &FibExpect) -> Result<(), String> {
             let of_prefix = || {
                 routes
                     .iter()
-                    .filter(|r| host_prefix(&r.dst) == *p && r.kind != "blackhole")
+                    .filter(|r| host_prefix(&r.dst) == *p && r.route_type != "blackhole")
             };
             let found = of_prefix()
                 .find(|r| f.protocol.as_ref().is_none_or(|proto| r.protocol == *proto))

@@ -117,16 +117,16 @@ pub fn followers(lab: &Lab, origin: &str) -> Vec<String> {
 }
 
 /// The kind of a node's BGP daemon.
-pub fn kind_of(lab: &Lab, node: &str) -> Result<&'static dyn crate::kinds::BgpKind, String> {
+pub fn implementation_of(lab: &Lab, node: &str) -> Result<&'static dyn crate::bgp::Implementation, String> {
     let n = lab.topo.nodes.get(node).ok_or_else(|| format!("no node {node}"))?;
     n.bgp()
-        .and_then(crate::kinds::for_label)
+        .and_then(crate::bgp::for_label)
         .ok_or_else(|| format!("{node}: no BGP daemon"))
 }
 
 /// The lifecycle of a node's BGP daemon.
-pub fn daemon_of(lab: &Lab, node: &str) -> Result<crate::kinds::Daemon, String> {
-    let kind = kind_of(lab, node)?;
+pub fn daemon_of(lab: &Lab, node: &str) -> Result<crate::bgp::Daemon, String> {
+    let kind = implementation_of(lab, node)?;
     kind.daemon()
         .ok_or_else(|| format!("{node}: the lab cannot control {}", kind.name()))
 }

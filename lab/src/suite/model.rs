@@ -38,7 +38,7 @@ pub async fn expected(rt: &Runtime, lab: &Lab) -> Result<oracle::Expected, Strin
 
 /// What a route of the FIB is, in the oracle's terms.
 fn actual(r: &Route, book: &AddressBook) -> Want {
-    if r.kind == "blackhole" {
+    if r.route_type == "blackhole" {
         return Want::Blackhole;
     }
     if r.gateways.is_empty() {
@@ -140,7 +140,7 @@ fn protocol_of(bgp: Option<&str>) -> Option<&'static str> {
 /// the pools (the fabric's routers hold more of their own).
 fn compare_rib(
     node: &str,
-    rib: &[crate::kinds::RibRoute],
+    rib: &[crate::bgp::RibRoute],
     want: &oracle::Expected,
     book: &AddressBook,
     pools: &[IpNet],
@@ -177,7 +177,7 @@ fn compare_rib(
             ));
         }
         let Some(b) = best.get(&prefix) else { continue };
-        let chosen: Vec<&crate::kinds::RibPath> = r.paths.iter().filter(|p| p.best).collect();
+        let chosen: Vec<&crate::bgp::RibPath> = r.paths.iter().filter(|p| p.best).collect();
         let via: BTreeSet<String> = chosen
             .iter()
             .map(|p| p.next_hop.as_deref().map(name).unwrap_or_else(|| "none".into()))
@@ -221,7 +221,7 @@ async fn check_ribs(rt: &Runtime, lab: &Lab, want: &oracle::Expected) -> Vec<Str
         .iter()
         .filter(|n| !lab.down.contains(&n.name) && (n.intent.is_some() || n.router.is_some()))
         .filter_map(|n| {
-            let kind = crate::kinds::for_label(n.bgp?)?;
+            let kind = crate::bgp::for_label(n.bgp?)?;
             let cmd = kind.rib_command()?;
             Some(async move {
                 let out = rt
@@ -282,7 +282,7 @@ pub async fn settled(rt: &Runtime, lab: &Lab) -> Result<(), String> {
         .iter()
         .filter(|n| !lab.down.contains(&n.name))
         .filter_map(|n| {
-            let kind = crate::kinds::for_label(n.bgp?)?;
+            let kind = crate::bgp::for_label(n.bgp?)?;
             Some(async move {
                 let out = rt
                     .exec(&lab.topo.container_name(&n.name), &kind.sessions_command())

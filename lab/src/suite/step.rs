@@ -145,7 +145,7 @@ impl Step {
                 || self
                     .fabrics
                     .iter()
-                    .any(|f| *f == cell.fabric.to_string() || f == cell.fabric.kind()))
+                    .any(|f| *f == cell.fabric.to_string() || f == cell.fabric.shape()))
     }
 
     /// What the step says, as written, for messages.
@@ -785,7 +785,7 @@ pub struct ServiceAdd {
     #[serde(default = "port80")]
     pub port: u16,
     #[serde(rename = "type", default = "load_balancer")]
-    pub kind: String,
+    pub service_type: String,
     #[serde(default = "cluster")]
     pub policy: String,
     pub endpoints: Vec<String>,
@@ -803,7 +803,7 @@ fn cluster() -> String {
 
 impl ServiceAdd {
     fn check(&self) -> Result<(), String> {
-        let kind: crate::services::Type = self.kind.parse()?;
+        let kind: crate::services::Type = self.service_type.parse()?;
         if kind == crate::services::Type::External {
             return Err("service_add: type ClusterIP or LoadBalancer (the cells configure those CIDRs)".into());
         }

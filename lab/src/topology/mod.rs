@@ -720,10 +720,10 @@ impl<'a> Parser<'a> {
             self.err(&p, format!("{field}.labels.{key}"), msg)
         };
         if let Some(bgp) = labels.get(labels::BGP) {
-            if !crate::kinds::BGP_KINDS.contains(&bgp.as_str()) {
+            if !crate::bgp::IMPLEMENTATIONS.contains(&bgp.as_str()) {
                 return Err(label_err(
                     labels::BGP,
-                    format!("{bgp:?} is not one of {}", crate::kinds::BGP_KINDS.join(", ")),
+                    format!("{bgp:?} is not one of {}", crate::bgp::IMPLEMENTATIONS.join(", ")),
                 ));
             }
         }

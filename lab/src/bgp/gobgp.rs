@@ -3,11 +3,11 @@
 
 use serde_json::Value;
 
-use super::{normalize_state, read_error, BgpKind, ReadError, Session};
+use super::{normalize_state, read_error, Implementation, ReadError, Session};
 
 pub struct Gobgp;
 
-impl BgpKind for Gobgp {
+impl Implementation for Gobgp {
     fn name(&self) -> &'static str {
         "gobgp"
     }

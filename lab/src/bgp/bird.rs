@@ -3,11 +3,11 @@
 //! With `timeformat protocol iso long` the Since column is a full timestamp, which gives
 //! an uptime; other formats leave it unknown.
 
-use super::{normalize_state, read_error, BgpKind, ReadError, Session};
+use super::{normalize_state, read_error, Implementation, ReadError, Session};
 
 pub struct Bird;
 
-impl BgpKind for Bird {
+impl Implementation for Bird {
     fn name(&self) -> &'static str {
         "bird"
     }

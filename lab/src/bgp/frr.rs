@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{normalize_state, read_error, BgpKind, ReadError, Session};
+use super::{normalize_state, read_error, Implementation, ReadError, Session};
 
 pub struct Frr;
 
-impl BgpKind for Frr {
+impl Implementation for Frr {
     fn name(&self) -> &'static str {
         "frr"
     }

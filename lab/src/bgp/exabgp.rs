@@ -4,11 +4,11 @@
 //! neighbor; the CLI talks to the daemon over the named pipes
 //! `/run/exabgp/exabgp.{in,out}`, which `exabgp-start` (the base image's) makes.
 
-use super::{normalize_state, read_error, BgpKind, ReadError, Session};
+use super::{normalize_state, read_error, Implementation, ReadError, Session};
 
 pub struct Exabgp;
 
-impl BgpKind for Exabgp {
+impl Implementation for Exabgp {
     fn name(&self) -> &'static str {
         "exabgp"
     }

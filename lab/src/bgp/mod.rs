@@ -11,7 +11,7 @@ mod gobgp;
 mod speaker;
 
 /// Values of the `lab.bgp` node label.
-pub const BGP_KINDS: [&str; 5] = ["frr", "bird", "gobgp", "speaker", "exabgp"];
+pub const IMPLEMENTATIONS: [&str; 5] = ["frr", "bird", "gobgp", "speaker", "exabgp"];
 
 /// One BGP session as the implementation itself reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,16 +56,16 @@ pub struct RibPath {
 /// A parse failure of an implementation's output: it names the implementation and the
 /// command so a user can run it by hand.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {kind} sessions from `{command}`: {msg}")]
+#[error("cannot read {implementation} sessions from `{command}`: {msg}")]
 pub struct ReadError {
-    pub kind: &'static str,
+    pub implementation: &'static str,
     pub command: String,
     pub msg: String,
 }
 
 /// How to read one BGP implementation's sessions, and how its daemon is stopped,
 /// killed and started again in a node (by the PID it wrote, never by name).
-pub trait BgpKind {
+pub trait Implementation {
     fn name(&self) -> &'static str;
     /// The command run inside the node to list its sessions.
     fn sessions_command(&self) -> Vec<String>;
@@ -108,7 +108,7 @@ pub trait BgpKind {
     }
     fn parse_capabilities(&self, _out: &str, _peer: &str) -> Result<Vec<String>, ReadError> {
         Err(ReadError {
-            kind: self.name(),
+            implementation: self.name(),
             command: String::new(),
             msg: "the lab cannot read this daemon's capabilities".into(),
         })
@@ -167,7 +167,7 @@ impl Daemon {
     }
 }
 
-pub fn for_label(label: &str) -> Option<&'static dyn BgpKind> {
+pub fn for_label(label: &str) -> Option<&'static dyn Implementation> {
     match label {
         "frr" => Some(&frr::Frr),
         "bird" => Some(&bird::Bird),
@@ -193,10 +193,10 @@ pub fn normalize_state(s: &str) -> String {
     name.to_string()
 }
 
-fn read_error(kind: &dyn BgpKind, msg: impl Into<String>) -> ReadError {
+fn read_error(imp: &dyn Implementation, msg: impl Into<String>) -> ReadError {
     ReadError {
-        kind: kind.name(),
-        command: kind.sessions_command().join(" "),
+        implementation: imp.name(),
+        command: imp.sessions_command().join(" "),
         msg: msg.into(),
     }
 }

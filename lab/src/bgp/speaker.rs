@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
-use super::{normalize_state, read_error, BgpKind, ReadError, Session};
+use super::{normalize_state, read_error, Implementation, ReadError, Session};
 
 pub struct Speaker;
 
-impl BgpKind for Speaker {
+impl Implementation for Speaker {
     fn name(&self) -> &'static str {
         "speaker"
     }

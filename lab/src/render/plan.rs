@@ -1,0 +1,200 @@
+//! A cell's plan: its nodes (what runs there, its files and commands, its intent),
+//! its links, and the tweaks a case makes to a node's intent.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::intent::{NodeIntent, RouterIntent};
+use super::*;
+use crate::labels::Role;
+
+/// A node of a rendered cell.
+#[derive(Clone, Debug)]
+pub struct PlanNode {
+    pub name: String,
+    /// `node`, `tor`, `rr`, `peer` (a scripted one), `switch`.
+    pub role: Role,
+    /// `speaker`, `bird`, `frr`, `gobgp`; none on a switch.
+    pub bgp: Option<&'static str>,
+    pub image: String,
+    pub blocks: Vec<IpNet>,
+    pub pods: usize,
+    /// (file name in the node's folder, content, where it is mounted).
+    pub files: Vec<(String, String, String)>,
+    pub exec: Vec<String>,
+    /// A Kubernetes node's BGP intent, from which its files were rendered.
+    pub intent: Option<NodeIntent>,
+    /// A fabric router's intent (ToR, spine, route reflector).
+    pub router: Option<RouterIntent>,
+    /// Its addresses on the lab's links: (interface, address with its prefix length).
+    pub addrs: Vec<(String, IpNet)>,
+    pub(super) about: String,
+}
+
+impl PlanNode {
+    /// Whether its daemon programs the container's kernel with what BGP learns: the
+    /// rule of [`Role::programs_kernel`], as for a topology's nodes.
+    pub fn kernel(&self) -> bool {
+        self.bgp.is_some() && self.role.programs_kernel()
+    }
+
+    /// Its static routes through a gateway (`ip route replace ...`), from its exec
+    /// commands: what a link that goes down takes away.
+    pub fn static_routes(&self) -> Vec<String> {
+        self.exec
+            .iter()
+            .filter(|e| (e.starts_with("ip route add ") || e.starts_with("ip -6 route add ")) && e.contains(" via "))
+            .map(|e| e.replacen(" route add ", " route replace ", 1))
+            .collect()
+    }
+}
+
+/// A change to a node's intent a conformance case makes, to see what follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tweak {
+    /// Every peer's AS number is wrong.
+    WrongPeerAs,
+    /// Graceful restart off.
+    NoGracefulRestart,
+    /// BFD (300 ms x 3) on the node-to-node mesh: both ends are the cell's node
+    /// speaker (the fabric's routers and the scripted peer x1 have no such change).
+    Bfd,
+    /// The catalogue's hold time 3 s and keepalive 1 s on every session of the node
+    /// (its peers take the lower hold time the node offers).
+    ShortHold,
+    /// A TCP-MD5 password on every session of the node, which its peers do not have.
+    WrongPassword,
+    /// A graceful-restart time of 5 s where every other daemon has 10 s: its helpers
+    /// must keep its routes for the time it asks (RFC 4724 4.2), not their own.
+    ShortRestart,
+}
+
+impl Tweak {
+    /// Makes the change to a node's intent.
+    pub fn apply(self, intent: &mut NodeIntent) {
+        match self {
+            Tweak::WrongPeerAs => {
+                for p in &mut intent.peers {
+                    p.as_number += 1000;
+                }
+                // The mesh takes the node's own AS: the peers become explicit.
+                explicit_mesh(intent, intent.as_number + 1000);
+            }
+            Tweak::WrongPassword => {
+                explicit_mesh(intent, intent.as_number);
+                for p in &mut intent.peers {
+                    p.password = Some("not-the-peers-password".into());
+                }
+            }
+            Tweak::NoGracefulRestart => intent.graceful_restart.enabled = false,
+            Tweak::ShortRestart => intent.graceful_restart.restart_time = 5,
+            Tweak::Bfd => intent.node_to_node_mesh.bfd = Some(intent::BFD),
+            Tweak::ShortHold => {
+                let m = &mut intent.node_to_node_mesh;
+                (m.hold_time, m.keepalive_time) = (3, 1);
+                for p in &mut intent.peers {
+                    (p.hold_time, p.keepalive_time) = (3, 1);
+                }
+            }
+        }
+    }
+}
+
+/// The node-to-node mesh's peers as BGPPeers of AS `asn`, which a change can set
+/// apart from the mesh's.
+fn explicit_mesh(intent: &mut NodeIntent, asn: u32) {
+    if intent.node_to_node_mesh.enabled {
+        let peers: Vec<IpAddr> = std::mem::take(&mut intent.node_to_node_mesh.peers);
+        intent.node_to_node_mesh.enabled = false;
+        for p in peers {
+            intent.peer(p, asn);
+        }
+    }
+}
+
+/// A link of a rendered cell, with the addresses of each end.
+#[derive(Clone, Debug)]
+pub struct PlanLink {
+    pub a: (String, String),
+    pub b: (String, String),
+    pub addrs: Vec<(IpNet, IpNet)>,
+}
+
+/// A cell made concrete: nodes, links, configurations.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub cell: Cell,
+    pub lab: String,
+    pub about: String,
+    pub nodes: Vec<PlanNode>,
+    pub links: Vec<PlanLink>,
+}
+
+impl Plan {
+    /// Renders a cell.
+    pub fn new(cell: Cell) -> Result<Plan, String> {
+        let mut plan = match cell.fabric {
+            Fabric::Mesh => mesh(cell),
+            Fabric::Tor(Router::Gobgp) => {
+                return Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into())
+            }
+            Fabric::Tor(r) => tor(cell, r),
+            Fabric::Rr(r) => rr(cell, r),
+            Fabric::DualTor(Router::Gobgp) => {
+                return Err("GoBGP has no kernel FIB: it cannot be a ToR (FIELD-NOTES)".into())
+            }
+            Fabric::DualTor(r) => dual_tor(cell, r),
+            Fabric::Rack => rack(cell),
+        };
+        // Each end of a point-to-point link holds its address of the link.
+        for l in &plan.links {
+            for (end, pick) in [(&l.a, 0), (&l.b, 1)] {
+                if let Some(n) = plan.nodes.iter_mut().find(|n| n.name == end.0) {
+                    for pair in &l.addrs {
+                        n.addrs.push((end.1.clone(), if pick == 0 { pair.0 } else { pair.1 }));
+                    }
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The same cell with our speaker's nodes running `image` (a mutant's, say).
+    pub fn with_speaker_image(mut self, image: &str) -> Plan {
+        for n in self.nodes.iter_mut().filter(|n| n.bgp == Some("speaker")) {
+            n.image = image.to_string();
+        }
+        self
+    }
+
+    /// The pools the cell's pod addresses come from.
+    pub fn pools(&self) -> Vec<IpNet> {
+        vec![net(POOL4), net(POOL6)]
+    }
+
+    /// The containerlab topology file.
+    /// A Kubernetes node's configuration files rendered again from its intent, with
+    /// `tweak` made to it (none: as the cell has it).
+    pub fn node_files(&self, node: &str, tweaks: &[Tweak]) -> Result<Vec<(String, String, String)>, String> {
+        let n = self
+            .nodes
+            .iter()
+            .find(|n| n.name == node)
+            .ok_or_else(|| format!("no node {node} in this cell"))?;
+        let mut intent = n
+            .intent
+            .clone()
+            .ok_or_else(|| format!("{node} is not a Kubernetes node: it has no BGP intent"))?;
+        for tweak in tweaks {
+            tweak.apply(&mut intent);
+        }
+        Ok(speaker_files(node, &n.about, &intent, self.cell.node))
+    }
+
+    /// The Kubernetes nodes.
+    pub fn k8s_nodes(&self) -> impl Iterator<Item = &PlanNode> {
+        self.nodes.iter().filter(|n| n.role == Role::Node)
+    }
+}

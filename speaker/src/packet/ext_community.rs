@@ -103,6 +103,15 @@ fn unhex<const N: usize>(what: &'static str, s: &str) -> Result<[u8; N], TextErr
     Ok(out)
 }
 
+/// The sub-type a text form names: `rt` or `soo`.
+fn sub_type(what: &'static str, s: &str, kind: &str) -> Result<u8, TextError> {
+    match kind {
+        "rt" => Ok(ROUTE_TARGET),
+        "soo" => Ok(ROUTE_ORIGIN),
+        _ => Err(bad(what, s, "expected rt: or soo: (or 0x and hex)")),
+    }
+}
+
 impl FromStr for ExtendedCommunity {
     type Err = TextError;
 
@@ -113,11 +122,7 @@ impl FromStr for ExtendedCommunity {
         let Some((kind, rest)) = s.split_once(':') else {
             return unhex::<8>(WHAT, s).map(ExtendedCommunity);
         };
-        let sub = match kind {
-            "rt" => ROUTE_TARGET,
-            "soo" => ROUTE_ORIGIN,
-            _ => return Err(bad(WHAT, s, "expected rt: or soo: (or 0x and hex)")),
-        };
+        let sub = sub_type(WHAT, s, kind)?;
         let (admin, value) = rest
             .rsplit_once(':')
             .ok_or_else(|| bad(WHAT, s, "expected KIND:ADMIN:VALUE"))?;
@@ -165,11 +170,7 @@ impl FromStr for Ipv6ExtendedCommunity {
         let Some((kind, rest)) = s.split_once(":[") else {
             return unhex::<20>(WHAT, s).map(Ipv6ExtendedCommunity);
         };
-        let sub = match kind {
-            "rt" => ROUTE_TARGET,
-            "soo" => ROUTE_ORIGIN,
-            _ => return Err(bad(WHAT, s, "expected rt: or soo: (or 0x and hex)")),
-        };
+        let sub = sub_type(WHAT, s, kind)?;
         let (addr, value) = rest
             .split_once("]:")
             .ok_or_else(|| bad(WHAT, s, "expected KIND:[ADDRESS]:VALUE"))?;

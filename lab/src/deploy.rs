@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures::future::try_join_all;
 
 use crate::progress::Progress;
-use crate::runtime::{Runtime, RuntimeError, LABEL_LAB};
+use crate::runtime::{node_of, Runtime, RuntimeError, LABEL_LAB};
 use crate::topology::{Node, Topology};
 
 #[derive(Debug, thiserror::Error)]
@@ -234,13 +234,6 @@ pub async fn down_nodes(
     progress: &Progress,
 ) -> Result<usize, DeployError> {
     remove(rt, Some(lab), Some(nodes), progress).await
-}
-
-/// The node a container of the lab is.
-fn node_of(c: &bollard::models::ContainerSummary) -> Option<String> {
-    c.labels
-        .as_ref()
-        .and_then(|l| l.get(crate::runtime::LABEL_NODE).cloned())
 }
 
 /// Removes every container and network this runner made, of every lab.

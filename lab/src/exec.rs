@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::runtime::{Runtime, RuntimeError, LABEL_NODE};
+use crate::runtime::{is_running, name_of, node_of, Runtime, RuntimeError};
 
 /// What one node answered.
 #[derive(Debug, Clone, Serialize)]
@@ -39,18 +39,12 @@ pub async fn targets(
     let mut seen = Vec::new();
     for c in rt.containers(Some(lab)).await? {
         let l = c.labels.clone().unwrap_or_default();
-        let node = l.get(LABEL_NODE).cloned().unwrap_or_default();
+        let node = node_of(&c).unwrap_or_default();
         seen.push(node.clone());
-        let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
         let named = nodes.is_empty() || nodes.contains(&node);
         let labelled = labels.iter().all(|(k, v)| l.get(k) == Some(v));
-        if running && named && labelled {
-            let container = c
-                .names
-                .as_ref()
-                .and_then(|n| n.first())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default();
+        if is_running(&c) && named && labelled {
+            let container = name_of(&c).unwrap_or_default();
             found.push(Target { container, node });
         }
     }

@@ -150,11 +150,16 @@ impl Node<'_> {
         Ok(out.stdout)
     }
 
-    /// The interface's MTU; an error naming the node's interfaces when it has no such one.
-    async fn mtu(&self, iface: &str) -> Result<u64, ImpairError> {
+    /// The node's interfaces as `ip -j link show` lists them.
+    async fn links(&self) -> Result<Vec<serde_json::Value>, ImpairError> {
         let out = self.must(&["ip", "-j", "link", "show"]).await?;
         let links: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-        let all: Vec<&serde_json::Value> = links.as_array().into_iter().flatten().collect();
+        Ok(links.as_array().cloned().unwrap_or_default())
+    }
+
+    /// The interface's MTU; an error naming the node's interfaces when it has no such one.
+    async fn mtu(&self, iface: &str) -> Result<u64, ImpairError> {
+        let all = self.links().await?;
         match all.iter().find(|l| l["ifname"] == iface) {
             Some(l) => Ok(l["mtu"].as_u64().unwrap_or(1500)),
             None => Err(ImpairError::Invalid(format!(
@@ -263,9 +268,7 @@ pub async fn clear(rt: &Runtime, container: &str, node: &str, iface: Option<&str
         }
         None => {
             let _ = n.run(&["nft", "delete", "table", "inet", TABLE]).await?;
-            let out = n.must(&["ip", "-j", "link", "show"]).await?;
-            let links: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-            for l in links.as_array().into_iter().flatten() {
+            for l in n.links().await? {
                 if let Some(i) = l["ifname"].as_str() {
                     if n.our_root_qdisc(i).await?.is_some() {
                         n.must(&["tc", "qdisc", "del", "dev", i, "root"]).await?;

@@ -12,7 +12,9 @@ use std::path::Path;
 use bollard::models::ContainerSummary;
 use serde::Serialize;
 
-use crate::runtime::{Runtime, RuntimeError, LABEL_GROUP, LABEL_LAB, LABEL_NODE, LABEL_OWNER, LABEL_TOPO};
+use crate::runtime::{
+    name_of, node_of, Runtime, RuntimeError, LABEL_GROUP, LABEL_KIND, LABEL_LAB, LABEL_OWNER, LABEL_TOPO,
+};
 
 /// One node, as containerlab's `inspect -f json` has it, and `lab`'s additions.
 #[derive(Debug, Clone, Serialize)]
@@ -98,15 +100,10 @@ fn row(c: &ContainerSummary, cwd: &Path) -> Row {
         lab_name: label(LABEL_LAB),
         lab_path: relative(&topo, cwd),
         abs_lab_path: topo,
-        name: c
-            .names
-            .as_ref()
-            .and_then(|n| n.first())
-            .map(|n| n.trim_start_matches('/').to_string())
-            .unwrap_or_default(),
+        name: name_of(c).unwrap_or_default(),
         container_id: c.id.as_deref().unwrap_or("").chars().take(12).collect(),
         image: c.image.clone().unwrap_or_default(),
-        kind: label(crate::runtime::LABEL_KIND),
+        kind: label(LABEL_KIND),
         group: label(LABEL_GROUP),
         state: c.state.as_ref().map(|s| s.to_string()).unwrap_or_default(),
         status: c.status.clone().unwrap_or_default(),
@@ -120,7 +117,7 @@ fn row(c: &ContainerSummary, cwd: &Path) -> Row {
         ),
         owner: label(LABEL_OWNER),
         podlab: Extra {
-            node: label(LABEL_NODE),
+            node: node_of(c).unwrap_or_default(),
             bgp: labels.get(crate::labels::BGP).cloned(),
             role: labels.get(crate::labels::ROLE).cloned(),
             interfaces: Vec::new(),

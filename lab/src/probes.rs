@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bgp;
 use crate::progress::Progress;
-use crate::runtime::{Runtime, RuntimeError, LABEL_LAB, LABEL_NODE};
+use crate::runtime::{is_running, name_of, Runtime, RuntimeError, LABEL_LAB, LABEL_NODE};
 
 /// One row of the peer table: a session as its node reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +49,8 @@ pub async fn peers(rt: &Runtime, lab: Option<&str>) -> Result<PeerTable, Runtime
     let reads = containers.iter().filter_map(|c| {
         let labels = c.labels.as_ref()?;
         let kind = bgp::for_label(labels.get(crate::labels::BGP)?)?;
-        let running = c.state.as_ref().is_some_and(|s| s.to_string() == "running");
-        let name = c.names.as_ref()?.first()?.trim_start_matches('/').to_string();
+        let running = is_running(c);
+        let name = name_of(c)?;
         let lab = labels.get(LABEL_LAB).cloned().unwrap_or_default();
         let node = labels.get(LABEL_NODE).cloned().unwrap_or_else(|| name.clone());
         Some(async move {

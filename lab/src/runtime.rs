@@ -20,6 +20,21 @@ use crate::topology::{Mgmt, Node, Topology};
 
 pub use crate::labels::{LABEL_GROUP, LABEL_KIND, LABEL_LAB, LABEL_NODE, LABEL_OWNER, LABEL_RUNNER, LABEL_TOPO};
 
+/// A listed container's name, without Docker's leading `/`.
+pub fn name_of(c: &ContainerSummary) -> Option<String> {
+    c.names.as_ref()?.first().map(|n| n.trim_start_matches('/').to_string())
+}
+
+/// The lab node a listed container is (its `clab-node-name` label).
+pub fn node_of(c: &ContainerSummary) -> Option<String> {
+    c.labels.as_ref()?.get(LABEL_NODE).cloned()
+}
+
+/// Whether a listed container runs.
+pub fn is_running(c: &ContainerSummary) -> bool {
+    c.state.as_ref().is_some_and(|s| s.to_string() == "running")
+}
+
 /// The lab's owner as containerlab records it.
 fn owner() -> String {
     ["SUDO_USER", "USER", "LOGNAME"]

@@ -5,12 +5,14 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::bfd::Timers;
+use crate::policy::{Advertisements, BgpFilter, NamedCommunity, PeerFilters, PrefixAdvertisement};
 
 /// Kernel routing protocol number of our routes (`ip route ... proto 201`): BIRD
 /// uses 12 and FRR 186-196, so 201 keeps us apart from both.
@@ -84,6 +86,15 @@ pub struct Config {
     /// host name when absent.
     #[serde(default)]
     pub node_name: Option<String>,
+    /// Calico's BGPFilters by name, for peers' `filters` (`policy.rs`).
+    #[serde(default)]
+    pub filters: Vec<BgpFilter>,
+    /// BGPConfiguration's named communities, for `prefixAdvertisements`.
+    #[serde(default)]
+    pub communities: Vec<NamedCommunity>,
+    /// Communities (and LOCAL_PREF) attached to the advertised prefixes inside a CIDR.
+    #[serde(default)]
+    pub prefix_advertisements: Vec<PrefixAdvertisement>,
 }
 
 /// One service CIDR, as Calico writes it.
@@ -197,6 +208,10 @@ pub struct PeerConfig {
     /// 300 ms x 3.
     #[serde(default)]
     pub bfd: Option<BfdConfig>,
+    /// Names of BGPFilters (`filters`), run in this order on what the peer sends
+    /// and what it is sent.
+    #[serde(default)]
+    pub filters: Vec<String>,
 }
 
 /// A peer's BFD session, in milliseconds.
@@ -435,6 +450,18 @@ pub struct Neighbor {
     pub allowed_prefixes: Vec<IpNet>,
     /// BFD's timers, when BFD protects the session.
     pub bfd: Option<Timers>,
+    /// The peer's BGPFilters; a change needs no new session.
+    pub filters: PeerFilters,
+}
+
+impl Neighbor {
+    /// Whether `other` runs the same session: everything but the filters equal.
+    pub fn same_session(&self, other: &Neighbor) -> bool {
+        Neighbor {
+            filters: other.filters.clone(),
+            ..self.clone()
+        } == *other
+    }
 }
 
 impl Config {
@@ -577,7 +604,28 @@ impl Config {
                     "needs routeReflector.clusterID and an iBGP peer (asNumber equal to ours)".into(),
                 ));
             }
+            for (j, name) in peer.filters.iter().enumerate() {
+                if !self.filters.iter().any(|f| f.name == *name) {
+                    return Err(invalid(
+                        field(&format!("filters[{j}]")),
+                        format!("no BGPFilter named {name:?} in `filters`"),
+                    ));
+                }
+            }
         }
+        let mut names = HashSet::new();
+        for (i, filter) in self.filters.iter().enumerate() {
+            filter
+                .check()
+                .map_err(|(f, m)| invalid(format!("filters[{i}].{f}"), m))?;
+            if !names.insert(filter.name.as_str()) {
+                return Err(invalid(
+                    format!("filters[{i}].name"),
+                    format!("{:?} is defined twice", filter.name),
+                ));
+            }
+        }
+        Advertisements::new(&self.communities, &self.prefix_advertisements).map_err(|(f, m)| invalid(f, m))?;
         if self.drain.timeout_seconds == 0 {
             return Err(invalid(
                 "drain.timeoutSeconds".into(),
@@ -595,6 +643,11 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// `prefixAdvertisements` with their community names resolved.
+    pub fn advertisements(&self) -> Advertisements {
+        Advertisements::new(&self.communities, &self.prefix_advertisements).unwrap_or_default()
     }
 
     /// The service CIDRs, by kind.
@@ -640,6 +693,7 @@ impl Config {
                     enforce_first_as: true,
                     allowed_prefixes: Vec::new(),
                     bfd: self.node_to_node_mesh.bfd.and_then(|b| b.timers()),
+                    filters: PeerFilters::default(),
                 });
             }
         }
@@ -667,6 +721,13 @@ impl Config {
                 enforce_first_as: p.enforce_first_as,
                 allowed_prefixes: p.allowed_prefixes.clone(),
                 bfd: p.bfd.and_then(|b| b.timers()),
+                filters: PeerFilters(
+                    p.filters
+                        .iter()
+                        .filter_map(|name| self.filters.iter().find(|f| f.name == *name))
+                        .map(|f| Arc::new(f.clone()))
+                        .collect(),
+                ),
             });
         }
         out
@@ -786,6 +847,64 @@ drain: {mode: gracefulShutdown}
             err(&text),
             "speaker.yaml: peers[1].holdTime: 2 is not allowed (0 or at least 3)"
         );
+    }
+
+    #[test]
+    fn bgp_filters_and_communities_are_calicos_and_checked() {
+        // The BGPFilter spec and communities of Calico's documentation.
+        let policy = r#"filters:
+  - name: my-filter
+    exportV4:
+      - {action: Accept, matchOperator: In, cidr: 77.0.0.0/16, source: RemotePeers}
+      - {action: Reject, interface: '*.calico'}
+    importV4:
+      - {action: Accept, matchOperator: In, cidr: 55.0.0.0/16, prefixLength: {min: 30}}
+      - {action: Reject, matchOperator: NotIn, cidr: 44.0.0.0/16}
+    importV6:
+      - {action: Accept, matchOperator: Equal, cidr: "5000::0/64"}
+      - {action: Reject}
+communities:
+  - {name: bgp-large-community, value: "63400:300:100"}
+prefixAdvertisements:
+  - cidr: 172.218.4.0/26
+    communities: [bgp-large-community, "63400:120"]
+"#;
+        let with_filter = GOOD.replace(
+            "    allowedPrefixes: [0.0.0.0/0]\n",
+            "    allowedPrefixes: [0.0.0.0/0]\n    filters: [my-filter]\n",
+        );
+        let c = Config::parse("speaker.yaml", &format!("{with_filter}{policy}")).unwrap();
+        let tor = c
+            .neighbors()
+            .into_iter()
+            .find(|n| n.address.to_string() == "10.0.0.254")
+            .unwrap();
+        assert_eq!(tor.filters.0.len(), 1);
+        assert!(!c.advertisements().is_empty());
+        assert_eq!(
+            err(&format!(
+                "{}{policy}",
+                GOOD.replace(
+                    "    allowedPrefixes: [0.0.0.0/0]\n",
+                    "    allowedPrefixes: [0.0.0.0/0]\n    filters: [other]\n"
+                )
+            )),
+            "speaker.yaml: peers[0].filters[0]: no BGPFilter named \"other\" in `filters`"
+        );
+        assert_eq!(
+            err(&format!(
+                "{GOOD}{}",
+                policy.replace("cidr: 44.0.0.0/16", "cidr: 44.0.0.0/16, interface: eth0")
+            )),
+            "speaker.yaml: filters[0].importV4[1].interface: applies to export rules only"
+        );
+        assert_eq!(
+            err(&format!("{GOOD}{}", policy.replace("63400:300:100", "63400:300"))
+                .replace("[bgp-large-community, \"63400:120\"]", "[bgp-large, \"63400:120\"]")),
+            "speaker.yaml: prefixAdvertisements[0].communities[0]: \"bgp-large\" is neither a name in `communities` nor a value (aa:nn or aa:nn:mm)"
+        );
+        let e = err(&format!("{GOOD}{}", policy.replace("action: Reject}", "action: Drop}")));
+        assert!(e.contains("unknown variant `Drop`"), "{e}");
     }
 
     #[test]

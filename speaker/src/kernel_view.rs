@@ -189,6 +189,16 @@ impl KernelView {
         &self.advertised
     }
 
+    /// The pod interface a pod route of ours leaves by (BGPFilter's `interface`
+    /// asks): `None` for a block, or when no pod route holds `prefix`.
+    pub fn pod_interface(&self, prefix: &IpNet) -> Option<&str> {
+        self.routes
+            .iter()
+            .filter(|((p, _, _), stored)| p == prefix && stored.class == Class::PodHost)
+            .find_map(|((_, _, oif), _)| oif.and_then(|i| self.links.get(&i)))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Whether a route of another owner is on `prefix` in our table.
     pub fn held_by_other(&self, prefix: &IpNet) -> bool {
         self.others.contains_key(prefix)

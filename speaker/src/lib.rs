@@ -20,6 +20,7 @@ pub mod messages;
 pub mod metrics;
 pub mod node;
 pub mod packet;
+pub mod policy;
 pub mod replay;
 pub mod rib;
 pub mod service_watch;

@@ -145,6 +145,25 @@ fn main() -> ExitCode {
                     c.router_id,
                     c.neighbors().len()
                 );
+                for f in &c.filters {
+                    let users: Vec<String> = c
+                        .peers
+                        .iter()
+                        .filter(|p| p.filters.contains(&f.name))
+                        .map(|p| p.peer_ip.to_string())
+                        .collect();
+                    match users.is_empty() {
+                        true => println!("BGPFilter {}: defined, used by no peer", f.name),
+                        false => println!("BGPFilter {}: used by {}", f.name, users.join(", ")),
+                    }
+                }
+                for a in &c.prefix_advertisements {
+                    println!(
+                        "prefixAdvertisement {}: communities {}",
+                        a.cidr,
+                        a.communities.join(", ")
+                    );
+                }
                 match services {
                     Some(file) => check_services(&c, &file),
                     None => ExitCode::SUCCESS,

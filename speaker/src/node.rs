@@ -203,12 +203,14 @@ const FIB_EARLY: usize = 512;
 
 impl Node {
     pub fn new(config: Config) -> Node {
-        let rib = Rib::new(RibConfig {
+        let mut rib = Rib::new(RibConfig {
             local_as: config.as_number,
             router_id: config.router_id,
             cluster_id: config.route_reflector.map(|r| r.cluster_id),
             pools: config.pools.clone(),
         });
+        // Nothing to send yet: no peer is up.
+        let _ = rib.set_advertisements(config.advertisements());
         let kernel = KernelView::new(ViewConfig {
             pools: config.pools.clone(),
             pod_interface_prefix: config.pod_interface_prefix.clone(),
@@ -364,7 +366,8 @@ impl Node {
                 continue;
             }
             let c = if present {
-                self.rib.local_add(prefix)
+                let interface = self.kernel.pod_interface(&prefix);
+                self.rib.local_add(prefix, interface)
             } else {
                 self.rib.local_del(prefix)
             };
@@ -595,9 +598,17 @@ impl Node {
                     removed += 1;
                     self.remove_peer(addr, CeaseSubcode::PeerDeconfigured);
                 }
-                Some(n) if *n != neighbor => {
+                Some(n) if !n.same_session(&neighbor) => {
                     changed += 1;
                     self.remove_peer(addr, CeaseSubcode::OtherConfigurationChange);
+                }
+                Some(n) if n.filters != neighbor.filters => {
+                    info!(peer = %addr, "reload: new filters, applied to what was received and sent");
+                    if let Some(p) = self.peers.get_mut(&addr) {
+                        p.neighbor.filters = n.filters.clone();
+                    }
+                    let c = self.rib.set_filters(addr, n.filters.clone());
+                    self.absorb(c);
                 }
                 Some(_) => {}
             }
@@ -618,8 +629,13 @@ impl Node {
             service_external_ips: new.service_external_ips,
             service_load_balancer_ips: new.service_load_balancer_ips,
             node_name: new.node_name,
+            filters: new.filters,
+            communities: new.communities,
+            prefix_advertisements: new.prefix_advertisements,
             ..self.config.clone()
         };
+        let c = self.rib.set_advertisements(self.config.advertisements());
+        self.absorb(c);
         info!(added, removed, changed, "configuration reloaded");
         self.refresh_services();
         self.check_startup_stale();
@@ -641,7 +657,7 @@ impl Node {
         for (prefix, why) in &new {
             if !old.contains_key(prefix) {
                 info!(%prefix, field = why.field, policy = ?why.policy, "service route advertised");
-                let c = self.rib.local_add(*prefix);
+                let c = self.rib.local_add(*prefix, None);
                 self.absorb(c);
             }
         }
@@ -1098,6 +1114,7 @@ fn peer_info(n: &Neighbor, up: Option<&SessionUp>) -> PeerInfo {
         allowed_local_as: n.allowed_local_as,
         enforce_first_as: n.enforce_first_as,
         allowed_prefixes: n.allowed_prefixes.clone(),
+        filters: n.filters.clone(),
         families: up.map(|u| u.families.clone()).unwrap_or_default(),
     }
 }

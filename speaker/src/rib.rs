@@ -12,6 +12,7 @@ use ipnet::IpNet;
 
 use crate::config::{DrainMode, NextHopMode};
 use crate::packet::{AfiSafi, AsPath, Community, NextHop, Origin, PathAttributes};
+use crate::policy::{Action, Advertisements, Direction, PeerFilters, RouteFacts};
 
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
@@ -65,7 +66,32 @@ pub struct PeerInfo {
     /// refused (RFC 4271 6.3).
     pub enforce_first_as: bool,
     pub allowed_prefixes: Vec<IpNet>,
+    /// BGPFilters on what the peer sends and what it is sent.
+    pub filters: PeerFilters,
     pub families: Vec<AfiSafi>,
+}
+
+/// Why the import policy refused a path: one of the speaker's own checks, or the
+/// BGPFilter rule that rejected it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    Check(&'static str),
+    Filter(Arc<str>),
+}
+
+impl Rejected {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Rejected::Check(s) => s,
+            Rejected::Filter(s) => s,
+        }
+    }
+}
+
+impl serde::Serialize for Rejected {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -121,7 +147,7 @@ impl Changes {
 struct AdjIn {
     path: Path,
     /// Why the import policy refused it; `None` when accepted.
-    rejected: Option<&'static str>,
+    rejected: Option<Rejected>,
     /// The next hop as advertised, when it was an IPv4-mapped address taken to mean
     /// the sender (see [`Rib::sender_if_mapped`]).
     mapped: Option<IpAddr>,
@@ -182,7 +208,7 @@ pub struct PathView {
     pub best: bool,
     pub multipath: bool,
     pub stale: bool,
-    pub rejected: Option<&'static str>,
+    pub rejected: Option<Rejected>,
     /// Why the next hop cannot be used (RFC 4271 9.1.2.1): the path is not a candidate.
     pub unresolved: Option<&'static str>,
     /// Every attribute the path carries.
@@ -192,7 +218,11 @@ pub struct PathView {
 pub struct Rib {
     config: RibConfig,
     peers: BTreeMap<IpAddr, PeerState>,
-    local: BTreeSet<IpNet>,
+    /// This node's routes, with the interface a pod's leaves by (for BGPFilter's
+    /// `interface`).
+    local: BTreeMap<IpNet, Option<Arc<str>>>,
+    /// What `prefixAdvertisements` attach to what is advertised.
+    advertisements: Arc<Advertisements>,
     loc: BTreeMap<IpNet, Selected>,
     drain: Option<DrainMode>,
     next_hops: HashMap<IpAddr, NextHopState>,
@@ -203,7 +233,8 @@ impl Rib {
         Rib {
             config,
             peers: BTreeMap::new(),
-            local: BTreeSet::new(),
+            local: BTreeMap::new(),
+            advertisements: Arc::default(),
             loc: BTreeMap::new(),
             drain: None,
             next_hops: HashMap::new(),
@@ -222,13 +253,7 @@ impl Rib {
             return changes;
         }
         self.drain = drain;
-        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
-        let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
-        for prefix in prefixes {
-            for peer in &peers {
-                self.export_one(*peer, prefix, &mut changes);
-            }
-        }
+        self.export_all(&mut changes);
         changes
     }
 
@@ -259,7 +284,66 @@ impl Rib {
     }
 
     pub fn local_routes(&self) -> impl Iterator<Item = &IpNet> {
-        self.local.iter()
+        self.local.keys()
+    }
+
+    /// New `prefixAdvertisements` (a reload): every peer is sent what changes.
+    pub fn set_advertisements(&mut self, advertisements: Advertisements) -> Changes {
+        let mut changes = Changes::default();
+        if *self.advertisements == advertisements {
+            return changes;
+        }
+        self.advertisements = Arc::new(advertisements);
+        self.export_all(&mut changes);
+        changes
+    }
+
+    /// New BGPFilters for `peer` (a reload), without a new session: what it sent
+    /// (kept in its Adj-RIB-In, accepted or not) is judged again, and what it is
+    /// sent follows the new export rules.
+    pub fn set_filters(&mut self, peer: IpAddr, filters: PeerFilters) -> Changes {
+        let mut changes = Changes::default();
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return changes;
+        };
+        if state.info.filters == filters {
+            return changes;
+        }
+        state.info.filters = filters;
+        let state = &self.peers[&peer];
+        let mut verdicts: Vec<(IpNet, Option<Rejected>)> = state
+            .adj_in
+            .iter()
+            .map(|(prefix, a)| (*prefix, self.import_reject(&state.info, &a.path.attrs, prefix)))
+            .filter(|(prefix, verdict)| state.adj_in[prefix].rejected != *verdict)
+            .collect();
+        // In prefix order, so the same inputs give the same outputs (replay).
+        verdicts.sort_unstable_by_key(|(prefix, _)| *prefix);
+        let state = self.peers.get_mut(&peer).expect("present");
+        for (prefix, verdict) in &verdicts {
+            if let Some(a) = state.adj_in.get_mut(prefix) {
+                a.rejected = verdict.clone();
+            }
+        }
+        for (prefix, _) in verdicts {
+            self.recompute(prefix, &mut changes);
+        }
+        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
+        for prefix in prefixes {
+            self.export_one(peer, prefix, &mut changes);
+        }
+        changes
+    }
+
+    /// Every established peer's Adj-RIB-Out brought in line with the export rules.
+    fn export_all(&mut self, changes: &mut Changes) {
+        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
+        let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for prefix in prefixes {
+            for peer in &peers {
+                self.export_one(*peer, prefix, changes);
+            }
+        }
     }
 
     /// Prefixes received from `peer` and how many of them were accepted.
@@ -430,10 +514,9 @@ impl Rib {
                 stored.originator_id = None;
                 stored.cluster_list.clear();
             }
-            let attr_reject = self.attribute_reject(&self.peers[&peer].info, &stored);
             let stored = Arc::new(stored);
             for (prefix, next_hop) in announced {
-                let rejected = attr_reject.or_else(|| self.prefix_reject(&self.peers[&peer].info, prefix));
+                let rejected = self.import_reject(&self.peers[&peer].info, &stored, prefix);
                 let advertised = next_hop_addr(next_hop);
                 let nh = self.sender_if_mapped(peer, advertised);
                 let mapped = (nh != advertised).then_some(advertised);
@@ -537,17 +620,25 @@ impl Rib {
         changes
     }
 
-    pub fn local_add(&mut self, prefix: IpNet) -> Changes {
+    /// A route of this node to advertise; `interface` is the one a pod's leaves by.
+    pub fn local_add(&mut self, prefix: IpNet, interface: Option<&str>) -> Changes {
         let mut changes = Changes::default();
-        if self.local.insert(prefix) {
+        let interface: Option<Arc<str>> = interface.map(Arc::from);
+        if self.local.get(&prefix) != Some(&interface) {
+            self.local.insert(prefix, interface);
             self.recompute(prefix, &mut changes);
+            // The interface alone may have changed: BGPFilter may see it.
+            let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
+            for peer in peers {
+                self.export_one(peer, prefix, &mut changes);
+            }
         }
         changes
     }
 
     pub fn local_del(&mut self, prefix: IpNet) -> Changes {
         let mut changes = Changes::default();
-        if self.local.remove(&prefix) {
+        if self.local.remove(&prefix).is_some() {
             self.recompute(prefix, &mut changes);
         }
         changes
@@ -565,7 +656,7 @@ impl Rib {
     pub fn routes_page(&self, filter: Option<IpNet>, after: Option<IpNet>, limit: usize) -> (Vec<RouteView>, bool) {
         let mut prefixes: Vec<IpNet> = self
             .local
-            .iter()
+            .keys()
             .chain(self.peers.values().flat_map(|p| p.adj_in.keys()))
             .filter(|p| after.is_none_or(|a| **p > a) && filter.is_none_or(|f| overlaps(f, **p)))
             .copied()
@@ -584,7 +675,7 @@ impl Rib {
                         .map(|i| (i == 0, i < sel.map_or(0, |s| s.multipath)))
                         .unwrap_or((false, false))
                 };
-                if self.local.contains(&prefix) {
+                if self.local.contains_key(&prefix) {
                     let (best, multipath) = rank(Source::Local);
                     paths.push(PathView {
                         from: "local".into(),
@@ -612,7 +703,7 @@ impl Rib {
                             best,
                             multipath,
                             stale: a.path.stale,
-                            rejected: a.rejected,
+                            rejected: a.rejected.clone(),
                             unresolved: self.unresolved(a.path.next_hop),
                             attrs: a.path.attrs.clone(),
                         });
@@ -620,7 +711,7 @@ impl Rib {
                 }
                 RouteView {
                     prefix,
-                    local: self.local.contains(&prefix),
+                    local: self.local.contains_key(&prefix),
                     paths,
                 }
             })
@@ -638,6 +729,25 @@ impl Rib {
 
     fn is_ibgp(&self, info: &PeerInfo) -> bool {
         info.remote_as == self.config.local_as
+    }
+
+    /// The import policy's verdict on a path: the speaker's checks of its
+    /// attributes (loops, the first AS), then the peer's BGPFilters (the first
+    /// matching rule decides), then the pools and `allowedPrefixes`.
+    fn import_reject(&self, info: &PeerInfo, attrs: &PathAttributes, prefix: &IpNet) -> Option<Rejected> {
+        if let Some(why) = self.attribute_reject(info, attrs) {
+            return Some(Rejected::Check(why));
+        }
+        let facts = RouteFacts {
+            prefix: *prefix,
+            from_peer: true,
+            interface: None,
+        };
+        match info.filters.decide(Direction::Import, &facts) {
+            Some(d) if d.action == Action::Accept => None,
+            Some(d) => Some(Rejected::Filter(d.rule)),
+            None => self.prefix_reject(info, prefix).map(Rejected::Check),
+        }
     }
 
     /// Import checks that depend on the attributes only.
@@ -688,7 +798,7 @@ impl Rib {
     /// Runs the decision process for `prefix` and records what changed.
     fn recompute(&mut self, prefix: IpNet, changes: &mut Changes) {
         let mut paths = Vec::new();
-        if self.local.contains(&prefix) {
+        if self.local.contains_key(&prefix) {
             paths.push(Path {
                 source: Source::Local,
                 attrs: Arc::new(PathAttributes {
@@ -799,6 +909,20 @@ impl Rib {
         if communities.contains(&Community::NO_ADVERTISE) || (!to_ibgp && communities.contains(&Community::NO_EXPORT)) {
             return None;
         }
+        if !to.filters.is_empty() {
+            let facts = RouteFacts {
+                prefix: *prefix,
+                from_peer: best.source != Source::Local,
+                interface: self.local.get(prefix).and_then(|i| i.as_deref()),
+            };
+            if to
+                .filters
+                .decide(Direction::Export, &facts)
+                .is_some_and(|d| d.action == Action::Reject)
+            {
+                return None;
+            }
+        }
         let mut attrs = PathAttributes {
             origin: Some(best.attrs.origin.unwrap_or(Origin::Igp)),
             as_path: Some(best.attrs.as_path.clone().unwrap_or_default()),
@@ -840,6 +964,7 @@ impl Rib {
                 .get_or_insert_with(AsPath::default)
                 .prepend(self.config.local_as);
         }
+        self.advertisements.apply(prefix, &mut attrs, to_ibgp);
         if self.drain == Some(DrainMode::GracefulShutdown) {
             if !attrs.communities.contains(&Community::GRACEFUL_SHUTDOWN) {
                 attrs.communities.push(Community::GRACEFUL_SHUTDOWN);
@@ -1006,6 +1131,7 @@ mod tests {
             allowed_local_as: 0,
             enforce_first_as: true,
             allowed_prefixes: vec![],
+            filters: PeerFilters::default(),
             families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
         }
     }
@@ -1031,7 +1157,7 @@ mod tests {
     fn local_block_is_announced_with_next_hop_self_and_prepend() {
         let mut rib = rib(false);
         up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
-        let c = rib.local_add(net("10.244.1.0/26"));
+        let c = rib.local_add(net("10.244.1.0/26"), None);
         assert!(c.fib.is_empty(), "local routes are the kernel's already");
         let OutChange::Announce { attrs, next_hop, .. } = &c.out[&ip("192.0.2.254")][0] else {
             panic!("{c:?}")
@@ -1103,6 +1229,151 @@ mod tests {
                 prefix: net("10.244.2.0/26")
             }]
         );
+    }
+
+    fn filters(yaml: &str) -> PeerFilters {
+        PeerFilters(vec![Arc::new(serde_yaml::from_str(yaml).unwrap())])
+    }
+
+    fn announced(c: &Changes, to: &str) -> Vec<IpNet> {
+        c.out
+            .get(&ip(to))
+            .into_iter()
+            .flatten()
+            .filter_map(|o| match o {
+                OutChange::Announce { prefix, .. } => Some(*prefix),
+                OutChange::Withdraw { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bgp_filter_import_rules_decide_before_the_pools_and_a_new_filter_judges_again() {
+        let mut rib = rib(false);
+        let mut tor = peer("192.0.2.254", 65000, "10.0.0.254");
+        tor.filters = filters(
+            "name: f\nimportV4:\n\
+             - {action: Reject, matchOperator: Equal, cidr: 10.244.220.0/26}\n\
+             - {action: Accept, matchOperator: In, cidr: 203.0.113.0/24, prefixLength: {max: 24}}\n",
+        );
+        up(&mut rib, tor.clone());
+        let routes = [
+            (net("10.244.220.0/26"), nh("192.0.2.254")),
+            (net("10.244.221.0/26"), nh("192.0.2.254")),
+            (net("203.0.113.0/24"), nh("192.0.2.254")),
+            (net("203.0.113.0/25"), nh("192.0.2.254")),
+        ];
+        let c = rib.update(ip("192.0.2.254"), &attrs(&[65000]), &routes, &[], &|_| None);
+        let installed: Vec<IpNet> = c
+            .fib
+            .iter()
+            .filter_map(|f| match f {
+                FibChange::Install { prefix, .. } => Some(*prefix),
+                FibChange::Remove { .. } => None,
+            })
+            .collect();
+        // Rejected by rule 0; accepted by rule 1 outside the pools; no rule and
+        // outside the pools: refused by the speaker's own rule.
+        assert_eq!(installed, [net("10.244.221.0/26"), net("203.0.113.0/24")]);
+        let why = |p: &str| {
+            let routes = rib.routes(Some(net(p)));
+            let route = routes.iter().find(|r| r.prefix == net(p)).unwrap();
+            route.paths[0].rejected.clone().map(|r| r.as_str().to_string())
+        };
+        assert_eq!(why("10.244.220.0/26").as_deref(), Some("BGPFilter f importV4[0]"));
+        assert_eq!(
+            why("203.0.113.0/25").as_deref(),
+            Some("outside the pools and allowedPrefixes")
+        );
+        // A reload takes the filter away: what was kept is accepted, no reset.
+        let c = rib.set_filters(ip("192.0.2.254"), PeerFilters::default());
+        assert_eq!(
+            c.fib.iter().collect::<Vec<_>>(),
+            [
+                &FibChange::Install {
+                    prefix: net("10.244.220.0/26"),
+                    next_hops: vec![ip("192.0.2.254")]
+                },
+                &FibChange::Remove {
+                    prefix: net("203.0.113.0/24")
+                },
+            ]
+        );
+        assert_eq!(rib.counts(ip("192.0.2.254")), (4, 2));
+    }
+
+    #[test]
+    fn bgp_filter_export_rules_keep_a_route_from_one_peer_only() {
+        let mut rib = rib(false);
+        let mut a = peer("192.0.2.254", 65000, "10.0.0.254");
+        a.filters = filters(
+            "name: f\nexportV4:\n- {action: Reject, matchOperator: Equal, cidr: 10.244.1.0/26}\n\
+             - {action: Reject, interface: 'cali*'}\nexportV6:\n- {action: Reject, source: RemotePeers}\n",
+        );
+        a.local_v6 = Some("fd00::1".parse().unwrap());
+        up(&mut rib, a.clone());
+        up(&mut rib, peer("192.0.2.253", 65001, "10.0.0.253"));
+        let c = rib.local_add(net("10.244.1.0/26"), None);
+        assert_eq!(announced(&c, "192.0.2.254"), []);
+        assert_eq!(announced(&c, "192.0.2.253"), [net("10.244.1.0/26")]);
+        let c = rib.local_add(net("10.244.2.7/32"), Some("cali0123"));
+        assert_eq!(announced(&c, "192.0.2.254"), []);
+        let c = rib.local_add(net("10.244.2.8/32"), Some("eth0"));
+        assert_eq!(announced(&c, "192.0.2.254"), [net("10.244.2.8/32")]);
+        // exportV6 rejects what peers sent, not our own.
+        let c = rib.update(
+            ip("192.0.2.253"),
+            &attrs(&[65001]),
+            &[(net("fd00:244:0:9::/64"), nh("fd00::253"))],
+            &[],
+            &|_| None,
+        );
+        assert_eq!(announced(&c, "192.0.2.254"), []);
+        let c = rib.local_add(net("fd00:244:0:1::/64"), None);
+        assert_eq!(announced(&c, "192.0.2.254"), [net("fd00:244:0:1::/64")]);
+        // The filter goes: what it kept back is sent now.
+        let c = rib.set_filters(ip("192.0.2.254"), PeerFilters::default());
+        let mut sent = announced(&c, "192.0.2.254");
+        sent.sort();
+        assert_eq!(
+            sent,
+            [net("10.244.1.0/26"), net("10.244.2.7/32"), net("fd00:244:0:9::/64")]
+        );
+    }
+
+    #[test]
+    fn prefix_advertisements_attach_communities_and_a_reload_resends() {
+        let mut rib = rib(false);
+        up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
+        up(&mut rib, peer("192.0.2.2", LOCAL_AS, "10.0.0.2"));
+        rib.local_add(net("10.244.1.0/26"), None);
+        rib.local_add(net("10.244.9.0/26"), None);
+        let named = vec![crate::policy::NamedCommunity {
+            name: "a".into(),
+            value: "65000:100".into(),
+        }];
+        let ads = vec![crate::policy::PrefixAdvertisement {
+            cidr: net("10.244.1.0/24"),
+            communities: vec!["a".into(), "65000:1:2".into()],
+            local_preference: Some(300),
+        }];
+        let c = rib.set_advertisements(Advertisements::new(&named, &ads).unwrap());
+        for (to, pref) in [("192.0.2.254", None), ("192.0.2.2", Some(300))] {
+            let out = &c.out[&ip(to)];
+            assert_eq!(out.len(), 1, "only the prefix inside the CIDR changes: {out:?}");
+            let OutChange::Announce { prefix, attrs, .. } = &out[0] else {
+                panic!()
+            };
+            assert_eq!(*prefix, net("10.244.1.0/26"));
+            assert_eq!(attrs.communities, [Community::new(65000, 100)]);
+            assert_eq!(attrs.large_communities[0].to_string(), "65000:1:2");
+            assert_eq!(attrs.local_pref, pref);
+        }
+        let c = rib.set_advertisements(Advertisements::default());
+        let OutChange::Announce { attrs, .. } = &c.out[&ip("192.0.2.254")][0] else {
+            panic!()
+        };
+        assert!(attrs.communities.is_empty() && attrs.large_communities.is_empty());
     }
 
     #[test]
@@ -1237,7 +1508,7 @@ mod tests {
     fn own_block_from_a_peer_never_replaces_the_blackhole() {
         let mut rib = rib(false);
         up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
-        rib.local_add(net("10.244.1.0/26"));
+        rib.local_add(net("10.244.1.0/26"), None);
         let c = rib.update(
             ip("192.0.2.254"),
             &attrs(&[65000]),
@@ -1533,7 +1804,7 @@ mod tests {
         up(&mut rib, peer("192.0.2.254", 65000, "10.0.0.254"));
         up(&mut rib, peer("10.0.0.2", LOCAL_AS, "10.0.0.2"));
         let block = net("10.244.1.0/26");
-        rib.local_add(block);
+        rib.local_add(block, None);
         let c = rib.set_drain(Some(DrainMode::Withdraw));
         for p in ["192.0.2.254", "10.0.0.2"] {
             assert_eq!(c.out[&ip(p)], vec![OutChange::Withdraw { prefix: block }]);
@@ -1590,7 +1861,7 @@ mod tests {
         v4only.families = vec![AfiSafi::IPV4_UNICAST];
         up(&mut rib, v4only);
         up(&mut rib, peer("fd00::254", 65000, "10.0.0.254"));
-        let c = rib.local_add(net("fd00:244:0:1::/64"));
+        let c = rib.local_add(net("fd00:244:0:1::/64"), None);
         assert_eq!(c.out.len(), 1);
         let OutChange::Announce { next_hop, .. } = &c.out[&ip("fd00::254")][0] else {
             panic!()

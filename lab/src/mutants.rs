@@ -504,7 +504,7 @@ mod tests {
                 families.insert(id.split('-').next().unwrap().to_string());
             }
         }
-        for f in ["SES", "RT", "DP", "WD", "GR", "RB"] {
+        for f in ["SES", "RT", "DP", "WD", "GR", "RB", "SVC", "POL"] {
             assert!(families.contains(f), "no mutant caught by a {f} case");
         }
     }

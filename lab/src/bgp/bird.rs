@@ -72,6 +72,37 @@ impl Implementation for Bird {
         Some((originator, clusters))
     }
 
+    /// The first (best) route's `BGP.community` (`(65000,100) (65000,200)`) and
+    /// `BGP.large_community` (`(65000, 1, 2)`), where that route is `prefix` itself
+    /// (`show route for` answers with the longest match).
+    fn parse_communities(&self, out: &str, prefix: &str) -> Option<Vec<String>> {
+        let mut lines = out.lines().skip_while(|l| !l.starts_with(prefix));
+        let first = lines.next()?;
+        if first.split_whitespace().next() != Some(prefix) {
+            return None;
+        }
+        let mut found = Vec::new();
+        for line in lines.map(str::trim) {
+            if line.contains(" unicast [") {
+                break;
+            }
+            let Some(list) = line
+                .strip_prefix("BGP.community:")
+                .or_else(|| line.strip_prefix("BGP.large_community:"))
+            else {
+                continue;
+            };
+            let list: String = list.chars().filter(|c| !c.is_whitespace()).collect();
+            found.extend(
+                list.split(')')
+                    .map(|c| c.trim_start_matches('('))
+                    .filter(|c| !c.is_empty())
+                    .map(|c| c.replace(',', ":")),
+            );
+        }
+        Some(found)
+    }
+
     fn capabilities_command(&self, _peer: &str) -> Option<Vec<String>> {
         Some(self.sessions_command())
     }
@@ -206,6 +237,26 @@ fn since_secs(cols: &[&str]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn communities_of_the_route_itself() {
+        let v4 = include_str!("testdata/bird-route-communities-v4.txt");
+        assert_eq!(
+            Bird.parse_communities(v4, "10.244.1.0/26").unwrap(),
+            ["65000:100", "65000:200", "65000:1:2"]
+        );
+        let v6 = include_str!("testdata/bird-route-communities-v6.txt");
+        assert_eq!(
+            Bird.parse_communities(v6, "fd00:244:0:1::/122").unwrap(),
+            ["65000:100", "65000:1:2"]
+        );
+        // `show route for` answers with the longest match: a covering route is not it.
+        assert_eq!(Bird.parse_communities(v4, "10.244.1.5/32"), None);
+        assert_eq!(
+            Bird.parse_communities("BIRD 2.0.12 ready.\nNetwork not found\n", "10.244.1.0/26"),
+            None
+        );
+    }
 
     #[test]
     fn established_session() {

@@ -66,6 +66,27 @@ impl Implementation for Frr {
         ))
     }
 
+    fn parse_communities(&self, out: &str, prefix: &str) -> Option<Vec<String>> {
+        let v: Value = serde_json::from_str(out).ok()?;
+        if v["prefix"].as_str() != Some(prefix) {
+            return None;
+        }
+        let paths = v["paths"].as_array()?;
+        let best = paths
+            .iter()
+            .find(|p| p["bestpath"]["overall"] == true)
+            .or_else(|| paths.first())?;
+        let words = |attr: &str| {
+            best[attr]["string"]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        Some([words("community"), words("largeCommunity")].concat())
+    }
+
     fn capabilities_command(&self, peer: &str) -> Option<Vec<String>> {
         Some(vec![
             "vtysh".into(),
@@ -267,6 +288,16 @@ mod tests {
         assert_eq!(v6.paths[0].next_hop.as_deref(), Some("fd00::12"), "the global next hop");
         assert!(v6.paths[0].best && v6.paths[0].accepted && !v6.paths[0].stale);
         assert_eq!(v6.paths[0].as_path_len, 0);
+    }
+
+    #[test]
+    fn communities_of_the_best_path() {
+        let out = include_str!("testdata/frr-route-communities.json");
+        assert_eq!(
+            Frr.parse_communities(out, "10.244.1.0/26").unwrap(),
+            ["65000:100", "65000:200", "65000:1:2"]
+        );
+        assert_eq!(Frr.parse_communities("{\n}\n", "10.244.1.0/26"), None);
     }
 
     #[test]

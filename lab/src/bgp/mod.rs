@@ -85,6 +85,12 @@ pub trait Implementation {
     fn parse_reflection(&self, _out: &str, _prefix: &str) -> Option<(Option<String>, Vec<String>)> {
         None
     }
+    /// The standard and large communities of the daemon's best path to exactly
+    /// `prefix`, read from [`Implementation::route_command`]'s output and written
+    /// `a:b` and `a:b:c`; `None` when it has no path to `prefix`.
+    fn parse_communities(&self, _out: &str, _prefix: &str) -> Option<Vec<String>> {
+        None
+    }
     /// The command that prints the daemon's RIB (every path received, both
     /// families), and its parser; `None` where the lab does not read it.
     fn rib_command(&self) -> Option<Vec<String>> {

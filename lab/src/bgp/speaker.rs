@@ -68,6 +68,21 @@ impl Implementation for Speaker {
         ))
     }
 
+    fn parse_communities(&self, out: &str, prefix: &str) -> Option<Vec<String>> {
+        let v: Value = serde_json::from_str(out).ok()?;
+        let route = v["learned"].as_array()?.iter().find(|r| r["prefix"] == prefix)?;
+        let best = route["paths"].as_array()?.iter().find(|p| p["best"] == true)?;
+        let words = |attr: &str| -> Vec<String> {
+            best["attrs"][attr]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect()
+        };
+        Some([words("communities"), words("large_communities")].concat())
+    }
+
     fn rib_command(&self) -> Option<Vec<String>> {
         Some(["speaker", "routes", "--json"].map(String::from).to_vec())
     }
@@ -128,6 +143,16 @@ impl Implementation for Speaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn communities_of_the_best_path() {
+        let out = include_str!("testdata/speaker-route-communities.json");
+        assert_eq!(
+            Speaker.parse_communities(out, "10.244.1.0/26").unwrap(),
+            ["65000:100", "65000:200", "65000:1:2"]
+        );
+        assert_eq!(Speaker.parse_communities(out, "10.244.2.0/26"), None);
+    }
 
     #[test]
     fn the_rib_says_which_paths_were_taken() {

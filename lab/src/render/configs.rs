@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::intent::{NodeIntent, RouterIntent, CONNECT_RETRY, HOLD, KEEPALIVE, RESTART_TIME};
-use super::Family;
+use super::{policy, Family};
 
 fn v4(nets: &[IpNet]) -> Option<IpNet> {
     nets.iter().copied().find(|n| matches!(n, IpNet::V4(_)))
@@ -59,18 +59,24 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
     }
     s.push_str("}\n\n");
     let services = n.service_cidrs();
-    s.push_str("filter calico_export_to_bgp_peers {\n  calico_aggr();\n");
+    let mut export_body = String::from("  calico_aggr();\n");
     if !services.is_empty() {
-        s.push_str("  # Static routes: the service CIDRs, and the /32s of Local services here.\n");
+        export_body.push_str("  # Static routes: the service CIDRs, and the /32s of Local services here.\n");
         for c in &services {
-            let _ = writeln!(s, "  if ( net ~ {c} ) then {{ accept; }}");
+            let _ = writeln!(export_body, "  if ( net ~ {c} ) then {{ accept; }}");
         }
     }
-    s.push_str("  # Routes within the IP pools: borrowed pod IPs from other nodes' blocks.\n");
+    export_body.push_str("  # Routes within the IP pools: borrowed pod IPs from other nodes' blocks.\n");
     for p in &n.pools {
-        let _ = writeln!(s, "  if ( net ~ {p} ) then {{ accept; }}");
+        let _ = writeln!(export_body, "  if ( net ~ {p} ) then {{ accept; }}");
     }
-    s.push_str("  reject;\n}\n\n");
+    export_body.push_str("  reject;\n");
+    s.push_str(&policy::bird_functions(n));
+    let _ = writeln!(
+        s,
+        "filter calico_export_to_bgp_peers {{\n{}{export_body}}}\n",
+        policy::bird_export_head(n)
+    );
     s.push_str("filter calico_kernel_programming {\n");
     if !services.is_empty() {
         s.push_str("  # Don't program static routes into kernel (the service CIDRs).\n");
@@ -134,12 +140,18 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
         } else {
             "bgp_template6"
         };
-        let limit = match n.max_prefixes(peer) {
-            Some(max) => format!(
-                "\n  {} {{ import limit {max} action disable; }};",
-                if peer.is_ipv4() { "ipv4" } else { "ipv6" }
+        let (mut channel, defs) = policy::bird_peer(n, peer, &name, &export_body);
+        if let Some(max) = n.max_prefixes(peer) {
+            channel.insert(0, format!("import limit {max} action disable"));
+        }
+        s.push_str(&defs);
+        let channel = match channel.is_empty() {
+            true => String::new(),
+            false => format!(
+                "\n  {} {{ {} }};",
+                if peer.is_ipv4() { "ipv4" } else { "ipv6" },
+                channel.iter().map(|l| format!("{l};")).collect::<Vec<_>>().join(" ")
             ),
-            None => String::new(),
         };
         // The template's timers, unless the intent changed them for this session.
         let timers = match n.timers(peer) {
@@ -152,7 +164,7 @@ pub fn bird_node(name: &str, about: &str, n: &NodeIntent) -> String {
         };
         let _ = writeln!(
             s,
-            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{timers}{password}{}{}{limit}\n}}\n",
+            "protocol bgp {name} from {template} {{\n  local as {};\n  neighbor {peer} as {asn};\n  source address {};{timers}{password}{}{}{channel}\n}}\n",
             n.as_number,
             n.address_of(peer),
             if n.bfd(peer).is_some() { "\n  bfd on;" } else { "" },
@@ -248,6 +260,13 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
             "!\nroute-map {rm} permit 10\n match ip address prefix-list SERVICES\nexit\n!\nroute-map {rm} permit 20\n match ipv6 address prefix-list SERVICES6\nexit\n!"
         );
     }
+    let sessions = n.sessions();
+    let peers: Vec<IpAddr> = sessions.iter().map(|(p, ..)| *p).collect();
+    let (maps, map_lines) = policy::frr_policy(n, &peers);
+    if !maps.is_empty() {
+        s.push_str("! BGPFilters and prefixAdvertisements, per session.\n");
+        s.push_str(&maps);
+    }
     let _ =
         writeln!(
         s,
@@ -261,7 +280,6 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
             "no bgp graceful-restart".to_string()
         }
     );
-    let sessions = n.sessions();
     for (peer, asn, _) in &sessions {
         frr_neighbor(
             &mut s,
@@ -278,12 +296,17 @@ pub fn frr_node(name: &str, about: &str, n: &NodeIntent) -> String {
             let _ = writeln!(s, " neighbor {peer} password {p}");
         }
     }
-    let peers: Vec<IpAddr> = sessions.iter().map(|(p, ..)| *p).collect();
     let limits = |v6: bool| -> Vec<String> {
         n.peers
             .iter()
             .filter(|p| p.peer_ip.is_ipv6() == v6)
             .filter_map(|p| Some(format!("neighbor {} maximum-prefix {}", p.peer_ip, p.max_prefixes?)))
+            .chain(
+                map_lines
+                    .iter()
+                    .filter(|(p, _)| p.is_ipv6() == v6)
+                    .map(|(_, l)| l.clone()),
+            )
             .collect()
     };
     let with =

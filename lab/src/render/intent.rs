@@ -42,6 +42,15 @@ pub struct NodeIntent {
     /// The Kubernetes node's name, as EndpointSlices name it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
+    /// Calico's BGPFilters (a case's change, POL): peers name them in `filters`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<FilterIntent>,
+    /// BGPConfiguration's named `communities`, and the `prefixAdvertisements`
+    /// that attach them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<NamedCommunity>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prefix_advertisements: Vec<PrefixAdvertisement>,
     /// The node's pod blocks (one per family): Calico's IPAM, not BGP config.
     #[serde(skip)]
     pub blocks: Vec<IpNet>,
@@ -103,6 +112,60 @@ pub struct PeerIntent {
     /// TCP-MD5 (RFC 2385). BIRD: `password`; FRR: `neighbor X password`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// BGPFilters by name, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
+}
+
+/// A Calico BGPFilter (`projectcalico.org/v3`): its name and its `spec`'s rules,
+/// the ones a case needs (a CIDR with a match operator).
+#[derive(Clone, Debug, Serialize)]
+pub struct FilterIntent {
+    pub name: String,
+    #[serde(rename = "importV4", skip_serializing_if = "Vec::is_empty")]
+    pub import_v4: Vec<RuleIntent>,
+    #[serde(rename = "importV6", skip_serializing_if = "Vec::is_empty")]
+    pub import_v6: Vec<RuleIntent>,
+    #[serde(rename = "exportV4", skip_serializing_if = "Vec::is_empty")]
+    pub export_v4: Vec<RuleIntent>,
+    #[serde(rename = "exportV6", skip_serializing_if = "Vec::is_empty")]
+    pub export_v6: Vec<RuleIntent>,
+}
+
+/// One rule: `action` (`Accept` or `Reject`) when the route's prefix and `cidr`
+/// meet as `matchOperator` (`Equal`, `NotEqual`, `In`, `NotIn`) says.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleIntent {
+    pub action: &'static str,
+    pub match_operator: &'static str,
+    pub cidr: IpNet,
+}
+
+/// `{name, value}` of BGPConfiguration's `communities`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NamedCommunity {
+    pub name: String,
+    pub value: String,
+}
+
+/// One of BGPConfiguration's `prefixAdvertisements`: communities by name or value.
+#[derive(Clone, Debug, Serialize)]
+pub struct PrefixAdvertisement {
+    pub cidr: IpNet,
+    pub communities: Vec<String>,
+}
+
+impl FilterIntent {
+    /// The rules of one direction (`import`: true) and family.
+    pub fn rules(&self, import: bool, v4: bool) -> &[RuleIntent] {
+        match (import, v4) {
+            (true, true) => &self.import_v4,
+            (true, false) => &self.import_v6,
+            (false, true) => &self.export_v4,
+            (false, false) => &self.export_v6,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -144,6 +207,9 @@ impl NodeIntent {
             service_load_balancer_ips: Vec::new(),
             service_cluster_ips: Vec::new(),
             node_name: None,
+            filters: Vec::new(),
+            communities: Vec::new(),
+            prefix_advertisements: Vec::new(),
             blocks: Vec::new(),
             addresses: Vec::new(),
         }
@@ -161,6 +227,7 @@ impl NodeIntent {
             connect_retry_time: CONNECT_RETRY,
             max_prefixes: None,
             password: None,
+            filters: Vec::new(),
         });
     }
 
@@ -192,6 +259,20 @@ impl NodeIntent {
             .iter()
             .find(|p| p.peer_ip == peer)
             .and_then(|p| p.password.as_deref())
+    }
+
+    /// The BGPFilters of the BGPPeer to `peer`, in order (none for the mesh).
+    pub fn filters_of(&self, peer: IpAddr) -> Vec<&FilterIntent> {
+        let names = self
+            .peers
+            .iter()
+            .find(|p| p.peer_ip == peer)
+            .map(|p| p.filters.as_slice());
+        names
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| self.filters.iter().find(|f| f.name == *name))
+            .collect()
     }
 
     /// The prefix limit set on the BGPPeer to `peer`, if any.

@@ -14,6 +14,7 @@ pub mod intent;
 mod matrix;
 mod nodes;
 mod plan;
+mod policy;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -145,6 +146,25 @@ mod tests {
     }
 
     /// The `bfd` change as each node speaker reads it, on n1's two mesh sessions.
+    #[test]
+    fn policy_tweaks_reach_every_node_speaker() {
+        let files = |node, tweak| {
+            let plan = Plan::new(Cell {
+                node,
+                fabric: Fabric::Mesh,
+                family: Family::Dual,
+            })
+            .unwrap();
+            plan.node_files("n1", &[tweak]).unwrap()[0].1.clone()
+        };
+        let speaker = files(NodeSpeaker::Speaker, Tweak::ImportFilter);
+        assert!(speaker.contains("filters:\n- name: pol-import\n  importV4:\n  - action: Reject\n    matchOperator: Equal\n    cidr: 10.244.220.0/26"), "{speaker}");
+        let bird = files(NodeSpeaker::Bird, Tweak::ExportFilter);
+        assert!(bird.contains("export filter export_Node_10_0_0_100"), "{bird}");
+        let frr = files(NodeSpeaker::Frr, Tweak::Communities);
+        assert!(frr.contains("set large-community 65000:1:2 additive"), "{frr}");
+    }
+
     #[test]
     fn bfd_tweak_reaches_every_node_speaker() {
         let files = |node| {

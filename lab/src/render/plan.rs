@@ -69,6 +69,46 @@ pub enum Tweak {
     /// A graceful-restart time of 5 s where every other daemon has 10 s: its helpers
     /// must keep its routes for the time it asks (RFC 4724 4.2), not their own.
     ShortRestart,
+    /// A BGPFilter on every BGPPeer that rejects [`FILTERED`] on import (POL-01).
+    ImportFilter,
+    /// A BGPFilter that rejects the node's own blocks on export, on the first BGPPeer
+    /// of each family only: the others still get them (POL-02).
+    ExportFilter,
+    /// `communities` and `prefixAdvertisements` that attach [`COMMUNITIES`] to the
+    /// node's blocks (POL-03).
+    Communities,
+}
+
+/// The prefixes [`Tweak::ImportFilter`] rejects, one per family.
+pub const FILTERED: [&str; 2] = ["10.244.220.0/26", "fd00:244:0:220::/64"];
+/// What [`Tweak::Communities`] attaches: one by name (`pol-a` is 65000:100), one
+/// standard and one large by value.
+pub const COMMUNITIES: [&str; 3] = ["pol-a", "65000:200", "65000:1:2"];
+
+/// A rule that `Reject`s exactly `cidr`.
+fn reject_equal(cidr: IpNet) -> intent::RuleIntent {
+    intent::RuleIntent {
+        action: "Reject",
+        match_operator: "Equal",
+        cidr,
+    }
+}
+
+/// A filter of the `rules` for each family in one direction.
+fn filter_of(name: &str, import: bool, rules: Vec<intent::RuleIntent>) -> intent::FilterIntent {
+    let (v4, v6): (Vec<_>, Vec<_>) = rules.into_iter().partition(|r| r.cidr.addr().is_ipv4());
+    let mut f = intent::FilterIntent {
+        name: name.into(),
+        import_v4: Vec::new(),
+        import_v6: Vec::new(),
+        export_v4: Vec::new(),
+        export_v6: Vec::new(),
+    };
+    match import {
+        true => (f.import_v4, f.import_v6) = (v4, v6),
+        false => (f.export_v4, f.export_v6) = (v4, v6),
+    }
+    f
 }
 
 impl Tweak {
@@ -91,6 +131,36 @@ impl Tweak {
             Tweak::NoGracefulRestart => intent.graceful_restart.enabled = false,
             Tweak::ShortRestart => intent.graceful_restart.restart_time = 5,
             Tweak::Bfd => intent.node_to_node_mesh.bfd = Some(intent::BFD),
+            Tweak::ImportFilter => {
+                let rules = FILTERED.iter().map(|p| reject_equal(net(p))).collect();
+                intent.filters.push(filter_of("pol-import", true, rules));
+                for p in &mut intent.peers {
+                    p.filters.push("pol-import".into());
+                }
+            }
+            Tweak::ExportFilter => {
+                let rules = intent.blocks.iter().map(|b| reject_equal(*b)).collect();
+                intent.filters.push(filter_of("pol-export", false, rules));
+                for v4 in [true, false] {
+                    if let Some(p) = intent.peers.iter_mut().find(|p| p.peer_ip.is_ipv4() == v4) {
+                        p.filters.push("pol-export".into());
+                    }
+                }
+            }
+            Tweak::Communities => {
+                intent.communities.push(intent::NamedCommunity {
+                    name: COMMUNITIES[0].into(),
+                    value: "65000:100".into(),
+                });
+                intent.prefix_advertisements = intent
+                    .blocks
+                    .iter()
+                    .map(|b| intent::PrefixAdvertisement {
+                        cidr: *b,
+                        communities: COMMUNITIES.map(String::from).to_vec(),
+                    })
+                    .collect();
+            }
             Tweak::ShortHold => {
                 let m = &mut intent.node_to_node_mesh;
                 (m.hold_time, m.keepalive_time) = (3, 1);

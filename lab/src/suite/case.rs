@@ -319,7 +319,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<SuiteFile>, CaseError> {
     let mut suites: Vec<SuiteFile> = files.iter().map(|f| load(f)).collect::<Result<_, _>>()?;
     // The catalogue's order.
     let order = |f: &str| {
-        ["SES", "RT", "DP", "WD", "GR", "RB"]
+        ["SES", "RT", "DP", "WD", "GR", "RB", "SVC", "POL"]
             .iter()
             .position(|x| *x == f)
             .unwrap_or(99)

@@ -166,8 +166,36 @@ async fn reflected(rt: &Runtime, lab: &Lab, r: &step::ReflectedExpect, prefix: &
     }
 }
 
+/// The communities on `c.node`'s best path to `prefix`: all of `has`, none of `lacks`.
+async fn communities(rt: &Runtime, lab: &Lab, c: &step::CommunitiesExpect, prefix: &str) -> Result<(), String> {
+    let kind = implementation_of(lab, &c.node)?;
+    let cmd = kind
+        .route_command(prefix)
+        .ok_or_else(|| format!("{}: the lab cannot read {}'s routes", c.node, kind.name()))?;
+    let out = exec_ok(rt, lab, &c.node, &cmd).await?;
+    let have = kind
+        .parse_communities(&out, prefix)
+        .ok_or_else(|| format!("{}: no path to {prefix} in `{}`", c.node, cmd.join(" ")))?;
+    let missing: Vec<&String> = c.has.iter().filter(|w| !have.contains(w)).collect();
+    let unwanted: Vec<&String> = c.lacks.iter().filter(|w| have.contains(w)).collect();
+    match missing.is_empty() && unwanted.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "{}'s best path to {prefix} carries [{}]: missing {missing:?}, unwanted {unwanted:?}",
+            c.node,
+            have.join(" ")
+        )),
+    }
+}
+
 /// What a daemon says itself: reflection attributes, capabilities, session info.
 async fn daemon_view(rt: &Runtime, lab: &Lab, check: &Check, case_age: Duration) -> Result<(), String> {
+    if let Check::Communities(c) = check {
+        for prefix in twins(lab, &c.prefix)? {
+            communities(rt, lab, c, &host_prefix(&prefix)).await?;
+        }
+        return Ok(());
+    }
     if let Check::Reflected(r) = check {
         for prefix in twins(lab, &r.prefix)? {
             reflected(rt, lab, r, &prefix).await?;

@@ -281,7 +281,7 @@ fn column_order(node: &str, fabric: &str) -> (usize, usize) {
 
 /// Catalogue order: families as CONFORMANCE.md lists them, then the number.
 pub fn order(id: &str) -> (usize, String) {
-    let families = ["SES", "RT", "DP", "WD", "GR", "RB"];
+    let families = ["SES", "RT", "DP", "WD", "GR", "RB", "SVC", "POL"];
     let (f, n) = id.split_once('-').unwrap_or((id, ""));
     (families.iter().position(|x| *x == f).unwrap_or(99), format!("{n:>4}"))
 }

@@ -88,6 +88,7 @@ pub enum Check {
     UpWithin(Duration),
     RssGrowth(RssExpect),
     Reflected(ReflectedExpect),
+    Communities(CommunitiesExpect),
     Capabilities(CapsExpect),
     Info(InfoExpect),
     Output(OutputExpect),
@@ -104,6 +105,7 @@ impl Check {
         matches!(
             self,
             Check::Reflected(_)
+                | Check::Communities(_)
                 | Check::Capabilities(_)
                 | Check::Info(_)
                 | Check::Output(_)
@@ -194,6 +196,7 @@ impl Step {
                     }
                 }
                 Check::Output(x) => r(&mut x.node),
+                Check::Communities(x) => r(&mut x.node),
                 Check::UpFor(x) => {
                     r(&mut x.node);
                     r(&mut x.peer);
@@ -239,7 +242,7 @@ impl Step {
 
 const ACTIONS: &str = "pod_add, pod_del, route, link, impair, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, exec, announce, withdraw, reconfigure, restore, service_add, service_del, traffic, wait, expect";
 const CHECKS: &str =
-    "sessions, fib, ping, model, loss, up_within, rss_growth, reflected, capabilities, info, output, up_for, session, advertised, connect, learned";
+    "sessions, fib, ping, model, loss, up_within, rss_growth, reflected, communities, capabilities, info, output, up_for, session, advertised, connect, learned";
 
 /// The one value among `found`, or what is wrong with them.
 fn exactly_one<T>(found: Vec<Option<T>>, what: &str) -> Result<T, String> {
@@ -382,6 +385,7 @@ impl TryFrom<RawExpect> for Expectation {
                 up_within.map(Check::UpWithin),
                 e.rss_growth.map(Check::RssGrowth),
                 e.reflected.map(Check::Reflected),
+                e.communities.map(Check::Communities),
                 e.capabilities.map(Check::Capabilities),
                 e.info.map(Check::Info),
                 e.output.map(Check::Output),
@@ -744,6 +748,11 @@ struct RawExpect {
     /// router ID as ORIGINATOR_ID and a CLUSTER_LIST (RFC 4456).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reflected: Option<ReflectedExpect>,
+    /// The standard and large communities on `node`'s best path to `prefix`, as
+    /// the daemon shows them: every one of `has` there, none of `lacks` (and a
+    /// path to `prefix` in either case).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub communities: Option<CommunitiesExpect>,
     /// The capabilities `node` negotiated with `peer`, read from its own output.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<CapsExpect>,
@@ -912,6 +921,17 @@ pub struct ReflectedExpect {
     pub node: String,
     pub prefix: String,
     pub originator: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunitiesExpect {
+    pub node: String,
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub has: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lacks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

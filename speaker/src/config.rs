@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::bfd::Timers;
+use crate::duration;
 use crate::policy::{Advertisements, BgpFilter, NamedCommunity, PeerFilters, PrefixAdvertisement};
 
 /// Kernel routing protocol number of our routes (`ip route ... proto 201`): BIRD
@@ -86,6 +87,9 @@ pub struct Config {
     /// host name when absent.
     #[serde(default)]
     pub node_name: Option<String>,
+    /// BGPConfiguration's graceful restart time of the mesh sessions (`120s`).
+    #[serde(default, deserialize_with = "duration::opt_seconds")]
+    pub node_mesh_max_restart_time: Option<u16>,
     /// Calico's BGPFilters by name, for peers' `filters` (`policy.rs`).
     #[serde(default)]
     pub filters: Vec<BgpFilter>,
@@ -155,11 +159,11 @@ pub struct Mesh {
     pub password: Option<String>,
     /// The mesh sessions' timers (Calico's BIRD template sets them for every
     /// session); the defaults of a peer when absent.
-    #[serde(default = "default_hold_time")]
+    #[serde(default = "default_hold_time", deserialize_with = "duration::seconds")]
     pub hold_time: u16,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "duration::opt_seconds")]
     pub keepalive_time: Option<u16>,
-    #[serde(default = "default_connect_retry")]
+    #[serde(default = "default_connect_retry", deserialize_with = "duration::seconds")]
     pub connect_retry_time: u16,
     /// BFD on every mesh session, as a peer's `bfd`.
     #[serde(default)]
@@ -177,16 +181,19 @@ pub struct PeerConfig {
     /// Local address to connect from; the kernel picks one when absent.
     #[serde(default)]
     pub source_address: Option<IpAddr>,
-    #[serde(default = "default_hold_time")]
+    #[serde(default = "default_hold_time", deserialize_with = "duration::seconds")]
     pub hold_time: u16,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "duration::opt_seconds")]
     pub keepalive_time: Option<u16>,
-    #[serde(default = "default_connect_retry")]
+    #[serde(default = "default_connect_retry", deserialize_with = "duration::seconds")]
     pub connect_retry_time: u16,
     #[serde(default)]
     pub passive: bool,
     #[serde(default)]
     pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Calico's name for this peer's graceful restart time (`120s`).
+    #[serde(default, deserialize_with = "duration::opt_seconds")]
+    pub max_restart_time: Option<u16>,
     #[serde(default)]
     pub route_reflector_client: bool,
     #[serde(default)]
@@ -265,7 +272,7 @@ pub enum NextHopMode {
 pub struct GracefulRestartConfig {
     #[serde(default = "yes")]
     pub enabled: bool,
-    #[serde(default = "default_restart_time")]
+    #[serde(default = "default_restart_time", deserialize_with = "duration::seconds")]
     pub restart_time: u16,
 }
 
@@ -581,6 +588,17 @@ impl Config {
             if let Some(gr) = &peer.graceful_restart {
                 check_restart_time(gr).map_err(|m| invalid(field("gracefulRestart.restartTime"), m))?;
             }
+            if let (Some(t), Some(gr)) = (peer.max_restart_time, peer.graceful_restart) {
+                if t != gr.restart_time {
+                    return Err(invalid(
+                        field("maxRestartTime"),
+                        format!(
+                            "{t} s, where gracefulRestart.restartTime says {} s: give one",
+                            gr.restart_time
+                        ),
+                    ));
+                }
+            }
             if let Some(src) = peer.source_address {
                 if src.is_ipv4() != peer.peer_ip.is_ipv4() {
                     return Err(invalid(
@@ -684,7 +702,12 @@ impl Config {
                         .unwrap_or(self.node_to_node_mesh.hold_time / 3),
                     connect_retry: Duration::from_secs(u64::from(self.node_to_node_mesh.connect_retry_time)),
                     passive: false,
-                    graceful_restart: self.graceful_restart,
+                    graceful_restart: GracefulRestartConfig {
+                        restart_time: self
+                            .node_mesh_max_restart_time
+                            .unwrap_or(self.graceful_restart.restart_time),
+                        ..self.graceful_restart
+                    },
                     rr_client: false,
                     next_hop_mode: NextHopMode::Auto,
                     max_prefixes: None,
@@ -712,7 +735,13 @@ impl Config {
                 keepalive_time: p.keepalive_time.unwrap_or(p.hold_time / 3),
                 connect_retry: Duration::from_secs(u64::from(p.connect_retry_time)),
                 passive: p.passive,
-                graceful_restart: p.graceful_restart.unwrap_or(self.graceful_restart),
+                graceful_restart: {
+                    let gr = p.graceful_restart.unwrap_or(self.graceful_restart);
+                    GracefulRestartConfig {
+                        restart_time: p.max_restart_time.unwrap_or(gr.restart_time),
+                        ..gr
+                    }
+                },
                 rr_client: p.route_reflector_client,
                 next_hop_mode: p.next_hop_mode,
                 max_prefixes: p.max_prefixes,
@@ -905,6 +934,39 @@ prefixAdvertisements:
         );
         let e = err(&format!("{GOOD}{}", policy.replace("action: Reject}", "action: Drop}")));
         assert!(e.contains("unknown variant `Drop`"), "{e}");
+    }
+
+    #[test]
+    fn timers_are_read_as_calico_writes_them() {
+        let text = GOOD
+            .replace(
+                "holdTime: 9",
+                "holdTime: 9s\n    keepaliveTime: 3s\n    maxRestartTime: 2m",
+            )
+            .replace(
+                "nodeToNodeMesh:\n",
+                "nodeMeshMaxRestartTime: 1m30s\nnodeToNodeMesh:\n  keepaliveTime: 20s\n",
+            );
+        let c = Config::parse("speaker.yaml", &text).unwrap();
+        let tor = c
+            .neighbors()
+            .into_iter()
+            .find(|n| n.address.to_string() == "10.0.0.254")
+            .unwrap();
+        assert_eq!((tor.hold_time, tor.keepalive_time), (9, 3));
+        assert_eq!(tor.graceful_restart.restart_time, 120);
+        let mesh = c
+            .neighbors()
+            .into_iter()
+            .find(|n| n.address.to_string() == "10.0.0.2")
+            .unwrap();
+        assert_eq!((mesh.keepalive_time, mesh.graceful_restart.restart_time), (20, 90));
+        let e = err(&GOOD.replace("holdTime: 9", "holdTime: 9x"));
+        assert!(
+            e.starts_with("speaker.yaml: peers[0].holdTime: \"9x\" is not a duration: unknown unit \"x\""),
+            "{e}"
+        );
+        assert!(e.contains("line 11"), "{e}");
     }
 
     #[test]

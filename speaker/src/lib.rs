@@ -9,6 +9,7 @@ pub mod bfd;
 pub mod bfd_io;
 pub mod config;
 pub mod daemon;
+pub mod duration;
 pub mod echoes;
 pub mod fib;
 pub mod fsm;

@@ -90,6 +90,10 @@ pub struct Config {
     /// BGPConfiguration's graceful restart time of the mesh sessions (`120s`).
     #[serde(default, deserialize_with = "duration::opt_seconds")]
     pub node_mesh_max_restart_time: Option<u16>,
+    /// Where `password: {secretKeyRef: {name, key}}` is read from: the file `key` in
+    /// the folder `name`, as Kubernetes mounts a Secret.
+    #[serde(default = "default_secrets_directory")]
+    pub secrets_directory: PathBuf,
     /// Calico's BGPFilters by name, for peers' `filters` (`policy.rs`).
     #[serde(default)]
     pub filters: Vec<BgpFilter>,
@@ -156,7 +160,7 @@ pub struct Mesh {
     #[serde(default)]
     pub peers: Vec<IpAddr>,
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// The mesh sessions' timers (Calico's BIRD template sets them for every
     /// session); the defaults of a peer when absent.
     #[serde(default = "default_hold_time", deserialize_with = "duration::seconds")]
@@ -177,7 +181,7 @@ pub struct PeerConfig {
     pub peer_ip: IpAddr,
     pub as_number: u32,
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// Local address to connect from; the kernel picks one when absent.
     #[serde(default)]
     pub source_address: Option<IpAddr>,
@@ -380,6 +384,93 @@ fn default_listen_port() -> u16 {
 fn default_pod_prefix() -> String {
     "cali".into()
 }
+fn default_secrets_directory() -> PathBuf {
+    PathBuf::from("/etc/speaker/secrets")
+}
+
+/// A TCP-MD5 password: the value, or Calico's reference to a Kubernetes Secret.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Password {
+    Value(String),
+    Secret {
+        #[serde(rename = "secretKeyRef")]
+        secret_key_ref: SecretKeyRef,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Password;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a password, or {secretKeyRef: {name, key}}")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Password, E> {
+                Ok(Password::Value(v.to_string()))
+            }
+
+            // `password: 12345` is a password of digits.
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Password, E> {
+                Ok(Password::Value(v.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Password, A::Error> {
+                let mut found = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "secretKeyRef" || found.is_some() {
+                        return Err(serde::de::Error::unknown_field(&key, &["secretKeyRef"]));
+                    }
+                    found = Some(map.next_value::<SecretKeyRef>()?);
+                }
+                found
+                    .map(|secret_key_ref| Password::Secret { secret_key_ref })
+                    .ok_or_else(|| serde::de::Error::missing_field("secretKeyRef"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Password {
+    /// The value; a reference is read from `dir` (`dir/name/key`, the file's bytes as
+    /// they are). `Err` says what could not be read.
+    fn resolve(&self, dir: &Path) -> Result<String, String> {
+        match self {
+            Password::Value(v) => Ok(v.clone()),
+            Password::Secret { secret_key_ref: r } => {
+                let plain = |s: &str| !s.is_empty() && !s.contains(['/', '\\']) && s != "." && s != "..";
+                if !plain(&r.name) || !plain(&r.key) {
+                    return Err(format!(
+                        "{:?}/{:?}: a Secret's name and key are plain names",
+                        r.name, r.key
+                    ));
+                }
+                let path = dir.join(&r.name).join(&r.key);
+                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+        }
+    }
+
+    /// The value, once [`Config::parse`] has read every reference.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            Password::Value(v) => Some(v),
+            Password::Secret { .. } => None,
+        }
+    }
+}
+
 fn default_api_socket() -> PathBuf {
     PathBuf::from("/run/speaker/speaker.sock")
 }
@@ -491,7 +582,7 @@ impl Config {
 
     /// Parses and validates `text`; `file` is how errors name it.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = serde_yaml::from_str(text).map_err(|e| {
+        let mut config: Config = serde_yaml::from_str(text).map_err(|e| {
             let message = e.to_string();
             let hint = unknown_field_hint(&message);
             ConfigError::Parse {
@@ -500,8 +591,35 @@ impl Config {
                 hint,
             }
         })?;
+        config.read_secrets(file)?;
         config.validate(file)?;
         Ok(config)
+    }
+
+    /// Every password given as a Secret's reference, read (a reload reads them again).
+    fn read_secrets(&mut self, file: &str) -> Result<(), ConfigError> {
+        let dir = self.secrets_directory.clone();
+        let fields = std::iter::once((
+            "nodeToNodeMesh.password".to_string(),
+            &mut self.node_to_node_mesh.password,
+        ))
+        .chain(
+            self.peers
+                .iter_mut()
+                .enumerate()
+                .map(|(i, p)| (format!("peers[{i}].password.secretKeyRef"), &mut p.password)),
+        );
+        for (field, pw) in fields {
+            if let Some(p) = pw.as_mut() {
+                let value = p.resolve(&dir).map_err(|message| ConfigError::Invalid {
+                    file: file.to_string(),
+                    field: field.clone(),
+                    message,
+                })?;
+                *p = Password::Value(value);
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
@@ -554,7 +672,7 @@ impl Config {
         if self.node_name.as_deref() == Some("") {
             return Err(invalid("nodeName".into(), "must not be empty".into()));
         }
-        if let Some(pw) = &self.node_to_node_mesh.password {
+        if let Some(pw) = self.node_to_node_mesh.password.as_ref().and_then(Password::value) {
             check_password(pw).map_err(|m| invalid("nodeToNodeMesh.password".into(), m))?;
         }
         let mesh = &self.node_to_node_mesh;
@@ -607,7 +725,7 @@ impl Config {
                     ));
                 }
             }
-            if let Some(pw) = &peer.password {
+            if let Some(pw) = peer.password.as_ref().and_then(Password::value) {
                 check_password(pw).map_err(|m| invalid(field("password"), m))?;
             }
             if peer.ttl_security == Some(0) {
@@ -693,7 +811,12 @@ impl Config {
                     address: *addr,
                     remote_as: self.as_number,
                     peer_type: PeerType::Mesh,
-                    password: self.node_to_node_mesh.password.clone(),
+                    password: self
+                        .node_to_node_mesh
+                        .password
+                        .as_ref()
+                        .and_then(Password::value)
+                        .map(String::from),
                     source_address: None,
                     hold_time: self.node_to_node_mesh.hold_time,
                     keepalive_time: self
@@ -729,7 +852,7 @@ impl Config {
                 } else {
                     PeerType::Global
                 },
-                password: p.password.clone(),
+                password: p.password.as_ref().and_then(Password::value).map(String::from),
                 source_address: p.source_address,
                 hold_time: p.hold_time,
                 keepalive_time: p.keepalive_time.unwrap_or(p.hold_time / 3),
@@ -967,6 +1090,39 @@ prefixAdvertisements:
             "{e}"
         );
         assert!(e.contains("line 11"), "{e}");
+    }
+
+    #[test]
+    fn a_password_is_read_from_a_kubernetes_secret() {
+        let dir = std::env::temp_dir().join(format!("speaker-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bgp-secrets")).unwrap();
+        std::fs::write(dir.join("bgp-secrets/rr-password"), "very-secret").unwrap();
+        let with = |pw: &str| {
+            GOOD.replace("    holdTime: 9\n", &format!("    holdTime: 9\n    password: {pw}\n"))
+                + &format!("secretsDirectory: {}\n", dir.display())
+        };
+        let c = Config::parse(
+            "speaker.yaml",
+            &with("{secretKeyRef: {name: bgp-secrets, key: rr-password}}"),
+        )
+        .unwrap();
+        let tor = c
+            .neighbors()
+            .into_iter()
+            .find(|n| n.address.to_string() == "10.0.0.254")
+            .unwrap();
+        assert_eq!(tor.password.as_deref(), Some("very-secret"));
+        let e = err(&with("{secretKeyRef: {name: bgp-secrets, key: other}}"));
+        assert!(
+            e.starts_with("speaker.yaml: peers[0].password.secretKeyRef: cannot read ")
+                && e.contains("bgp-secrets/other"),
+            "{e}"
+        );
+        let e = err(&with("{secretKeyRef: {name: ../etc, key: passwd}}"));
+        assert!(e.contains("plain names"), "{e}");
+        let e = err(&with("{secretRef: x}"));
+        assert!(e.starts_with("speaker.yaml: peers[0].password: "), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -177,8 +177,10 @@ pub struct Mesh {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerConfig {
+    /// The address, with a port where it is not 179 (`10.0.0.1:1790`,
+    /// `[fd00::1]:1790`), as Calico writes it.
     #[serde(rename = "peerIP")]
-    pub peer_ip: IpAddr,
+    pub peer_ip: PeerIp,
     pub as_number: u32,
     #[serde(default)]
     pub password: Option<Password>,
@@ -384,6 +386,66 @@ fn default_listen_port() -> u16 {
 fn default_pod_prefix() -> String {
     "cali".into()
 }
+/// `peerIP`: an address, or an address and a port as Calico writes them
+/// (`10.0.0.1:1790`, `[fd00::1]:1790`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerIp {
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+}
+
+impl std::str::FromStr for PeerIp {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(PeerIp { ip, port: None });
+        }
+        match s.parse::<SocketAddr>() {
+            Ok(a) if a.port() != 0 => Ok(PeerIp {
+                ip: a.ip(),
+                port: Some(a.port()),
+            }),
+            _ => Err(format!(
+                "{s:?} is not an address, or an address and a port (10.0.0.1:1790, [fd00::1]:1790)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PeerIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}", SocketAddr::new(self.ip, port)),
+            None => write!(f, "{}", self.ip),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerIp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PeerIp;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address, or an address and a port")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PeerIp, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl Serialize for PeerIp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 fn default_secrets_directory() -> PathBuf {
     PathBuf::from("/etc/speaker/secrets")
 }
@@ -550,6 +612,8 @@ pub struct Neighbor {
     pub bfd: Option<Timers>,
     /// The peer's BGPFilters; a change needs no new session.
     pub filters: PeerFilters,
+    /// The port to connect to, where not our `listenPort`.
+    pub port: Option<u16>,
 }
 
 impl Neighbor {
@@ -692,10 +756,10 @@ impl Config {
         }
         for (i, peer) in self.peers.iter().enumerate() {
             let field = |name: &str| format!("peers[{i}].{name}");
-            if !seen.insert(peer.peer_ip) {
+            if !seen.insert(peer.peer_ip.ip) {
                 return Err(invalid(
                     field("peerIP"),
-                    format!("{} is configured twice (as a peer or a mesh peer)", peer.peer_ip),
+                    format!("{} is configured twice (as a peer or a mesh peer)", peer.peer_ip.ip),
                 ));
             }
             if peer.as_number == 0 {
@@ -718,10 +782,10 @@ impl Config {
                 }
             }
             if let Some(src) = peer.source_address {
-                if src.is_ipv4() != peer.peer_ip.is_ipv4() {
+                if src.is_ipv4() != peer.peer_ip.ip.is_ipv4() {
                     return Err(invalid(
                         field("sourceAddress"),
-                        format!("{src} is not of the family of peerIP {}", peer.peer_ip),
+                        format!("{src} is not of the family of peerIP {}", peer.peer_ip.ip),
                     ));
                 }
             }
@@ -840,12 +904,14 @@ impl Config {
                     allowed_prefixes: Vec::new(),
                     bfd: self.node_to_node_mesh.bfd.and_then(|b| b.timers()),
                     filters: PeerFilters::default(),
+                    port: None,
                 });
             }
         }
         for p in &self.peers {
             out.push(Neighbor {
-                address: p.peer_ip,
+                address: p.peer_ip.ip,
+                port: p.peer_ip.port,
                 remote_as: p.as_number,
                 peer_type: if p.route_reflector_client {
                     PeerType::RrClient
@@ -1123,6 +1189,33 @@ prefixAdvertisements:
         let e = err(&with("{secretRef: x}"));
         assert!(e.starts_with("speaker.yaml: peers[0].password: "), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_peer_ip_may_carry_its_port() {
+        let c = Config::parse(
+            "speaker.yaml",
+            &GOOD
+                .replace("peerIP: 10.0.0.254", "peerIP: 10.0.0.254:1790")
+                .replace("peerIP: \"fd00::254\"", "peerIP: \"[fd00::254]:1791\""),
+        )
+        .unwrap();
+        let ports: Vec<(String, Option<u16>)> = c
+            .neighbors()
+            .iter()
+            .skip(2)
+            .map(|n| (n.address.to_string(), n.port))
+            .collect();
+        assert_eq!(
+            ports,
+            [("10.0.0.254".into(), Some(1790)), ("fd00::254".into(), Some(1791))]
+        );
+        assert_eq!(c.peers[0].peer_ip.to_string(), "10.0.0.254:1790");
+        let e = err(&GOOD.replace("peerIP: 10.0.0.254", "peerIP: 10.0.0.254:0"));
+        assert!(
+            e.starts_with("speaker.yaml: peers[0].peerIP: \"10.0.0.254:0\" is not an address"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -800,7 +800,7 @@ impl Session {
     }
 
     fn connect(&mut self) {
-        let remote = SocketAddr::new(self.neighbor.address, self.port);
+        let remote = SocketAddr::new(self.neighbor.address, self.neighbor.port.unwrap_or(self.port));
         let source = self.neighbor.source_address;
         let password = self.neighbor.password.clone();
         let ttl_security = self.neighbor.ttl_security;

@@ -87,6 +87,12 @@ pub struct Config {
     /// host name when absent.
     #[serde(default)]
     pub node_name: Option<String>,
+    /// The node's addresses, as Calico's Node resource has them (`bgp.ipv4Address`):
+    /// the source address of the peers whose `sourceAddress` is `UseNodeIP`.
+    #[serde(default, rename = "nodeIPv4")]
+    pub node_ipv4: Option<Ipv4Addr>,
+    #[serde(default, rename = "nodeIPv6")]
+    pub node_ipv6: Option<std::net::Ipv6Addr>,
     /// BGPConfiguration's graceful restart time of the mesh sessions (`120s`).
     #[serde(default, deserialize_with = "duration::opt_seconds")]
     pub node_mesh_max_restart_time: Option<u16>,
@@ -184,9 +190,11 @@ pub struct PeerConfig {
     pub as_number: u32,
     #[serde(default)]
     pub password: Option<Password>,
-    /// Local address to connect from; the kernel picks one when absent.
+    /// Local address to connect from: an address, `UseNodeIP` (`nodeIPv4` or
+    /// `nodeIPv6`, as Calico's default has it) or `None`; the kernel picks one when
+    /// absent or `None`.
     #[serde(default)]
-    pub source_address: Option<IpAddr>,
+    pub source_address: Option<SourceAddress>,
     #[serde(default = "default_hold_time", deserialize_with = "duration::seconds")]
     pub hold_time: u16,
     #[serde(default, deserialize_with = "duration::opt_seconds")]
@@ -386,6 +394,51 @@ fn default_listen_port() -> u16 {
 fn default_pod_prefix() -> String {
     "cali".into()
 }
+/// BGPPeer's `sourceAddress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceAddress {
+    /// The node's address of the peer's family (`nodeIPv4`, `nodeIPv6`).
+    UseNodeIP,
+    /// The kernel picks.
+    None,
+    Address(IpAddr),
+}
+
+impl<'de> Deserialize<'de> for SourceAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SourceAddress;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address, UseNodeIP or None")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SourceAddress, E> {
+                match v {
+                    "UseNodeIP" => Ok(SourceAddress::UseNodeIP),
+                    "None" => Ok(SourceAddress::None),
+                    a => a
+                        .parse()
+                        .map(SourceAddress::Address)
+                        .map_err(|_| E::custom(format!("{a:?} is not an address, UseNodeIP or None"))),
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl Serialize for SourceAddress {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SourceAddress::UseNodeIP => s.serialize_str("UseNodeIP"),
+            SourceAddress::None => s.serialize_str("None"),
+            SourceAddress::Address(a) => s.collect_str(a),
+        }
+    }
+}
+
 /// `peerIP`: an address, or an address and a port as Calico writes them
 /// (`10.0.0.1:1790`, `[fd00::1]:1790`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -781,7 +834,20 @@ impl Config {
                     ));
                 }
             }
-            if let Some(src) = peer.source_address {
+            let src = match peer.source_address {
+                Some(SourceAddress::UseNodeIP) => Some(self.node_ip(peer.peer_ip.ip).ok_or_else(|| {
+                    invalid(
+                        field("sourceAddress"),
+                        format!(
+                            "UseNodeIP needs the node's address: give nodeIPv{}",
+                            if peer.peer_ip.ip.is_ipv4() { 4 } else { 6 }
+                        ),
+                    )
+                })?),
+                Some(SourceAddress::Address(a)) => Some(a),
+                Some(SourceAddress::None) | None => None,
+            };
+            if let Some(src) = src {
                 if src.is_ipv4() != peer.peer_ip.ip.is_ipv4() {
                     return Err(invalid(
                         field("sourceAddress"),
@@ -843,6 +909,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// This node's address of `peer`'s family (`nodeIPv4`, `nodeIPv6`).
+    fn node_ip(&self, peer: IpAddr) -> Option<IpAddr> {
+        match peer {
+            IpAddr::V4(_) => self.node_ipv4.map(IpAddr::V4),
+            IpAddr::V6(_) => self.node_ipv6.map(IpAddr::V6),
+        }
     }
 
     /// `prefixAdvertisements` with their community names resolved.
@@ -919,7 +993,11 @@ impl Config {
                     PeerType::Global
                 },
                 password: p.password.as_ref().and_then(Password::value).map(String::from),
-                source_address: p.source_address,
+                source_address: match p.source_address {
+                    Some(SourceAddress::UseNodeIP) => self.node_ip(p.peer_ip.ip),
+                    Some(SourceAddress::Address(a)) => Some(a),
+                    Some(SourceAddress::None) | None => None,
+                },
                 hold_time: p.hold_time,
                 keepalive_time: p.keepalive_time.unwrap_or(p.hold_time / 3),
                 connect_retry: Duration::from_secs(u64::from(p.connect_retry_time)),
@@ -1214,6 +1292,39 @@ prefixAdvertisements:
         let e = err(&GOOD.replace("peerIP: 10.0.0.254", "peerIP: 10.0.0.254:0"));
         assert!(
             e.starts_with("speaker.yaml: peers[0].peerIP: \"10.0.0.254:0\" is not an address"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn source_address_takes_calicos_forms() {
+        let with = |src: &str, extra: &str| {
+            GOOD.replace(
+                "    holdTime: 9\n",
+                &format!("    holdTime: 9\n    sourceAddress: {src}\n"),
+            ) + extra
+        };
+        let tor = |c: Config| {
+            c.neighbors()
+                .into_iter()
+                .find(|n| n.address.to_string() == "10.0.0.254")
+                .unwrap()
+        };
+        let c = Config::parse("speaker.yaml", &with("UseNodeIP", "nodeIPv4: 10.0.0.1\n")).unwrap();
+        assert_eq!(tor(c).source_address, Some("10.0.0.1".parse().unwrap()));
+        let c = Config::parse("speaker.yaml", &with("None", "")).unwrap();
+        assert_eq!(tor(c).source_address, None);
+        let c = Config::parse("speaker.yaml", &with("10.0.0.7", "")).unwrap();
+        assert_eq!(tor(c).source_address, Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(
+            err(&with("UseNodeIP", "")),
+            "speaker.yaml: peers[0].sourceAddress: UseNodeIP needs the node's address: give nodeIPv4"
+        );
+        let e = err(&with("UseNodeAddress", ""));
+        assert!(
+            e.starts_with(
+                "speaker.yaml: peers[0].sourceAddress: \"UseNodeAddress\" is not an address, UseNodeIP or None"
+            ),
             "{e}"
         );
     }

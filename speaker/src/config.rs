@@ -404,37 +404,27 @@ pub enum SourceAddress {
     Address(IpAddr),
 }
 
-impl<'de> Deserialize<'de> for SourceAddress {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = SourceAddress;
+impl std::str::FromStr for SourceAddress {
+    type Err = String;
 
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an address, UseNodeIP or None")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SourceAddress, E> {
-                match v {
-                    "UseNodeIP" => Ok(SourceAddress::UseNodeIP),
-                    "None" => Ok(SourceAddress::None),
-                    a => a
-                        .parse()
-                        .map(SourceAddress::Address)
-                        .map_err(|_| E::custom(format!("{a:?} is not an address, UseNodeIP or None"))),
-                }
-            }
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "UseNodeIP" => Ok(SourceAddress::UseNodeIP),
+            "None" => Ok(SourceAddress::None),
+            a => a
+                .parse()
+                .map(SourceAddress::Address)
+                .map_err(|_| format!("{a:?} is not an address, UseNodeIP or None")),
         }
-        d.deserialize_str(V)
     }
 }
 
-impl Serialize for SourceAddress {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl std::fmt::Display for SourceAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
-            SourceAddress::UseNodeIP => s.serialize_str("UseNodeIP"),
-            SourceAddress::None => s.serialize_str("None"),
-            SourceAddress::Address(a) => s.collect_str(a),
+            SourceAddress::UseNodeIP => f.write_str("UseNodeIP"),
+            SourceAddress::None => f.write_str("None"),
+            SourceAddress::Address(a) => write!(f, "{a}"),
         }
     }
 }
@@ -475,29 +465,7 @@ impl std::fmt::Display for PeerIp {
     }
 }
 
-impl<'de> Deserialize<'de> for PeerIp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = PeerIp;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an address, or an address and a port")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PeerIp, E> {
-                v.parse().map_err(E::custom)
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl Serialize for PeerIp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::packet::serde_as_text!(PeerIp, SourceAddress);
 
 fn default_secrets_directory() -> PathBuf {
     PathBuf::from("/etc/speaker/secrets")
@@ -717,7 +685,7 @@ impl Config {
     fn read_secrets(&mut self, file: &str) -> Result<(), ConfigError> {
         let dir = self.secrets_directory.clone();
         let fields = std::iter::once((
-            "nodeToNodeMesh.password".to_string(),
+            "nodeToNodeMesh.password.secretKeyRef".to_string(),
             &mut self.node_to_node_mesh.password,
         ))
         .chain(
@@ -834,20 +802,16 @@ impl Config {
                     ));
                 }
             }
-            let src = match peer.source_address {
-                Some(SourceAddress::UseNodeIP) => Some(self.node_ip(peer.peer_ip.ip).ok_or_else(|| {
-                    invalid(
-                        field("sourceAddress"),
-                        format!(
-                            "UseNodeIP needs the node's address: give nodeIPv{}",
-                            if peer.peer_ip.ip.is_ipv4() { 4 } else { 6 }
-                        ),
-                    )
-                })?),
-                Some(SourceAddress::Address(a)) => Some(a),
-                Some(SourceAddress::None) | None => None,
-            };
-            if let Some(src) = src {
+            if peer.source_address == Some(SourceAddress::UseNodeIP) && self.node_ip(peer.peer_ip.ip).is_none() {
+                return Err(invalid(
+                    field("sourceAddress"),
+                    format!(
+                        "UseNodeIP needs the node's address: give nodeIPv{}",
+                        if peer.peer_ip.ip.is_ipv4() { 4 } else { 6 }
+                    ),
+                ));
+            }
+            if let Some(src) = self.source_address_of(peer) {
                 if src.is_ipv4() != peer.peer_ip.ip.is_ipv4() {
                     return Err(invalid(
                         field("sourceAddress"),
@@ -916,6 +880,15 @@ impl Config {
         match peer {
             IpAddr::V4(_) => self.node_ipv4.map(IpAddr::V4),
             IpAddr::V6(_) => self.node_ipv6.map(IpAddr::V6),
+        }
+    }
+
+    /// The address `peer`'s session connects from, `None` for the kernel's choice.
+    fn source_address_of(&self, peer: &PeerConfig) -> Option<IpAddr> {
+        match peer.source_address? {
+            SourceAddress::UseNodeIP => self.node_ip(peer.peer_ip.ip),
+            SourceAddress::Address(a) => Some(a),
+            SourceAddress::None => None,
         }
     }
 
@@ -993,11 +966,7 @@ impl Config {
                     PeerType::Global
                 },
                 password: p.password.as_ref().and_then(Password::value).map(String::from),
-                source_address: match p.source_address {
-                    Some(SourceAddress::UseNodeIP) => self.node_ip(p.peer_ip.ip),
-                    Some(SourceAddress::Address(a)) => Some(a),
-                    Some(SourceAddress::None) | None => None,
-                },
+                source_address: self.source_address_of(p),
                 hold_time: p.hold_time,
                 keepalive_time: p.keepalive_time.unwrap_or(p.hold_time / 3),
                 connect_retry: Duration::from_secs(u64::from(p.connect_retry_time)),

@@ -28,5 +28,6 @@ pub use notification::{
 };
 pub use open::{Capability, GracefulRestart, GracefulRestartFamily, Open};
 pub use prefix::{AfiSafi, PrefixError};
+pub(crate) use text::serde_as_text;
 pub use text::TextError;
 pub use update::Update;

@@ -178,23 +178,37 @@ impl FromStr for Origin {
     }
 }
 
-/// Serialize with `Display`, deserialize with `FromStr`.
+/// Serialize with `Display`, deserialize with `FromStr` (here and in `config`).
 macro_rules! serde_as_text {
     ($($t:ty),*) => {$(
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_str(self)
             }
         }
 
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                text.parse().map_err(D::Error::custom)
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                // Parsed while the parser is at the value, so that an error names
+                // the field and its line.
+                struct Text;
+                impl serde::de::Visitor<'_> for Text {
+                    type Value = $t;
+
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a string")
+                    }
+
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$t, E> {
+                        v.parse().map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(Text)
             }
         }
     )*};
 }
+pub(crate) use serde_as_text;
 
 serde_as_text!(
     AsPath,

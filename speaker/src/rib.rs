@@ -314,8 +314,10 @@ impl Rib {
         let mut verdicts: Vec<(IpNet, Option<Rejected>)> = state
             .adj_in
             .iter()
-            .map(|(prefix, a)| (*prefix, self.import_reject(&state.info, &a.path.attrs, prefix)))
-            .filter(|(prefix, verdict)| state.adj_in[prefix].rejected != *verdict)
+            .filter_map(|(prefix, a)| {
+                let verdict = self.import_reject(&state.info, &a.path.attrs, prefix);
+                (verdict != a.rejected).then_some((*prefix, verdict))
+            })
             .collect();
         // In prefix order, so the same inputs give the same outputs (replay).
         verdicts.sort_unstable_by_key(|(prefix, _)| *prefix);
@@ -328,19 +330,21 @@ impl Rib {
         for (prefix, _) in verdicts {
             self.recompute(prefix, &mut changes);
         }
-        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
-        for prefix in prefixes {
-            self.export_one(peer, prefix, &mut changes);
-        }
+        self.export_to(&[peer], &mut changes);
         changes
     }
 
     /// Every established peer's Adj-RIB-Out brought in line with the export rules.
     fn export_all(&mut self, changes: &mut Changes) {
-        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
         let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
+        self.export_to(&peers, changes);
+    }
+
+    /// `peers`' Adj-RIB-Outs brought in line with the export rules, prefix by prefix.
+    fn export_to(&mut self, peers: &[IpAddr], changes: &mut Changes) {
+        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
         for prefix in prefixes {
-            for peer in &peers {
+            for peer in peers {
                 self.export_one(*peer, prefix, changes);
             }
         }
@@ -392,10 +396,7 @@ impl Rib {
         state.established = true;
         state.adj_out.clear();
         let mut changes = Changes::default();
-        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
-        for prefix in prefixes {
-            self.export_one(address, prefix, &mut changes);
-        }
+        self.export_to(&[address], &mut changes);
         changes
     }
 
@@ -624,14 +625,16 @@ impl Rib {
     pub fn local_add(&mut self, prefix: IpNet, interface: Option<&str>) -> Changes {
         let mut changes = Changes::default();
         let interface: Option<Arc<str>> = interface.map(Arc::from);
-        if self.local.get(&prefix) != Some(&interface) {
-            self.local.insert(prefix, interface);
-            self.recompute(prefix, &mut changes);
-            // The interface alone may have changed: BGPFilter may see it.
-            let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
-            for peer in peers {
-                self.export_one(peer, prefix, &mut changes);
+        match self.local.insert(prefix, interface.clone()) {
+            None => self.recompute(prefix, &mut changes),
+            // Only the interface changed, which only BGPFilter's export rules see.
+            Some(old) if old != interface => {
+                let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
+                for peer in peers {
+                    self.export_one(peer, prefix, &mut changes);
+                }
             }
+            Some(_) => {}
         }
         changes
     }

@@ -136,18 +136,28 @@ pub async fn expect(rt: &Runtime, lab: &Lab, ctx: &mut CaseRun, e: &Expectation)
     }
 }
 
+/// What `node`'s daemon shows of its best path to `prefix` (its route command),
+/// read by `parse`; an error when it shows none.
+async fn best_path<T>(
+    rt: &Runtime,
+    lab: &Lab,
+    node: &str,
+    prefix: &str,
+    parse: impl Fn(&dyn crate::bgp::Implementation, &str) -> Option<T>,
+) -> Result<T, String> {
+    let kind = implementation_of(lab, node)?;
+    let cmd = kind
+        .route_command(prefix)
+        .ok_or_else(|| format!("{node}: the lab cannot read {}'s routes", kind.name()))?;
+    let out = exec_ok(rt, lab, node, &cmd).await?;
+    parse(kind, &out).ok_or_else(|| format!("{node}: no path to {prefix} in `{}`", cmd.join(" ")))
+}
+
 /// How `r.node` sees its best path to `prefix`: reflected, with the originator's router
 /// ID as ORIGINATOR_ID and a CLUSTER_LIST.
 async fn reflected(rt: &Runtime, lab: &Lab, r: &step::ReflectedExpect, prefix: &str) -> Result<(), String> {
-    let kind = implementation_of(lab, &r.node)?;
-    let prefix = prefix.to_string();
-    let cmd = kind
-        .route_command(&prefix)
-        .ok_or_else(|| format!("{}: the lab cannot read {}'s routes", r.node, kind.name()))?;
-    let out = exec_ok(rt, lab, &r.node, &cmd).await?;
-    let (originator, clusters) = kind
-        .parse_reflection(&out, &prefix)
-        .ok_or_else(|| format!("{}: no path to {prefix} in `{}`", r.node, cmd.join(" ")))?;
+    let (originator, clusters) =
+        best_path(rt, lab, &r.node, prefix, |kind, out| kind.parse_reflection(out, prefix)).await?;
     // The originator's router ID, as its intent has it.
     let want = lab
         .plan
@@ -168,14 +178,10 @@ async fn reflected(rt: &Runtime, lab: &Lab, r: &step::ReflectedExpect, prefix: &
 
 /// The communities on `c.node`'s best path to `prefix`: all of `has`, none of `lacks`.
 async fn communities(rt: &Runtime, lab: &Lab, c: &step::CommunitiesExpect, prefix: &str) -> Result<(), String> {
-    let kind = implementation_of(lab, &c.node)?;
-    let cmd = kind
-        .route_command(prefix)
-        .ok_or_else(|| format!("{}: the lab cannot read {}'s routes", c.node, kind.name()))?;
-    let out = exec_ok(rt, lab, &c.node, &cmd).await?;
-    let have = kind
-        .parse_communities(&out, prefix)
-        .ok_or_else(|| format!("{}: no path to {prefix} in `{}`", c.node, cmd.join(" ")))?;
+    let have = best_path(rt, lab, &c.node, prefix, |kind, out| {
+        kind.parse_communities(out, prefix)
+    })
+    .await?;
     let missing: Vec<&String> = c.has.iter().filter(|w| !have.contains(w)).collect();
     let unwanted: Vec<&String> = c.lacks.iter().filter(|w| have.contains(w)).collect();
     match missing.is_empty() && unwanted.is_empty() {

@@ -221,15 +221,33 @@ async fn script(
     Ok(())
 }
 
+/// How a pod's network is taken down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Teardown {
+    /// Its routes first, one by one, so every kernel (the node's too) reports their
+    /// removal, then its veth.
+    #[default]
+    Routes,
+    /// Its veth at once, as a CNI plugin's DEL does (Calico's deletes the pod's end of
+    /// the pair): the kernel takes the pod's IPv4 /32 away without a route event, and
+    /// a node speaker must notice from the link.
+    Veth,
+}
+
 /// Deletes a pod: its namespace, veth and host route go together.
-pub async fn delete(rt: &Runtime, topo: &Topology, node: &str, name: &str) -> Result<(), PodError> {
+pub async fn delete(rt: &Runtime, topo: &Topology, node: &str, name: &str, how: Teardown) -> Result<(), PodError> {
     check_name(name)?;
-    // Routes first, one by one, so every kernel (this one too) reports their removal;
-    // a deleted link takes its IPv4 routes away without a word.
     // Then what runs in the pod, by the PIDs it was started with: a process would
     // keep the namespace alive.
+    let routes = match how {
+        Teardown::Routes => {
+            r#"ip route flush dev "$host" && { ip -6 route flush dev "$host" proto boot || true; } && "#
+        }
+        Teardown::Veth => "",
+    };
     let text = format!(
-        r#"ns="$1"; host="$2"; pod="$3"; ip link show "$host" >/dev/null && ip route flush dev "$host" && {{ ip -6 route flush dev "$host" proto boot || true; }} && ip link del "$host" &&
+        r#"ns="$1"; host="$2"; pod="$3"; ip link show "$host" >/dev/null && {routes}ip link del "$host" &&
 for f in {PROCESS_DIR}/"$pod"_*.pid; do [ -e "$f" ] || continue; kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; done &&
 ip netns del "$ns""#
     );

@@ -144,6 +144,22 @@ pub enum ServiceVerb {
         /// Endpoint pods, by name.
         #[arg(long, value_delimiter = ',')]
         endpoints: Vec<String>,
+        /// Endpoints among them that are not ready (their readiness probe failing).
+        #[arg(long, value_delimiter = ',')]
+        not_ready: Vec<String>,
+    },
+    /// Make endpoints of a service ready, or not ready with `--not` (a readiness probe
+    /// that starts or stops failing): kube-proxy's rules, the Local routes and the
+    /// state files follow.
+    Ready {
+        #[arg(short = 't', long = "topo", value_name = "FILE")]
+        topo: PathBuf,
+        name: String,
+        /// Endpoint pods, by name.
+        #[arg(required = true, value_delimiter = ',')]
+        pods: Vec<String>,
+        #[arg(long)]
+        not: bool,
     },
     /// Delete a service.
     Del {

@@ -70,7 +70,7 @@ pub async fn pod(verb: PodVerb) -> Result<ExitCode> {
         } => {
             let (t, rt) = open(&topo).await?;
             if !timing {
-                pods::delete(&rt, &t, &node, &name).await?;
+                pods::delete(&rt, &t, &node, &name, pods::Teardown::Routes).await?;
                 services::follow_pods(&rt, &t).await?;
                 println!("pod {name} deleted from {node}");
                 return Ok(ExitCode::SUCCESS);
@@ -93,7 +93,7 @@ pub async fn pod(verb: PodVerb) -> Result<ExitCode> {
                 }
             }
             let change = async {
-                pods::delete(&rt, &t, &node, &name).await?;
+                pods::delete(&rt, &t, &node, &name, pods::Teardown::Routes).await?;
                 services::follow_pods(&rt, &t).await.map_err(anyhow::Error::from)
             };
             let prefixes = [prefix];

@@ -19,6 +19,7 @@ pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
             service_type,
             policy,
             endpoints,
+            not_ready,
         } => {
             let (t, rt) = open(&topo).await?;
             let s = services::Service {
@@ -28,6 +29,7 @@ pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
                 service_type: service_type.parse().map_err(anyhow::Error::msg)?,
                 policy: policy.parse().map_err(anyhow::Error::msg)?,
                 endpoints,
+                not_ready,
             };
             s.check().map_err(anyhow::Error::msg)?;
             let mut list = services::stored(&rt, &t).await?;
@@ -63,6 +65,18 @@ pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
                 );
             }
         }
+        ServiceVerb::Ready { topo, name, pods, not } => {
+            let (t, rt) = open(&topo).await?;
+            let mut list = services::stored(&rt, &t).await?;
+            let s = list
+                .iter_mut()
+                .find(|s| s.name == name)
+                .with_context(|| format!("lab {} has no service {name} (`lab service list`)", t.name))?;
+            s.set_ready(&pods, !not).map_err(anyhow::Error::msg)?;
+            services::apply(&rt, &t, &list).await?;
+            let state = if not { "not ready" } else { "ready" };
+            println!("service {name}: {} {state} on {}", pods.join(", "), t.name);
+        }
         ServiceVerb::Del { topo, name } => {
             let (t, rt) = open(&topo).await?;
             let mut list = services::stored(&rt, &t).await?;
@@ -88,9 +102,15 @@ pub async fn service(verb: ServiceVerb) -> Result<ExitCode> {
                     let eps: Vec<String> = s
                         .endpoints
                         .iter()
-                        .map(|e| match pods.iter().find(|p| &p.name == e) {
-                            Some(p) => format!("{e}@{}", p.node),
-                            None => format!("{e}@(no pod)"),
+                        .map(|e| {
+                            let at = match pods.iter().find(|p| &p.name == e) {
+                                Some(p) => format!("{e}@{}", p.node),
+                                None => format!("{e}@(no pod)"),
+                            };
+                            match s.is_ready(e) {
+                                true => at,
+                                false => format!("{at}(not ready)"),
+                            }
                         })
                         .collect();
                     vec![

@@ -24,16 +24,15 @@ pub const FRR_ROUTE_MAP: &str = "SERVICE_LOCAL";
 /// The prefixes last given to FRR, to take back those that are no longer local.
 const FRR_LAST: &str = "/run/podlab/frr-services";
 
-/// The /32s and /128s of Local services that `node` hosts an endpoint of (a pod that
-/// exists), as Calico advertises them. Whether each lies in a configured CIDR is the
+/// The /32s and /128s of Local services that `node` hosts a ready endpoint of (a pod
+/// that exists), as Calico advertises them. Whether each lies in a configured CIDR is the
 /// daemon's filter's business, as in Calico.
 pub fn local_prefixes(node: &str, services: &[Service], pods: &[Pod]) -> BTreeSet<IpNet> {
     services
         .iter()
         .filter(|s| s.policy == Policy::Local)
         .filter(|s| {
-            s.endpoints
-                .iter()
+            s.ready_endpoints()
                 .any(|e| pods.iter().any(|p| &p.name == e && p.node == node))
         })
         .flat_map(|s| s.ips.iter().map(|ip| IpNet::from(*ip)))
@@ -143,6 +142,10 @@ mod tests {
             "Local only, both families"
         );
         assert!(local_prefixes("n2", &services, &pods).is_empty(), "no endpoint on n2");
+        // An endpoint that is not ready is no reason to route the service.
+        let not_ready = [svc("ip=198.51.100.20 port=80 policy=Local endpoints=a,b not_ready=a")];
+        assert!(local_prefixes("n1", &not_ready, &pods).is_empty(), "a is not ready");
+        assert_eq!(local_prefixes("n2", &not_ready, &pods).len(), 1, "b is");
     }
 
     #[test]

@@ -31,11 +31,10 @@ pub fn ruleset(node: &str, services: &[Service], pods: &[Pod], snat: &[IpAddr]) 
             let (fam, nfproto) = if ip.is_ipv4() { ("ip", "4") } else { ("ip6", "6") };
             let chain = format!("svc{i}_{nfproto}");
             let m = format!("{fam} daddr {ip} tcp dport {}", s.port);
-            // The endpoints of the service's family; a pod without such an address
-            // has no endpoint in it.
+            // The ready endpoints of the service's family; a pod without such an
+            // address has no endpoint in it.
             let endpoints: Vec<(&Pod, IpAddr)> = s
-                .endpoints
-                .iter()
+                .ready_endpoints()
                 .filter_map(|e| pods.iter().find(|p| &p.name == e))
                 .filter(|p| s.policy == Policy::Cluster || p.node == node)
                 .filter_map(|p| {
@@ -46,7 +45,7 @@ pub fn ruleset(node: &str, services: &[Service], pods: &[Pod], snat: &[IpAddr]) 
                 })
                 .collect();
             if endpoints.is_empty() {
-                let any = s.endpoints.iter().any(|e| pods.iter().any(|p| &p.name == e));
+                let any = s.ready_endpoints().any(|e| pods.iter().any(|p| &p.name == e));
                 if s.policy == Policy::Local && any {
                     let _ = writeln!(
                         forward,
@@ -125,6 +124,7 @@ mod tests {
             service_type: Type::LoadBalancer,
             policy,
             endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            not_ready: Vec::new(),
         }
     }
 
@@ -166,5 +166,11 @@ mod tests {
         // No endpoint anywhere: refused, as kube-proxy does.
         let none = ruleset("n1", &[svc("gone", "198.51.100.30", Policy::Local, &["x"])], &pods, &[]);
         assert!(none.contains("reject with tcp reset"), "{none}");
+        // Not ready is no endpoint: n3 drops, and with none ready anywhere n1 refuses.
+        let mut sick = svc("shop", "198.51.100.20", Policy::Local, &["b"]);
+        sick.not_ready = vec!["b".into()];
+        let on_n3 = ruleset("n3", std::slice::from_ref(&sick), &pods, &[]);
+        assert!(!on_n3.contains("dnat"), "{on_n3}");
+        assert!(on_n3.contains("reject with tcp reset"), "{on_n3}");
     }
 }

@@ -1,7 +1,9 @@
 //! The services as Kubernetes' API server would list them (`kubectl get
 //! services,endpointslices -o json`): a `List` of `Service` and `EndpointSlice`
 //! objects, which is what the speaker's state file holds. An EndpointSlice lists the
-//! endpoint pods that exist, each with its node and ready, one slice per family.
+//! endpoint pods that exist, each with its node and whether it is ready (a pod whose
+//! readiness probe fails is neither ready nor serving, and not terminating), one slice
+//! per family.
 
 use serde_json::{json, Value};
 
@@ -26,9 +28,10 @@ pub fn list(services: &[Service], pods: &[Pod]) -> Value {
                 .filter_map(|e| pods.iter().find(|p| &p.name == e))
                 .filter_map(|p| {
                     let addr = p.addresses().into_iter().find(|a| a.is_ipv4() == ip.is_ipv4())?;
+                    let ready = s.is_ready(&p.name);
                     Some(json!({
                         "addresses": [addr.to_string()],
-                        "conditions": {"ready": true, "serving": true, "terminating": false},
+                        "conditions": {"ready": ready, "serving": ready, "terminating": false},
                         "nodeName": p.node,
                         "targetRef": {"kind": "Pod", "name": p.name, "namespace": NAMESPACE},
                     }))

@@ -7,7 +7,9 @@
 //! agent reads (`manifest.rs`: the speaker's state file, a Kubernetes `List`;
 //! `confd.rs`: BIRD's and FRR's static routes, as Calico's confd writes BIRD's). An
 //! endpoint whose pod is gone is no endpoint, as an EndpointSlice drops a deleted pod;
-//! a pod created again under its name is one again.
+//! a pod created again under its name is one again. An endpoint can be not ready (its
+//! readiness probe failing): it stays in the EndpointSlice with `ready: false`, and
+//! neither kube-proxy nor Calico's route advertisement counts it.
 
 pub mod confd;
 mod kubeproxy;
@@ -117,26 +119,32 @@ pub struct Service {
     pub policy: Policy,
     /// Its endpoints, by pod name.
     pub endpoints: Vec<String>,
+    /// The endpoints among them that are not ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
 }
 
 impl Service {
     /// Reads the label form, the `lab service add` flags as `key=value` words:
     /// `ip=198.51.100.10[,fd00::10] port=80 [type=LoadBalancer] [policy=Cluster]
-    /// endpoints=n1-pod1,n2-pod1`.
+    /// endpoints=n1-pod1,n2-pod1 [not_ready=n2-pod1]`.
     pub fn parse_spec(name: &str, spec: &str) -> Result<Service, String> {
-        let (mut ips, mut port, mut kind, mut policy, mut endpoints) =
-            (None, None, Type::LoadBalancer, Policy::Cluster, None);
+        const KEYS: &str = "keys: ip, port, type, policy, endpoints, not_ready";
+        let (mut ips, mut port, mut kind, mut policy, mut endpoints, mut not_ready) =
+            (None, None, Type::LoadBalancer, Policy::Cluster, None, Vec::new());
+        let pods = |v: &str| v.split(',').filter(|e| !e.is_empty()).map(str::to_string).collect();
         for word in spec.split_whitespace() {
             let (k, v) = word
                 .split_once('=')
-                .ok_or_else(|| format!("{word:?} is not key=value (keys: ip, port, type, policy, endpoints)"))?;
+                .ok_or_else(|| format!("{word:?} is not key=value ({KEYS})"))?;
             match k {
                 "ip" => ips = Some(parse_ips(v)?),
                 "port" => port = Some(v.parse::<u16>().map_err(|_| format!("port {v:?} is not a TCP port"))?),
                 "type" => kind = v.parse()?,
                 "policy" => policy = v.parse()?,
-                "endpoints" => endpoints = Some(v.split(',').filter(|e| !e.is_empty()).map(str::to_string).collect()),
-                _ => return Err(format!("unknown key {k:?} (keys: ip, port, type, policy, endpoints)")),
+                "endpoints" => endpoints = Some(pods(v)),
+                "not_ready" => not_ready = pods(v),
+                _ => return Err(format!("unknown key {k:?} ({KEYS})")),
             }
         }
         let s = Service {
@@ -146,13 +154,15 @@ impl Service {
             service_type: kind,
             policy,
             endpoints: endpoints.unwrap_or_default(),
+            not_ready,
         };
         s.check()?;
         Ok(s)
     }
 
     /// What Kubernetes would refuse: a name that is no DNS label, two IPs of one
-    /// family, port 0, an endpoint that is no pod name.
+    /// family, port 0, an endpoint that is no pod name; and a not-ready pod that is
+    /// none of the endpoints.
     pub fn check(&self) -> Result<(), String> {
         let n = &self.name;
         let dns_label = !n.is_empty()
@@ -181,6 +191,39 @@ impl Service {
             if !ok {
                 return Err(format!("service {n}: endpoint {e:?} is not a pod name"));
             }
+        }
+        if let Some(e) = self.not_ready.iter().find(|e| !self.endpoints.contains(e)) {
+            return Err(format!(
+                "service {n}: not-ready {e:?} is not one of its endpoints ({})",
+                self.endpoints.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the endpoint `pod` is ready (an endpoint is, unless said otherwise).
+    pub fn is_ready(&self, pod: &str) -> bool {
+        !self.not_ready.iter().any(|e| e == pod)
+    }
+
+    /// The endpoints that are ready, by pod name.
+    pub fn ready_endpoints(&self) -> impl Iterator<Item = &String> {
+        self.endpoints.iter().filter(|e| self.is_ready(e))
+    }
+
+    /// `pods` made ready (`ready`) or not.
+    pub fn set_ready(&mut self, pods: &[String], ready: bool) -> Result<(), String> {
+        if let Some(p) = pods.iter().find(|p| !self.endpoints.contains(p)) {
+            return Err(format!(
+                "service {}: {p} is not one of its endpoints ({})",
+                self.name,
+                self.endpoints.join(", ")
+            ));
+        }
+        self.not_ready.retain(|e| !pods.contains(e));
+        if !ready {
+            self.not_ready.extend(pods.iter().cloned());
+            self.not_ready.sort();
         }
         Ok(())
     }
@@ -243,6 +286,20 @@ mod tests {
         assert_eq!(s.policy, Policy::Local);
         assert_eq!(s.endpoints, ["n1-pod1", "n3-pod1"]);
         assert_eq!(s.addresses(), "198.51.100.10:80 [fd00:198::10]:80");
+        assert!(s.not_ready.is_empty() && s.is_ready("n1-pod1"));
+    }
+
+    #[test]
+    fn readiness_is_per_endpoint_and_only_of_endpoints() {
+        let mut s = Service::parse_spec("web", "ip=198.51.100.10 port=80 endpoints=a,b not_ready=b").unwrap();
+        assert_eq!(s.ready_endpoints().collect::<Vec<_>>(), ["a"]);
+        s.set_ready(&["a".into()], false).unwrap();
+        assert_eq!(s.ready_endpoints().count(), 0);
+        s.set_ready(&["a".into(), "b".into()], true).unwrap();
+        assert_eq!(s.ready_endpoints().collect::<Vec<_>>(), ["a", "b"]);
+        let e = s.set_ready(&["c".into()], false).unwrap_err();
+        assert!(e.contains("c is not one of its endpoints (a, b)"), "{e}");
+        assert!(s.not_ready.is_empty(), "a refused change changes nothing");
     }
 
     #[test]
@@ -255,6 +312,11 @@ mod tests {
             ("web", "ip=198.51.100.10 port=80 policy=Nodes", "Cluster or Local"),
             ("web", "ip=198.51.100.10 port=80 endpoints=$(x)", "not a pod name"),
             ("web", "ip=198.51.100.10 port=80 weight=3", "unknown key"),
+            (
+                "web",
+                "ip=198.51.100.10 port=80 endpoints=a not_ready=b",
+                "not one of its endpoints",
+            ),
         ];
         for (name, spec, want) in bad {
             let e = Service::parse_spec(name, spec).unwrap_err();

@@ -81,8 +81,7 @@ pub async fn check(
     let deadline = Instant::now() + wait;
     for s in services {
         let endpoints: Vec<&Pod> = s
-            .endpoints
-            .iter()
+            .ready_endpoints()
             .filter_map(|e| pods.iter().find(|p| &p.name == e))
             .collect();
         for ip in &s.ips {

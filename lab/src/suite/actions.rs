@@ -267,9 +267,21 @@ done"#;
                 service_type: kind,
                 policy: a.policy.parse()?,
                 endpoints: a.endpoints.clone(),
+                not_ready: a.not_ready.clone(),
             };
             s.check()?;
             lab.services.push(s);
+            services::apply(rt, &lab.topo, &lab.services)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Action::ServiceReady(a) => {
+            let s = lab
+                .services
+                .iter_mut()
+                .find(|s| s.name == a.name)
+                .ok_or_else(|| format!("service_ready: no service {} made by this case", a.name))?;
+            s.set_ready(&a.pods, a.ready)?;
             services::apply(rt, &lab.topo, &lab.services)
                 .await
                 .map_err(|e| e.to_string())
@@ -331,8 +343,8 @@ async fn static_routes_back(rt: &Runtime, lab: &Lab, node: &str) -> Result<(), S
 }
 
 /// A pod deleted, without its services told.
-pub async fn delete_pod(rt: &Runtime, lab: &mut Lab, p: &super::step::NodeName) -> Result<(), String> {
-    if let Err(e) = pods::delete(rt, &lab.topo, &p.node, &p.name).await {
+pub async fn delete_pod(rt: &Runtime, lab: &mut Lab, p: &super::step::PodDel) -> Result<(), String> {
+    if let Err(e) = pods::delete(rt, &lab.topo, &p.node, &p.name, p.teardown).await {
         // Deleting a pod that is gone already leaves it gone (for `always` steps).
         let list = pods::list(rt, &lab.topo).await.map_err(|e| e.to_string())?;
         if list.iter().any(|x| x.name == p.name && x.node == p.node) {

@@ -180,7 +180,22 @@ fn items(message: &str) -> Vec<&str> {
         Some(r) => r.split_once(" s: ").map_or(message, |(_, r)| r),
         None => message,
     };
-    rest.split("; ").collect()
+    // `; ` between things wrong, not inside a command quoted in backticks (an
+    // `output` check's shell line has its own).
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (k, c) in rest.char_indices() {
+        match c {
+            '`' => quoted = !quoted,
+            ';' if !quoted && rest[k..].starts_with("; ") => {
+                out.push(&rest[start..k]);
+                start = k + 2;
+            }
+            _ => {}
+        }
+    }
+    out.push(&rest[start..]);
+    out
 }
 
 /// Where in a case a failure happened.
@@ -520,6 +535,66 @@ cases:
         )
         .unwrap_err();
         assert!(e.to_string().contains("unknown fabric"), "{e}");
+    }
+
+    #[test]
+    fn a_message_splits_into_things_wrong_but_not_inside_a_quoted_command() {
+        assert_eq!(
+            items("not within 10.0 s: a still in n1; b still in n2"),
+            ["a still in n1", "b still in n2"]
+        );
+        assert_eq!(
+            items("x1: no line of `n=$(cmd | wc -l); echo \"$n\"` holds all of [\"0\"]; it printed:\n1"),
+            [
+                "x1: no line of `n=$(cmd | wc -l); echo \"$n\"` holds all of [\"0\"]",
+                "it printed:\n1"
+            ]
+        );
+    }
+
+    #[test]
+    fn readiness_and_a_pods_teardown_read_as_steps() {
+        let case = |step: &str| {
+            parse_str(&format!(
+                "family: SVC\ntitle: t\ncases:\n  - id: SVC-03\n    title: x\n    steps:\n      - {step}\n"
+            ))
+        };
+        let s = case("service_ready: {name: web, pods: [a], ready: false}").unwrap();
+        match &s.cases[0].steps[0].what {
+            crate::suite::step::What::Act(Action::ServiceReady(r), None) => {
+                assert_eq!(
+                    (r.name.as_str(), r.pods.as_slice(), r.ready),
+                    ("web", &["a".to_string()][..], false)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Readiness changes a route in no kernel: nothing to time from.
+        let e = case("service_ready: {name: web, pods: [a], ready: true}\n        time: {prefix: x, budget: 1s}")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("not on service_add, service_del or service_ready"),
+            "{e}"
+        );
+        let e = case("service_ready: {name: web, pods: [a]}").unwrap_err();
+        assert!(e.to_string().contains("missing field `ready`"), "{e}");
+        let s = case("pod_del: {node: n1, name: a, teardown: veth}").unwrap();
+        match &s.cases[0].steps[0].what {
+            crate::suite::step::What::Act(Action::PodDel(p), None) => {
+                assert_eq!(p.teardown, crate::pods::Teardown::Veth)
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = case("pod_del: {node: n1, name: a}").unwrap();
+        match &s.cases[0].steps[0].what {
+            crate::suite::step::What::Act(Action::PodDel(p), None) => {
+                assert_eq!(p.teardown, crate::pods::Teardown::Routes)
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = case("pod_del: {node: n1, name: a, teardown: cni}").unwrap_err();
+        assert!(e.to_string().contains("unknown variant `cni`"), "{e}");
     }
 
     #[test]

@@ -245,15 +245,26 @@ async fn daemon_view(rt: &Runtime, lab: &Lab, check: &Check, case_age: Duration)
         let cmd = subst(lab, &o.cmd)?;
         let out = exec_ok(rt, lab, &o.node, &sh(&cmd)).await?;
         let want: Vec<String> = o.line.iter().map(|w| subst(lab, w)).collect::<Result<_, _>>()?;
-        return if out.lines().any(|l| want.iter().all(|w| l.contains(w.as_str()))) {
-            Ok(())
-        } else {
-            let shown: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).take(20).collect();
-            Err(format!(
-                "{}: no line of `{cmd}` holds all of {want:?}; it printed:\n{}",
-                o.node,
-                shown.join("\n")
-            ))
+        let found: Vec<&str> = out
+            .lines()
+            .filter(|l| want.iter().all(|w| l.contains(w.as_str())))
+            .collect();
+        return match (found.is_empty(), o.absent) {
+            (false, false) | (true, true) => Ok(()),
+            (false, true) => Err(format!(
+                "{}: `{cmd}` still has a line that holds all of {want:?}: {}",
+                o.node, found[0]
+            )),
+            (true, false) => {
+                let shown: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).take(20).collect();
+                // One thing wrong, with what was seen: no `; ` before it, which
+                // would make it two for the findings (`case.rs`).
+                Err(format!(
+                    "{}: no line of `{cmd}` holds all of {want:?}, it printed:\n{}",
+                    o.node,
+                    shown.join("\n")
+                ))
+            }
         };
     }
     let addrs_of = |p: &String| -> Vec<String> {

@@ -53,6 +53,22 @@ pub fn subst(lab: &Lab, s: &str) -> Result<String, String> {
                     .map(|a| a.to_string())
                     .ok_or_else(|| format!("{s:?}: node {node} has no such address"))?
             }
+            // `id`: its BGP router ID, as its intent has it.
+            Some((node, "id")) => {
+                let node = resolve_node(lab, node);
+                lab.plan
+                    .nodes
+                    .iter()
+                    .find(|n| n.name == node)
+                    .and_then(|n| {
+                        n.intent
+                            .as_ref()
+                            .map(|i| i.router_id)
+                            .or(n.router.as_ref().map(|r| r.router_id))
+                    })
+                    .map(|id| id.to_string())
+                    .ok_or_else(|| format!("{s:?}: node {node} has no router ID in this cell"))?
+            }
             Some((node, "block")) | Some((node, "block6")) => {
                 let v6 = key.ends_with('6') || !lab.cell.v4();
                 label_blocks(lab, node)

@@ -34,7 +34,7 @@ pub enum What {
 #[derive(Debug, Clone)]
 pub enum Action {
     PodAdd(PodAdd),
-    PodDel(NodeName),
+    PodDel(PodDel),
     Route(RouteChange),
     Link(LinkAct),
     Impair(ImpairAct),
@@ -52,6 +52,7 @@ pub enum Action {
     Restore(String),
     ServiceAdd(ServiceAdd),
     ServiceDel(String),
+    ServiceReady(ServiceReady),
     Traffic(Traffic),
     Wait(Duration),
 }
@@ -178,7 +179,12 @@ impl Step {
                 | Action::UncutSessions(n)
                 | Action::Restore(n) => r(n),
                 Action::ServiceAdd(x) => {
-                    for e in &mut x.endpoints {
+                    for e in x.endpoints.iter_mut().chain(x.not_ready.iter_mut()) {
+                        r(e)
+                    }
+                }
+                Action::ServiceReady(x) => {
+                    for e in &mut x.pods {
                         r(e)
                     }
                 }
@@ -235,12 +241,16 @@ impl Step {
             | Action::CutSessions(n)
             | Action::UncutSessions(n)
             | Action::Restore(n) => n,
-            Action::ServiceAdd(_) | Action::ServiceDel(_) | Action::Traffic(_) | Action::Wait(_) => return None,
+            Action::ServiceAdd(_)
+            | Action::ServiceDel(_)
+            | Action::ServiceReady(_)
+            | Action::Traffic(_)
+            | Action::Wait(_) => return None,
         })
     }
 }
 
-const ACTIONS: &str = "pod_add, pod_del, route, link, impair, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, exec, announce, withdraw, reconfigure, restore, service_add, service_del, traffic, wait, expect";
+const ACTIONS: &str = "pod_add, pod_del, route, link, impair, pause, unpause, daemon, cut_sessions, uncut_sessions, flap, churn, exec, announce, withdraw, reconfigure, restore, service_add, service_del, service_ready, traffic, wait, expect";
 const CHECKS: &str =
     "sessions, fib, ping, model, loss, up_within, rss_growth, reflected, communities, capabilities, info, output, up_for, session, advertised, connect, learned";
 
@@ -316,6 +326,7 @@ impl TryFrom<RawStep> for Step {
                     .map(|x| x.check().map(|()| Action::ServiceAdd(x)))
                     .transpose()?,
                 raw.service_del.map(Action::ServiceDel),
+                raw.service_ready.map(Action::ServiceReady),
                 raw.traffic
                     .map(|t| match (&t.from, &t.to, &t.service) {
                         (Some(_), Some(_), None) | (None, None, Some(_)) => Ok(Action::Traffic(t)),
@@ -331,8 +342,8 @@ impl TryFrom<RawStep> for Step {
             &format!("a step holds exactly one of {ACTIONS}"),
         )?;
         let what = match (act, raw.time) {
-            (Ok(Action::ServiceAdd(_) | Action::ServiceDel(_)), Some(_)) => {
-                return Err("time: goes on the change that moves a service route (a pod, a daemon), not on service_add or service_del".into())
+            (Ok(Action::ServiceAdd(_) | Action::ServiceDel(_) | Action::ServiceReady(_)), Some(_)) => {
+                return Err("time: goes on the change that moves a service route (a pod, a daemon), not on service_add, service_del or service_ready (their routes change in no node's kernel: check them with `learned` and `within`)".into())
             }
             (Ok(a), Some(t)) if !matches!(a, Action::Wait(_) | Action::Traffic(_)) => {
                 t.check()?;
@@ -430,7 +441,7 @@ struct RawStep {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_add: Option<PodAdd>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod_del: Option<NodeName>,
+    pub pod_del: Option<PodDel>,
     /// `ip route` in a node: `{node: n1, add: "blackhole {n1.block}"}` (or del, replace).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteAct>,
@@ -486,6 +497,10 @@ struct RawStep {
     /// The service of that name deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_del: Option<String>,
+    /// Endpoints of a service of the case made ready or not, as a readiness probe
+    /// that starts or stops failing: `{name: web, pods: [a], ready: false}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ready: Option<ServiceReady>,
     /// A continuous ping between pods, for the loss it counts: `{from: POD, to: POD}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Traffic>,
@@ -534,11 +549,16 @@ pub struct PodAdd {
     pub ip: Option<String>,
 }
 
+/// `{node: n1, name: a}`: the pod's routes go first, then its veth;
+/// `{node: n1, name: a, teardown: veth}`: its veth at once, as a CNI plugin deletes a
+/// pod (the IPv4 /32 leaves the kernel without a route event).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeName {
+pub struct PodDel {
     pub node: String,
     pub name: String,
+    #[serde(default)]
+    pub teardown: crate::pods::Teardown,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -798,6 +818,17 @@ pub struct ServiceAdd {
     #[serde(default = "cluster")]
     pub policy: String,
     pub endpoints: Vec<String>,
+    /// Endpoints among them that are not ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceReady {
+    pub name: String,
+    pub pods: Vec<String>,
+    pub ready: bool,
 }
 
 fn port80() -> u16 {
@@ -913,6 +944,9 @@ pub struct OutputExpect {
     pub node: String,
     pub cmd: String,
     pub line: Vec<String>,
+    /// No line holds all of `line` (what a command no longer shows).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub absent: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

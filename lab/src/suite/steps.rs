@@ -11,6 +11,7 @@ use super::placeholders::{host_prefix, node_set, subst, twins};
 use super::record::CaseRun;
 use super::step::{self, Action, Step, What};
 use super::{actions, expectations, Sample};
+use crate::pods;
 use crate::runtime::Runtime;
 use crate::watch;
 
@@ -24,7 +25,9 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
             return Ok(());
         }
         What::Act(Action::Traffic(t), _) => return ctx.start_traffic(rt, lab, t).await,
-        What::Act(a @ (Action::ServiceAdd(_) | Action::ServiceDel(_)), _) => return actions::act(rt, lab, a).await,
+        What::Act(a @ (Action::ServiceAdd(_) | Action::ServiceDel(_) | Action::ServiceReady(_)), _) => {
+            return actions::act(rt, lab, a).await
+        }
         What::Act(a, t) => (a, t),
     };
     let origin = step.action_node().unwrap_or_default().to_string();
@@ -78,9 +81,13 @@ pub async fn run(rt: &Runtime, lab: &mut Lab, ctx: &mut CaseRun, step: &Step) ->
         },
         // A pod or a route changes the prefix in the acting node's kernel first; a
         // daemon, a link or a pause does not, and is timed from the act, as is a
-        // service's route, which is in no node's kernel (kube-proxy handles it there).
-        from_origin_event: matches!(action, Action::PodAdd(_) | Action::PodDel(_) | Action::Route(_))
-            && !timing.prefix.contains("{svc"),
+        // service's route, which is in no node's kernel (kube-proxy handles it there),
+        // and a pod whose veth goes first (its IPv4 /32 leaves without an event).
+        from_origin_event: match action {
+            Action::PodAdd(_) | Action::Route(_) => true,
+            Action::PodDel(p) => p.teardown == pods::Teardown::Routes,
+            _ => false,
+        } && !timing.prefix.contains("{svc"),
         settle: SETTLE,
     };
     // A service route changes when its endpoints do, as the EndpointSlice says: a pod

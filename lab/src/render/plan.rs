@@ -33,6 +33,14 @@ pub struct PlanNode {
 }
 
 impl PlanNode {
+    /// Its BGP router ID, from its intent (a Kubernetes node's or a fabric router's).
+    pub fn router_id(&self) -> Option<std::net::Ipv4Addr> {
+        self.intent
+            .as_ref()
+            .map(|i| i.router_id)
+            .or(self.router.as_ref().map(|r| r.router_id))
+    }
+
     /// Whether its daemon programs the container's kernel with what BGP learns: the
     /// rule of [`Role::programs_kernel`], as for a topology's nodes.
     pub fn kernel(&self) -> bool {

@@ -559,16 +559,18 @@ cases:
                 "family: SVC\ntitle: t\ncases:\n  - id: SVC-03\n    title: x\n    steps:\n      - {step}\n"
             ))
         };
-        let s = case("service_ready: {name: web, pods: [a], ready: false}").unwrap();
-        match &s.cases[0].steps[0].what {
-            crate::suite::step::What::Act(Action::ServiceReady(r), None) => {
-                assert_eq!(
-                    (r.name.as_str(), r.pods.as_slice(), r.ready),
-                    ("web", &["a".to_string()][..], false)
-                )
-            }
+        // The one step of a case that parsed, as an action.
+        let act = |step: &str| match case(step).unwrap().cases.remove(0).steps.remove(0).what {
+            crate::suite::step::What::Act(a, None) => a,
             other => panic!("{other:?}"),
-        }
+        };
+        let Action::ServiceReady(r) = act("service_ready: {name: web, pods: [a], ready: false}") else {
+            panic!("not service_ready")
+        };
+        assert_eq!(
+            (r.name.as_str(), r.pods.as_slice(), r.ready),
+            ("web", &["a".to_string()][..], false)
+        );
         // Readiness changes a route in no kernel: nothing to time from.
         let e = case("service_ready: {name: web, pods: [a], ready: true}\n        time: {prefix: x, budget: 1s}")
             .unwrap_err();
@@ -579,19 +581,17 @@ cases:
         );
         let e = case("service_ready: {name: web, pods: [a]}").unwrap_err();
         assert!(e.to_string().contains("missing field `ready`"), "{e}");
-        let s = case("pod_del: {node: n1, name: a, teardown: veth}").unwrap();
-        match &s.cases[0].steps[0].what {
-            crate::suite::step::What::Act(Action::PodDel(p), None) => {
-                assert_eq!(p.teardown, crate::pods::Teardown::Veth)
-            }
-            other => panic!("{other:?}"),
-        }
-        let s = case("pod_del: {node: n1, name: a}").unwrap();
-        match &s.cases[0].steps[0].what {
-            crate::suite::step::What::Act(Action::PodDel(p), None) => {
-                assert_eq!(p.teardown, crate::pods::Teardown::Routes)
-            }
-            other => panic!("{other:?}"),
+        for (step, teardown) in [
+            (
+                "pod_del: {node: n1, name: a, teardown: veth}",
+                crate::pods::Teardown::Veth,
+            ),
+            ("pod_del: {node: n1, name: a}", crate::pods::Teardown::Routes),
+        ] {
+            let Action::PodDel(p) = act(step) else {
+                panic!("not pod_del: {step}")
+            };
+            assert_eq!(p.teardown, teardown, "{step}");
         }
         let e = case("pod_del: {node: n1, name: a, teardown: cni}").unwrap_err();
         assert!(e.to_string().contains("unknown variant `cni`"), "{e}");

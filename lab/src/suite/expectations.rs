@@ -163,9 +163,9 @@ async fn reflected(rt: &Runtime, lab: &Lab, r: &step::ReflectedExpect, prefix: &
         .plan
         .nodes
         .iter()
-        .find(|n| n.name == r.originator)
-        .and_then(|n| n.intent.as_ref())
-        .map(|i| i.router_id.to_string())
+        .find(|n| n.name == r.originator && n.intent.is_some())
+        .and_then(|n| n.router_id())
+        .map(|id| id.to_string())
         .ok_or_else(|| format!("no Kubernetes node {}", r.originator))?;
     match originator {
         Some(o) if o == want && !clusters.is_empty() => Ok(()),

@@ -60,12 +60,7 @@ pub fn subst(lab: &Lab, s: &str) -> Result<String, String> {
                     .nodes
                     .iter()
                     .find(|n| n.name == node)
-                    .and_then(|n| {
-                        n.intent
-                            .as_ref()
-                            .map(|i| i.router_id)
-                            .or(n.router.as_ref().map(|r| r.router_id))
-                    })
+                    .and_then(|n| n.router_id())
                     .map(|id| id.to_string())
                     .ok_or_else(|| format!("{s:?}: node {node} has no router ID in this cell"))?
             }

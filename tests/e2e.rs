@@ -5,6 +5,7 @@
 //! is left. Tests run one at a time: they share the host's interfaces and two cores.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -359,6 +360,9 @@ fn deploy(name: &str, sessions: usize) -> Result<()> {
         clab_script(&path, blocks(&path)?.len())?;
         let converged_secs = t.elapsed().as_secs_f64();
         eprintln!("  {lab_name}: every block in every node's FIB {converged_secs:.1}s after up");
+        if name == "mesh3-speaker" {
+            exec_entered_as_docker_places_it(&path)?;
+        }
         let (added, removed) = borrowed_ip(&path)?;
         eprintln!("  {lab_name}: borrowed /32 added {}", added["after_ms"]);
         eprintln!("  {lab_name}: borrowed /32 removed {}", removed["after_ms"]);
@@ -378,6 +382,48 @@ fn deploy(name: &str, sessions: usize) -> Result<()> {
     result?;
     down?;
     assert_clean(&lab_name, &network, &before)
+}
+
+/// A command `lab` runs in a node by entering its namespaces (`nsenter`, without the
+/// engine) sees what it sees through `docker exec` (`LAB_EXEC=docker`): the same
+/// namespaces, cgroups (the freezer's too: a daemon started so stops with a paused
+/// node), environment, directory, user, output and exit code. And a daemon it starts
+/// in the background does not hold the command open.
+fn exec_entered_as_docker_places_it(path: &str) -> Result<()> {
+    let probe = "echo \"$HOSTNAME $HOME $PATH\"; pwd; id -u; \
+                 for n in net mnt pid uts ipc; do readlink /proc/self/ns/$n; done; \
+                 sort /proc/self/cgroup; echo to-stderr >&2; exit 3";
+    let run = |how: &str| -> Result<(String, Option<i32>)> {
+        let out = Command::new(e2e::lab_bin()?)
+            .args(["exec", "-t", path, "n1", "--", "sh", "-c", probe])
+            .env("LAB_LOG", "warn")
+            .env("LAB_EXEC", how)
+            .output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((text, out.status.code()))
+    };
+    let (entered, entered_code) = run("enter")?;
+    let (docker, docker_code) = run("docker")?;
+    ensure!(
+        entered == docker && entered_code == docker_code,
+        "entered (exit {entered_code:?}):\n{entered}\nthrough docker exec (exit {docker_code:?}):\n{docker}"
+    );
+    ensure!(
+        entered.contains("freezer:/") && entered.contains("to-stderr") && entered_code == Some(3),
+        "{entered}"
+    );
+    let t = Instant::now();
+    lab_ok(&["exec", "-t", path, "n1", "--", "sh", "-c", "sleep 30 & echo started"])?;
+    ensure!(
+        t.elapsed() < Duration::from_secs(5),
+        "a command that left a daemon behind took {:?}",
+        t.elapsed()
+    );
+    Ok(())
 }
 
 /// `tests/clab_script.py`, written for containerlab's `inspect -f json` and `exec

@@ -9,6 +9,7 @@ pub mod bringup;
 pub mod caps;
 pub mod clock;
 pub mod deploy;
+pub mod enter;
 pub mod exec;
 pub mod graph;
 pub mod images;

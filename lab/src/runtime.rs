@@ -389,8 +389,48 @@ impl Runtime {
         }
     }
 
-    /// Runs a command in a container and collects its output and exit code.
+    /// Runs a command in a container and collects its output and exit code: entered
+    /// directly where that is the same as `docker exec` (see [`crate::enter`]), through
+    /// the engine otherwise.
     pub async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput, RuntimeError> {
+        if crate::enter::available() {
+            if let Some(target) = self.enter_target(container).await? {
+                return crate::enter::run(&target, cmd)
+                    .await
+                    .map_err(|e| RuntimeError::Other(format!("exec `{}` in {container}: {e}", cmd.join(" "))));
+            }
+        }
+        self.docker_exec(container, cmd).await
+    }
+
+    /// What [`crate::enter`] needs of a container that it may enter: one that runs,
+    /// is not paused and runs its commands as root.
+    async fn enter_target(&self, container: &str) -> Result<Option<crate::enter::Target>, RuntimeError> {
+        let info = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(docker_err(format!("inspect container {container}")))?;
+        let state = info.state.unwrap_or_default();
+        let config = info.config.unwrap_or_default();
+        let root = config
+            .user
+            .as_deref()
+            .is_none_or(|u| u.is_empty() || u == "root" || u == "0");
+        match state.pid {
+            Some(pid) if pid > 0 && state.running == Some(true) && state.paused != Some(true) && root => {
+                Ok(Some(crate::enter::Target {
+                    pid: pid as u32,
+                    env: config.env.unwrap_or_default(),
+                    hostname: config.hostname,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Runs a command through the engine's exec.
+    async fn docker_exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput, RuntimeError> {
         use bollard::container::LogOutput;
         let what = || format!("exec `{}` in {container}", cmd.join(" "));
         let (id, mut output) = self.start_exec(container, cmd).await?;
@@ -416,6 +456,12 @@ impl Runtime {
         container: &str,
         cmd: &[String],
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<String>, RuntimeError> {
+        if crate::enter::available() {
+            if let Some(target) = self.enter_target(container).await? {
+                return crate::enter::lines(&target, cmd)
+                    .map_err(|e| RuntimeError::Other(format!("exec `{}` in {container}: {e}", cmd.join(" "))));
+            }
+        }
         let (_, mut output) = self.start_exec(container, cmd).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {

@@ -200,10 +200,24 @@ where
     F: std::future::Future<Output = Result<(), E>>,
     E: From<RuntimeError>,
 {
-    let mut watches = Vec::new();
     let origin = c.from_origin_event.then_some(c.origin);
-    for node in origin.into_iter().chain(c.followers.iter().map(String::as_str)) {
-        watches.push(RouteWatch::start(rt, topo, node).await?);
+    let starts = origin
+        .into_iter()
+        .chain(c.followers.iter().map(String::as_str))
+        .map(|node| RouteWatch::start(rt, topo, node));
+    let mut watches = Vec::new();
+    let mut failed = None;
+    for w in futures::future::join_all(starts).await {
+        match w {
+            Ok(w) => watches.push(w),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    if let Some(e) = failed {
+        for w in watches {
+            w.stop(rt).await;
+        }
+        return Err(e.into());
     }
     // `ip` subscribes right after it starts; give it that moment.
     tokio::time::sleep(Duration::from_millis(100)).await;

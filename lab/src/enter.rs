@@ -15,9 +15,15 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use crate::runtime::ExecOutput;
-
 const NSENTER: &str = "/usr/bin/nsenter";
+
+/// What a command printed, and how it ended.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
 
 /// What a container must offer for a command to enter it.
 #[derive(Debug, Clone)]
@@ -91,14 +97,14 @@ fn cgroup_dirs(text: &str, root: &Path) -> Vec<String> {
 /// Runs `cmd` in the container, as root, and collects what it printed and its exit
 /// code. Output that background processes keep writing after the command ended is
 /// not waited for.
-pub async fn run(target: &Target, cmd: &[String]) -> Result<ExecOutput, String> {
+pub async fn run(target: &Target, cmd: &[String]) -> Result<Finished, String> {
     let mut child = command(target, cmd, false)?
         .spawn()
         .map_err(|e| format!("{NSENTER}: {e}"))?;
     let stdout = Pipe::read(child.stdout.take());
     let stderr = Pipe::read(child.stderr.take());
     let status = child.wait().await.map_err(|e| format!("{NSENTER}: {e}"))?;
-    Ok(ExecOutput {
+    Ok(Finished {
         code: status.code().map(i64::from).unwrap_or(-1),
         stdout: stdout.finish().await,
         stderr: stderr.finish().await,
@@ -153,6 +159,9 @@ fn command(target: &Target, cmd: &[String], merge_stderr: bool) -> Result<tokio:
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Out of the lab's process group, as `docker exec` is: a Ctrl-C meant for `lab`
+        // must not reach a daemon started in a node.
+        .process_group(0)
         .kill_on_drop(true);
     for kv in &target.env {
         if let Some((k, v)) = kv.split_once('=') {

@@ -397,6 +397,11 @@ impl Runtime {
             if let Some(target) = self.enter_target(container).await? {
                 return crate::enter::run(&target, cmd)
                     .await
+                    .map(|f| ExecOutput {
+                        code: f.code,
+                        stdout: f.stdout,
+                        stderr: f.stderr,
+                    })
                     .map_err(|e| RuntimeError::Other(format!("exec `{}` in {container}: {e}", cmd.join(" "))));
             }
         }

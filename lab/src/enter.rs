@@ -56,8 +56,8 @@ fn effective_uid() -> Option<u32> {
 /// freezer's among them: a daemon started through here must stop when its node is
 /// paused, as it does when `docker exec` starts it.
 fn cgroups(pid: u32) -> Result<Vec<String>, String> {
-    let text =
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| format!("/proc/{pid}/cgroup: {e}"))?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("the container's init process ({pid}) is gone: /proc/{pid}/cgroup: {e}"))?;
     Ok(cgroup_dirs(&text, Path::new("/sys/fs/cgroup")))
 }
 

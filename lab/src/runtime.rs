@@ -393,24 +393,25 @@ impl Runtime {
     /// directly where that is the same as `docker exec` (see [`crate::enter`]), through
     /// the engine otherwise.
     pub async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput, RuntimeError> {
-        if crate::enter::available() {
-            if let Some(target) = self.enter_target(container).await? {
-                return crate::enter::run(&target, cmd)
-                    .await
-                    .map(|f| ExecOutput {
-                        code: f.code,
-                        stdout: f.stdout,
-                        stderr: f.stderr,
-                    })
-                    .map_err(|e| RuntimeError::Other(format!("exec `{}` in {container}: {e}", cmd.join(" "))));
-            }
+        if let Some(target) = self.enter_target(container).await? {
+            return crate::enter::run(&target, cmd)
+                .await
+                .map(|f| ExecOutput {
+                    code: f.code,
+                    stdout: f.stdout,
+                    stderr: f.stderr,
+                })
+                .map_err(|e| RuntimeError::Other(format!("exec `{}` in {container}: {e}", cmd.join(" "))));
         }
         self.docker_exec(container, cmd).await
     }
 
     /// What [`crate::enter`] needs of a container that it may enter: one that runs,
-    /// is not paused and runs its commands as root.
+    /// is not paused and runs its commands as root, with entering available here.
     async fn enter_target(&self, container: &str) -> Result<Option<crate::enter::Target>, RuntimeError> {
+        if !crate::enter::available() {
+            return Ok(None);
+        }
         let info = self
             .docker
             .inspect_container(container, None)
@@ -461,11 +462,9 @@ impl Runtime {
         container: &str,
         cmd: &[String],
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<String>, RuntimeError> {
-        if crate::enter::available() {
-            if let Some(target) = self.enter_target(container).await? {
-                return crate::enter::lines(&target, cmd)
-                    .map_err(|e| RuntimeError::Other(format!("exec `{}` in {container}: {e}", cmd.join(" "))));
-            }
+        if let Some(target) = self.enter_target(container).await? {
+            return crate::enter::lines(&target, cmd)
+                .map_err(|e| RuntimeError::Other(format!("exec `{}` in {container}: {e}", cmd.join(" "))));
         }
         let (_, mut output) = self.start_exec(container, cmd).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

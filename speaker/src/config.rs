@@ -109,6 +109,14 @@ pub struct Config {
     /// Communities (and LOCAL_PREF) attached to the advertised prefixes inside a CIDR.
     #[serde(default)]
     pub prefix_advertisements: Vec<PrefixAdvertisement>,
+    /// This node's labels, as its Kubernetes Node has them: what the `nodeSelector`
+    /// and `peerSelector` of Calico's BGPPeer resources are matched against (with
+    /// the labels of its Calico Node resource, when the file holds one).
+    #[serde(default)]
+    pub node_labels: std::collections::BTreeMap<String, String>,
+    /// What became of each Calico resource the file holds (`calico.rs`).
+    #[serde(skip)]
+    pub resources: Vec<crate::calico::Use>,
 }
 
 /// One service CIDR, as Calico writes it.
@@ -655,19 +663,27 @@ impl Config {
             file: file.clone(),
             source,
         })?;
-        let mut config = Config::parse(&file, &text)?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty());
+        let mut config = Config::parse_on(&file, &text, hostname.as_deref())?;
         if config.node_name.is_none() {
-            config.node_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty());
+            config.node_name = hostname;
         }
         Ok(config)
     }
 
     /// Parses and validates `text`; `file` is how errors name it.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-        let mut config: Config = serde_yaml::from_str(text).map_err(|e| {
+        Config::parse_on(file, text, None)
+    }
+
+    /// Parses and validates `text` on the node named `hostname` where the text does
+    /// not name it (`nodeName`): a file of Calico resources beside the own document
+    /// (or instead of it) gives this node what applies to it (`calico.rs`).
+    pub fn parse_on(file: &str, text: &str, hostname: Option<&str>) -> Result<Config, ConfigError> {
+        let parse_error = |e: serde_yaml::Error| {
             let message = e.to_string();
             let hint = unknown_field_hint(&message);
             ConfigError::Parse {
@@ -675,7 +691,29 @@ impl Config {
                 message,
                 hint,
             }
-        })?;
+        };
+        let resources_error = |message: String| ConfigError::Parse {
+            file: file.to_string(),
+            message,
+            hint: String::new(),
+        };
+        let mut config: Config = match crate::calico::documents(text).map_err(resources_error)? {
+            None => serde_yaml::from_str(text).map_err(parse_error)?,
+            Some(docs) => {
+                let (fields, uses) = docs.merge(hostname).map_err(resources_error)?;
+                let mut c: Config = serde_yaml::from_value(serde_yaml::Value::Mapping(fields)).map_err(|e| {
+                    let message = format!("with what the Calico resources give: {e}");
+                    let hint = unknown_field_hint(&message);
+                    ConfigError::Parse {
+                        file: file.to_string(),
+                        message,
+                        hint,
+                    }
+                })?;
+                c.resources = uses;
+                c
+            }
+        };
         config.read_secrets(file)?;
         config.validate(file)?;
         Ok(config)

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bfd;
 pub mod bfd_io;
+pub mod calico;
 pub mod config;
 pub mod daemon;
 pub mod duration;
@@ -24,6 +25,7 @@ pub mod packet;
 pub mod policy;
 pub mod replay;
 pub mod rib;
+pub mod selector;
 pub mod service_watch;
 pub mod services;
 pub mod session;

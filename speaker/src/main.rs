@@ -157,6 +157,13 @@ fn main() -> ExitCode {
                         false => println!("BGPFilter {}: used by {}", f.name, users.join(", ")),
                     }
                 }
+                for u in &c.resources {
+                    match (u.used, u.resource.as_str()) {
+                        (_, "(note)") => println!("note: {}", u.why),
+                        (true, r) => println!("used {r}: {}", u.why),
+                        (false, r) => println!("left out {r}: {}", u.why),
+                    }
+                }
                 for a in &c.prefix_advertisements {
                     println!(
                         "prefixAdvertisement {}: communities {}",

@@ -30,13 +30,51 @@ fn proto_name(prefix: &str, addr: IpAddr) -> String {
     format!("{prefix}_{}", addr.to_string().replace(['.', ':'], "_"))
 }
 
-/// A Kubernetes node running our speaker: its configuration is the intent as it is.
+/// A Kubernetes node running our speaker: its configuration is the intent as it is,
+/// but its BGPFilters, named communities and prefix advertisements, which are
+/// written as Calico's resource documents after it (BGPFilter and BGPConfiguration
+/// `default`, `projectcalico.org/v3`), as an operator copies them from a cluster.
 pub fn speaker_node(name: &str, about: &str, n: &NodeIntent) -> String {
     let about = comment_lines(about, "#");
-    let body = serde_yaml::to_string(n).expect("an intent serializes");
+    let mut own = serde_yaml::to_value(n).expect("an intent serializes");
+    let mut resources = String::new();
+    if let Some(own) = own.as_mapping_mut() {
+        if let Some(serde_yaml::Value::Sequence(filters)) = own.remove("filters") {
+            for mut f in filters {
+                let name = f.as_mapping_mut().and_then(|m| m.remove("name")).unwrap_or_default();
+                resources.push_str(&calico_resource("BGPFilter", &name, f));
+            }
+        }
+        let mut spec = serde_yaml::Mapping::new();
+        for key in ["communities", "prefixAdvertisements"] {
+            if let Some(v) = own.remove(key) {
+                spec.insert(key.into(), v);
+            }
+        }
+        if !spec.is_empty() {
+            resources.push_str(&calico_resource(
+                "BGPConfiguration",
+                &"default".into(),
+                serde_yaml::Value::Mapping(spec),
+            ));
+        }
+    }
+    let body = serde_yaml::to_string(&own).expect("an intent serializes");
     format!(
-        "# {name}: {about}\n# Rendered by `lab render` from the node's BGP intent, in Calico's field names.\n{body}"
+        "# {name}: {about}\n# Rendered by `lab render` from the node's BGP intent, in Calico's field names.\n{body}{resources}"
     )
+}
+
+/// One of Calico's resource documents, `---` before it.
+fn calico_resource(kind: &str, name: &serde_yaml::Value, spec: serde_yaml::Value) -> String {
+    let mut metadata = serde_yaml::Mapping::new();
+    metadata.insert("name".into(), name.clone());
+    let mut doc = serde_yaml::Mapping::new();
+    doc.insert("apiVersion".into(), "projectcalico.org/v3".into());
+    doc.insert("kind".into(), kind.into());
+    doc.insert("metadata".into(), serde_yaml::Value::Mapping(metadata));
+    doc.insert("spec".into(), spec);
+    format!("---\n{}", serde_yaml::to_string(&doc).expect("a resource serializes"))
 }
 
 /// A Kubernetes node with BIRD configured as Calico configures it.
@@ -494,4 +532,60 @@ pub fn exabgp_peer(about: &str, name: &str, node: &[IpAddr], node_as: u32, local
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::intent::{FilterIntent, NamedCommunity, PrefixAdvertisement, RuleIntent};
+
+    #[test]
+    fn a_speakers_filters_and_communities_are_written_as_calicos_resources() {
+        let mut n = NodeIntent::new(
+            64512,
+            "10.0.0.11".parse().unwrap(),
+            vec!["10.244.0.0/16".parse().unwrap()],
+        );
+        n.filters.push(FilterIntent {
+            name: "pol01".into(),
+            import_v4: vec![RuleIntent {
+                action: "Reject",
+                match_operator: "Equal",
+                cidr: "10.244.222.0/26".parse().unwrap(),
+            }],
+            import_v6: Vec::new(),
+            export_v4: Vec::new(),
+            export_v6: Vec::new(),
+        });
+        n.communities.push(NamedCommunity {
+            name: "rack".into(),
+            value: "65000:42".into(),
+        });
+        n.prefix_advertisements.push(PrefixAdvertisement {
+            cidr: "10.244.0.0/16".parse().unwrap(),
+            communities: vec!["rack".into()],
+        });
+        let text = speaker_node("n1", "a node", &n);
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+            .map(|d| <serde_yaml::Value as serde::Deserialize>::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(docs.len(), 3, "{text}");
+        assert!(
+            docs[0].get("filters").is_none() && docs[0].get("communities").is_none(),
+            "{text}"
+        );
+        assert_eq!(docs[1]["kind"], "BGPFilter");
+        assert_eq!(docs[1]["metadata"]["name"], "pol01");
+        assert_eq!(docs[1]["spec"]["importV4"][0]["cidr"], "10.244.222.0/26");
+        assert_eq!(docs[2]["kind"], "BGPConfiguration");
+        assert_eq!(docs[2]["metadata"]["name"], "default");
+        assert_eq!(docs[2]["spec"]["prefixAdvertisements"][0]["communities"][0], "rack");
+        // Without them, one document, as before.
+        let plain = speaker_node(
+            "n1",
+            "a node",
+            &NodeIntent::new(64512, "10.0.0.11".parse().unwrap(), vec![]),
+        );
+        assert_eq!(serde_yaml::Deserializer::from_str(&plain).count(), 1);
+    }
 }

@@ -81,8 +81,10 @@ mod tests {
                         );
                     }
                     if f.ends_with("speaker.yaml") {
-                        let v: serde_yaml::Value =
-                            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                        // The own document first; Calico resources may follow it.
+                        let first = serde_yaml::Deserializer::from_str(&text).next().expect("a document");
+                        let v = <serde_yaml::Value as serde::Deserialize>::deserialize(first)
+                            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
                         assert!(v.get("asNumber").is_some(), "{}", f.display());
                     }
                 }
@@ -158,7 +160,8 @@ mod tests {
             plan.node_files("n1", &[tweak]).unwrap()[0].1.clone()
         };
         let speaker = files(NodeSpeaker::Speaker, Tweak::ImportFilter);
-        assert!(speaker.contains("filters:\n- name: pol-import\n  importV4:\n  - action: Reject\n    matchOperator: Equal\n    cidr: 10.244.220.0/26"), "{speaker}");
+        assert!(speaker.contains("kind: BGPFilter\nmetadata:\n  name: pol-import\nspec:\n"), "{speaker}");
+        assert!(speaker.contains("  importV4:\n  - action: Reject\n    matchOperator: Equal\n    cidr: 10.244.220.0/26"), "{speaker}");
         let bird = files(NodeSpeaker::Bird, Tweak::ExportFilter);
         assert!(bird.contains("export filter export_Node_10_0_0_100"), "{bird}");
         let frr = files(NodeSpeaker::Frr, Tweak::Communities);

@@ -212,11 +212,13 @@ impl Documents {
 
         // BGPConfiguration: `default`, then `node.<this node>`.
         let mut global = Mapping::new();
+        let mut has_default = false;
         let mut mine = Mapping::new();
         for r in of("BGPConfiguration") {
             match r.name.strip_prefix("node.") {
                 _ if r.name == "default" => {
                     global = r.spec.clone();
+                    has_default = true;
                     uses.push(used(r, "the cluster's BGP configuration"));
                 }
                 Some(n) if n == node_name => {
@@ -435,7 +437,9 @@ impl Documents {
 
         // The node-to-node mesh: every other node with an address of a family this
         // one has; nodes with a route reflector cluster ID leave it.
-        if !own.contains_key("nodeToNodeMesh") {
+        // Only where the file says something of the cluster: filters alone leave
+        // the own document's mesh (off unless it says so) as it is.
+        if !own.contains_key("nodeToNodeMesh") && (has_default || !nodes.is_empty()) {
             let enabled = global
                 .get("nodeToNodeMeshEnabled")
                 .and_then(Value::as_bool)

@@ -160,8 +160,14 @@ mod tests {
             plan.node_files("n1", &[tweak]).unwrap()[0].1.clone()
         };
         let speaker = files(NodeSpeaker::Speaker, Tweak::ImportFilter);
-        assert!(speaker.contains("kind: BGPFilter\nmetadata:\n  name: pol-import\nspec:\n"), "{speaker}");
-        assert!(speaker.contains("  importV4:\n  - action: Reject\n    matchOperator: Equal\n    cidr: 10.244.220.0/26"), "{speaker}");
+        assert!(
+            speaker.contains("kind: BGPFilter\nmetadata:\n  name: pol-import\nspec:\n"),
+            "{speaker}"
+        );
+        assert!(
+            speaker.contains("  importV4:\n  - action: Reject\n    matchOperator: Equal\n    cidr: 10.244.220.0/26"),
+            "{speaker}"
+        );
         let bird = files(NodeSpeaker::Bird, Tweak::ExportFilter);
         assert!(bird.contains("export filter export_Node_10_0_0_100"), "{bird}");
         let frr = files(NodeSpeaker::Frr, Tweak::Communities);

@@ -293,10 +293,8 @@ impl Documents {
         if let Some(p) = listen_port(&node_name) {
             set(&mut own, "listenPort", Value::from(p));
         }
-        let bind = mine
-            .get("bindMode")
-            .or_else(|| global.get("bindMode"))
-            .and_then(Value::as_str);
+        // Calico reads bindMode from `default` only (`node.<name>` may hold it, unread).
+        let bind = global.get("bindMode").and_then(Value::as_str);
         if bind == Some("NodeIP") {
             match me.and_then(|n| n.v4.or(n.v6)) {
                 Some(a) => set(&mut own, "listenAddress", Value::from(a.to_string())),

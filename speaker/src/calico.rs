@@ -370,22 +370,20 @@ impl Documents {
             .iter()
             .filter_map(|p| p.get("peerIP").and_then(Value::as_str).map(peer_address))
             .collect();
-        let me_info = me.cloned().unwrap_or(NodeInfo {
-            name: node_name.clone(),
-            labels: labels.clone(),
-            ..NodeInfo::default()
-        });
-        // Without a Node resource, the own document's addresses are this node's.
+        // This node as the selectors see it: its Node resource with the labels of
+        // both; without one, the own document's addresses are this node's.
         let own_addr = |k: &str| {
             own.get(k)
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse::<IpAddr>().ok())
         };
+        let base = me.cloned().unwrap_or_default();
         let me_info = NodeInfo {
+            name: node_name.clone(),
             labels: labels.clone(),
-            v4: me_info.v4.or_else(|| own_addr("nodeIPv4")),
-            v6: me_info.v6.or_else(|| own_addr("nodeIPv6")),
-            ..me_info
+            v4: base.v4.or_else(|| own_addr("nodeIPv4")),
+            v6: base.v6.or_else(|| own_addr("nodeIPv6")),
+            ..base
         };
         let bgp_peers: Vec<&Resource> = of("BGPPeer").collect();
         let mut ordered: Vec<&Resource> = bgp_peers

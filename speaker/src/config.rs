@@ -683,8 +683,7 @@ impl Config {
     /// not name it (`nodeName`): a file of Calico resources beside the own document
     /// (or instead of it) gives this node what applies to it (`calico.rs`).
     pub fn parse_on(file: &str, text: &str, hostname: Option<&str>) -> Result<Config, ConfigError> {
-        let parse_error = |e: serde_yaml::Error| {
-            let message = e.to_string();
+        let parse_error = |message: String| {
             let hint = unknown_field_hint(&message);
             ConfigError::Parse {
                 file: file.to_string(),
@@ -698,18 +697,11 @@ impl Config {
             hint: String::new(),
         };
         let mut config: Config = match crate::calico::documents(text).map_err(resources_error)? {
-            None => serde_yaml::from_str(text).map_err(parse_error)?,
+            None => serde_yaml::from_str(text).map_err(|e| parse_error(e.to_string()))?,
             Some(docs) => {
                 let (fields, uses) = docs.merge(hostname).map_err(resources_error)?;
-                let mut c: Config = serde_yaml::from_value(serde_yaml::Value::Mapping(fields)).map_err(|e| {
-                    let message = format!("with what the Calico resources give: {e}");
-                    let hint = unknown_field_hint(&message);
-                    ConfigError::Parse {
-                        file: file.to_string(),
-                        message,
-                        hint,
-                    }
-                })?;
+                let mut c: Config = serde_yaml::from_value(serde_yaml::Value::Mapping(fields))
+                    .map_err(|e| parse_error(format!("with what the Calico resources give: {e}")))?;
                 c.resources = uses;
                 c
             }

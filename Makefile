@@ -18,8 +18,10 @@ LAB := target/release/lab
 deps:
 	@scripts/install-deps.sh
 
+# The whole workspace selected, as `cargo test --workspace` and `lab images` select it:
+# one set of dependency features, so nothing compiles twice (see lab/src/images.rs).
 build:
-	$(CARGO) build --release --quiet -p lab
+	$(CARGO) build --release --quiet --workspace --bin lab
 
 images: deps build
 	$(LAB) images

@@ -28,7 +28,7 @@ pub fn lab_bin() -> Result<PathBuf> {
         let build = || -> Result<PathBuf> {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let st = Command::new(cargo)
-                .args(["build", "--release", "--quiet", "-p", "lab"])
+                .args(["build", "--release", "--quiet", "--workspace", "--bin", "lab"])
                 .current_dir(root())
                 .status()?;
             ensure!(st.success(), "cargo build of lab failed");

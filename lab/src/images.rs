@@ -159,27 +159,20 @@ pub async fn build_base(rt: &Runtime, root: &Path, force: bool) -> Result<Outcom
 
 /// Builds the speaker binary with cargo and `podlab/speaker:latest` on top of the base.
 ///
-/// The binary is built in a target folder of its own: cargo unifies dependency features
-/// across the packages a command builds, so `cargo build -p lab -p speaker` and
-/// `cargo build -p speaker` write different speaker binaries to the same path, and the
-/// image's input hash would follow whichever ran last instead of the source.
+/// cargo unifies dependency features across the packages one command selects, so
+/// `cargo build -p speaker` and `cargo build -p lab -p speaker` compile the speaker's
+/// dependencies twice and write different binaries to the same path. Every build of
+/// the project's own (this one, `make build`, the end-to-end tests' `lab`) selects the
+/// whole workspace, as `cargo test --workspace` does: one set of features, the
+/// dependencies compiled once, and a binary (cargo links it again into
+/// `target/release` even when fresh) that changes only with the source, so the
+/// image's input hash does too.
 pub async fn build_speaker(rt: &Runtime, root: &Path, force: bool) -> Result<Outcome, ImageError> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("image");
+        .unwrap_or_else(|| root.join("target"));
     let status = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "speaker",
-            "--bin",
-            "speaker",
-            "--target-dir",
-        ])
-        .arg(&target)
+        .args(["build", "--release", "--quiet", "--workspace", "--bin", "speaker"])
         .current_dir(root)
         .stdin(Stdio::null())
         .status()

@@ -211,7 +211,7 @@ fn list(set: &BTreeSet<String>) -> String {
     }
 }
 
-/// The RIB of every running daemon the lab can read (our speaker's, FRR's), against
+/// The RIB of every running daemon the lab can read (our speaker's, FRR's, GoBGP's), against
 /// the oracle.
 async fn check_ribs(rt: &Runtime, lab: &Lab, want: &oracle::Expected) -> Vec<String> {
     let pools = &lab.plan.pools();

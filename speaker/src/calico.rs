@@ -616,6 +616,7 @@ const PEER_FIELDS: &[&str] = &[
     "maxRestartTime",
     "keepaliveTime",
     "numAllowedLocalASNumbers",
+    "localASNumber",
     "ttlSecurity",
     "filters",
     "nextHopMode",
@@ -659,7 +660,6 @@ fn peer_resource(
                 }
             },
             "birdGatewayMode" => {}
-            "localASNumber" => return Err(field(key, "not supported yet: the speaker has one AS for every peer")),
             "reachableBy" => return Err(field(key, "not supported: the speaker adds no static route to a peer")),
             "localWorkloadSelector" => return Err(field(key, "not supported: the speaker peers with no pod")),
             _ => return Err(field(key, "not a field of BGPPeer the speaker has")),
@@ -1064,8 +1064,8 @@ spec: {nodeSelector: all(), peerSelector: "route-reflector == 'true'"}
         let own = "nodeName: n1\nrouterID: 10.0.0.11\n---\n";
         for (doc, says) in [
             (
-                "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.1, asNumber: 65001, localASNumber: 65100}",
-                "BGPPeer p: spec.localASNumber: not supported yet",
+                "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.1, asNumber: 65001, localASNumber: 0}",
+                "peers[0].localASNumber: 0 is not an AS number",
             ),
             (
                 "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.1, asNumber: 65001, holdTime: 9s}",
@@ -1100,5 +1100,14 @@ spec: {nodeSelector: all(), peerSelector: "route-reflector == 'true'"}
             .unwrap_err()
             .to_string();
         assert!(e.contains("routerID: not given, and no Node resource n1"), "{e}");
+    }
+
+    #[test]
+    fn a_peers_local_as_number_is_its_sessions_own() {
+        let text = "nodeName: n1\nrouterID: 10.0.0.11\nasNumber: 64512\n---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.0.0.1, asNumber: 65001, localASNumber: 65100}\n---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: other}\nspec: {peerIP: 10.0.0.2, asNumber: 65002}";
+        let c = Config::parse_on("c.yaml", text, None).unwrap();
+        let n = c.neighbors();
+        assert_eq!((n[0].remote_as, n[0].local_as), (65001, 65100));
+        assert_eq!((n[1].remote_as, n[1].local_as), (65002, 64512));
     }
 }

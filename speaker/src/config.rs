@@ -196,6 +196,11 @@ pub struct PeerConfig {
     #[serde(rename = "peerIP")]
     pub peer_ip: PeerIp,
     pub as_number: u32,
+    /// Our AS on this session, where it is not the node's (`asNumber`): what the
+    /// OPEN carries, what is prepended on what the peer is sent, and what decides
+    /// whether the session is internal. BIRD's `local as`.
+    #[serde(default, rename = "localASNumber")]
+    pub local_as_number: Option<u32>,
     #[serde(default)]
     pub password: Option<Password>,
     /// Local address to connect from: an address, `UseNodeIP` (`nodeIPv4` or
@@ -622,6 +627,8 @@ impl PeerType {
 pub struct Neighbor {
     pub address: IpAddr,
     pub remote_as: u32,
+    /// Ours on this session: the node's AS, or the peer's `localASNumber`.
+    pub local_as: u32,
     pub peer_type: PeerType,
     pub password: Option<String>,
     pub source_address: Option<IpAddr>,
@@ -816,6 +823,9 @@ impl Config {
             if peer.as_number == 0 {
                 return Err(invalid(field("asNumber"), "0 is not an AS number".into()));
             }
+            if peer.local_as_number == Some(0) {
+                return Err(invalid(field("localASNumber"), "0 is not an AS number".into()));
+            }
             check_timers(peer.hold_time, peer.keepalive_time, peer.connect_retry_time)
                 .map_err(|(f, m)| invalid(field(f), m))?;
             if let Some(gr) = &peer.graceful_restart {
@@ -858,7 +868,9 @@ impl Config {
             if let Some(bfd) = &peer.bfd {
                 check_bfd(bfd).map_err(|(f, m)| invalid(field(&format!("bfd.{f}")), m))?;
             }
-            if peer.route_reflector_client && (self.route_reflector.is_none() || peer.as_number != self.as_number) {
+            if peer.route_reflector_client
+                && (self.route_reflector.is_none() || peer.as_number != peer.local_as_number.unwrap_or(self.as_number))
+            {
                 return Err(invalid(
                     field("routeReflectorClient"),
                     "needs routeReflector.clusterID and an iBGP peer (asNumber equal to ours)".into(),
@@ -951,6 +963,7 @@ impl Config {
                 out.push(Neighbor {
                     address: *addr,
                     remote_as: self.as_number,
+                    local_as: self.as_number,
                     peer_type: PeerType::Mesh,
                     password: self
                         .node_to_node_mesh
@@ -990,6 +1003,7 @@ impl Config {
                 address: p.peer_ip.ip,
                 port: p.peer_ip.port,
                 remote_as: p.as_number,
+                local_as: p.local_as_number.unwrap_or(self.as_number),
                 peer_type: if p.route_reflector_client {
                     PeerType::RrClient
                 } else {

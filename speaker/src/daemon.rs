@@ -180,7 +180,6 @@ pub async fn run(
         .map_err(|e| DaemonError::Kernel(KernelError::Io(e)))?;
 
     let local = LocalSide {
-        asn: config.as_number,
         router_id: config.router_id,
         port: config.listen_port,
         restarting: false,

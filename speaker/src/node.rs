@@ -1111,6 +1111,7 @@ fn peer_info(n: &Neighbor, up: Option<&SessionUp>) -> PeerInfo {
         local_v6: up.and_then(|u| u.local_v6),
         rr_client: n.rr_client,
         next_hop_mode: n.next_hop_mode,
+        local_as: n.local_as,
         allowed_local_as: n.allowed_local_as,
         enforce_first_as: n.enforce_first_as,
         allowed_prefixes: n.allowed_prefixes.clone(),

@@ -61,6 +61,8 @@ pub struct PeerInfo {
     pub local_v6: Option<std::net::Ipv6Addr>,
     pub rr_client: bool,
     pub next_hop_mode: NextHopMode,
+    /// Our AS on this session (the node's, or the peer's `localASNumber`).
+    pub local_as: u32,
     pub allowed_local_as: u8,
     /// Routes from an external peer whose AS_PATH does not start with its AS are
     /// refused (RFC 4271 6.3).
@@ -493,7 +495,7 @@ impl Rib {
         let Some(state) = self.peers.get(&peer) else {
             return changes;
         };
-        let ebgp = state.info.remote_as != self.config.local_as;
+        let ebgp = !self.is_ibgp(&state.info);
         let mut touched = Vec::new();
         for prefix in withdrawn {
             let removed = self.peers.get_mut(&peer).and_then(|s| s.adj_in.remove(prefix));
@@ -731,7 +733,7 @@ impl Rib {
     }
 
     fn is_ibgp(&self, info: &PeerInfo) -> bool {
-        info.remote_as == self.config.local_as
+        info.remote_as == info.local_as
     }
 
     /// The import policy's verdict on a path: the speaker's checks of its
@@ -759,7 +761,9 @@ impl Rib {
             p.segments
                 .iter()
                 .flat_map(|s| s.asns())
-                .filter(|a| **a == self.config.local_as)
+                // The session's AS, and the node's where the session has its own: a
+                // path through either has been here.
+                .filter(|a| **a == info.local_as || **a == self.config.local_as)
                 .count()
         });
         if own > usize::from(info.allowed_local_as) {
@@ -962,10 +966,7 @@ impl Rib {
                     .collect();
             }
         } else {
-            attrs
-                .as_path
-                .get_or_insert_with(AsPath::default)
-                .prepend(self.config.local_as);
+            attrs.as_path.get_or_insert_with(AsPath::default).prepend(to.local_as);
         }
         self.advertisements.apply(prefix, &mut attrs, to_ibgp);
         if self.drain == Some(DrainMode::GracefulShutdown) {
@@ -1131,6 +1132,7 @@ mod tests {
             local_v6: None,
             rr_client: false,
             next_hop_mode: NextHopMode::Auto,
+            local_as: LOCAL_AS,
             allowed_local_as: 0,
             enforce_first_as: true,
             allowed_prefixes: vec![],
@@ -1418,6 +1420,48 @@ mod tests {
             ip("192.0.2.252"),
             &attrs(&[65002, LOCAL_AS]),
             &[(net("10.244.3.0/26"), nh("192.0.2.252"))],
+            &[],
+            &|_| None,
+        );
+        assert_eq!(c.fib.len(), 1);
+    }
+
+    /// A peer's `localASNumber`: the session is internal when the peer's AS is it,
+    /// what the peer is sent carries it (not the node's), and a path through it, or
+    /// through the node's AS, is a loop.
+    #[test]
+    fn a_sessions_own_local_as_decides_ibgp_prepend_and_loops() {
+        let mut rib = rib(false);
+        let mut tor = peer("192.0.2.254", 65000, "10.0.0.254");
+        tor.local_as = 65100;
+        up(&mut rib, tor);
+        let mut same = peer("192.0.2.253", 65100, "10.0.0.253");
+        same.local_as = 65100;
+        up(&mut rib, same);
+        let c = rib.local_add(net("10.244.1.0/26"), None);
+        let OutChange::Announce { attrs: sent, .. } = &c.out[&ip("192.0.2.254")][0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!(sent.as_path, Some(AsPath::sequence([65100])));
+        let OutChange::Announce { attrs: sent, .. } = &c.out[&ip("192.0.2.253")][0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!(sent.as_path, Some(AsPath::sequence([])), "iBGP: nothing prepended");
+        assert_eq!(sent.local_pref, Some(DEFAULT_LOCAL_PREF));
+        for looped in [65100, LOCAL_AS] {
+            let c = rib.update(
+                ip("192.0.2.254"),
+                &attrs(&[65000, looped]),
+                &[(net("10.244.3.0/26"), nh("192.0.2.254"))],
+                &[],
+                &|_| None,
+            );
+            assert!(c.fib.is_empty(), "{looped} in the path");
+        }
+        let c = rib.update(
+            ip("192.0.2.254"),
+            &attrs(&[65000]),
+            &[(net("10.244.3.0/26"), nh("192.0.2.254"))],
             &[],
             &|_| None,
         );

@@ -52,7 +52,6 @@ pub type SharedStatus = Arc<Mutex<PeerStatus>>;
 /// Our side of the session: fixed for the daemon's life.
 #[derive(Clone, Debug)]
 pub struct LocalSide {
-    pub asn: u32,
     pub router_id: std::net::Ipv4Addr,
     pub port: u16,
     /// Set in the first OPEN after a restart that kept the FIB (RFC 4724 R bit).
@@ -106,7 +105,7 @@ pub fn capabilities(local: &LocalSide, neighbor: &Neighbor) -> Vec<Capability> {
         Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
         Capability::Multiprotocol(AfiSafi::IPV6_UNICAST),
         Capability::RouteRefresh,
-        Capability::FourOctetAs(local.asn),
+        Capability::FourOctetAs(neighbor.local_as),
     ];
     if neighbor.graceful_restart.enabled {
         caps.push(Capability::GracefulRestart(GracefulRestart {
@@ -276,7 +275,7 @@ impl Session {
         status: SharedStatus,
     ) -> Self {
         let fsm = Fsm::new(FsmConfig {
-            local_as: local.asn,
+            local_as: neighbor.local_as,
             remote_as: neighbor.remote_as,
             router_id: local.router_id,
             hold_time: neighbor.hold_time,

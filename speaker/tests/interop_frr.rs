@@ -286,3 +286,74 @@ fn md5_and_ttl_security_establish_with_frr() {
         "{n}"
     );
 }
+
+/// A peer's `localASNumber` (Calico's BGPPeer field, BIRD's `local as`): FRR,
+/// configured for AS 65100 on that session, establishes with a node of AS 64512,
+/// reads our block with the AS_PATH "65100" (not the node's AS), and its routes reach
+/// our FIB. Without the field the session never comes up (FRR refuses the OPEN's AS:
+/// Bad Peer AS), the negative control.
+#[test]
+fn local_as_number_is_the_sessions_as_with_frr() {
+    let mut lab = Lab::new("frr-las");
+    let frr = Frr::start(
+        &mut lab,
+        "frr-las",
+        &format!(
+            "frr defaults datacenter\nhostname tor\nrouter bgp {PEER_AS}\n bgp router-id 10.0.0.2\n no bgp ebgp-requires-policy\n\
+             no bgp network import-check\n timers bgp 3 9\n neighbor 10.0.0.1 remote-as 65100\n neighbor 10.0.0.1 timers connect 1\n\
+             address-family ipv4 unicast\n  network 10.244.60.0/26\n exit-address-family\n"
+        ),
+    );
+    let text = |local: &str| {
+        format!(
+            "asNumber: {SPEAKER_AS}\nrouterID: 10.0.0.1\npools: [10.244.0.0/16]\napiSocket: {}\n\
+             gracefulRestart: {{enabled: false}}\npeers:\n\
+             - peerIP: 10.0.0.2\n  asNumber: {PEER_AS}\n  holdTime: 9\n  connectRetryTime: 1\n{local}",
+            lab.path("speaker.sock").display()
+        )
+    };
+    let (plain, with) = (text(""), text("  localASNumber: 65100\n"));
+    let a = lab.a.clone();
+    let b = lab.b.clone();
+    common::run(&format!("ip -n {a} route add blackhole 10.244.2.0/26")).unwrap();
+
+    // The control: the node's own AS, which FRR does not expect.
+    let plain = lab.write("speaker-plain.yaml", &plain);
+    lab.start_speaker_as("speaker-plain", &plain);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_ne!(
+        frr.peer_state(&lab, "10.0.0.1"),
+        "Established",
+        "FRR took AS {SPEAKER_AS}"
+    );
+    lab.kill("speaker-plain");
+
+    let with = lab.write("speaker.yaml", &with);
+    lab.start_speaker(&with);
+    lab.wait(
+        "FRR Established with the session's AS",
+        Duration::from_secs(10),
+        || (frr.peer_state(&lab, "10.0.0.1") == "Established").then_some(()),
+        || frr.vtysh(&lab, "-c 'show bgp neighbors 10.0.0.1'"),
+    );
+    let (path, _) = lab.wait(
+        "our block in FRR's RIB",
+        Duration::from_secs(5),
+        || {
+            let r = frr.json(&lab, "show bgp ipv4 unicast 10.244.2.0/26 json");
+            r["paths"][0]["aspath"]["string"].as_str().map(String::from)
+        },
+        || frr.vtysh(&lab, "-c 'show bgp ipv4 unicast'"),
+    );
+    assert_eq!(path, "65100", "the AS_PATH FRR got");
+    lab.wait(
+        "FRR's block in our FIB",
+        Duration::from_secs(5),
+        || lab.route(&a, "10.244.60.0/26", Some(PROTO)),
+        || frr.vtysh(&lab, "-c 'show bgp ipv4 unicast'"),
+    );
+    assert!(
+        lab.route(&b, "10.244.2.0/26", Some("bgp")).is_some(),
+        "our block in FRR's kernel"
+    );
+}

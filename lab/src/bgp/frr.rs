@@ -170,44 +170,30 @@ impl Implementation for Frr {
 
     /// Two JSON documents, one per family; a family not configured prints `{}`.
     fn parse_rib(&self, out: &str) -> Result<Vec<super::RibRoute>, ReadError> {
-        let mut routes = Vec::new();
-        for doc in serde_json::Deserializer::from_str(out).into_iter::<Value>() {
-            let doc = doc.map_err(|e| read_error(self, format!("`show bgp ... json`: {e}")))?;
-            for (prefix, paths) in doc["routes"].as_object().into_iter().flatten() {
-                let paths = paths
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    // Its own (redistributed, `network`) have no peer address.
-                    .filter(|p| {
-                        p["peerId"]
-                            .as_str()
-                            .is_some_and(|a| a.parse::<std::net::IpAddr>().is_ok())
-                    })
-                    .map(|p| {
-                        let hops = p["nexthops"].as_array().cloned().unwrap_or_default();
-                        let global = hops
-                            .iter()
-                            .find(|h| h["scope"].as_str().is_none_or(|s| s == "global"))
-                            .or(hops.first());
-                        super::RibPath {
-                            from: p["peerId"].as_str().unwrap_or_default().to_string(),
-                            next_hop: global.and_then(|h| h["ip"].as_str()).map(String::from),
-                            as_path_len: p["path"].as_str().unwrap_or_default().split_whitespace().count(),
-                            best: p["bestpath"] == true || p["multipath"] == true,
-                            // FRR lists what its import took, usable or not.
-                            accepted: true,
-                            stale: p["stale"] == true,
-                        }
-                    })
-                    .collect();
-                routes.push(super::RibRoute {
-                    prefix: prefix.clone(),
-                    paths,
-                });
-            }
-        }
-        Ok(routes)
+        super::rib_of_json_documents(
+            self,
+            out,
+            "show bgp ... json",
+            |doc| &doc["routes"],
+            |p| {
+                // Its own (redistributed, `network`) have no peer address.
+                let from = p["peerId"].as_str().filter(|a| a.parse::<std::net::IpAddr>().is_ok())?;
+                let hops = p["nexthops"].as_array().cloned().unwrap_or_default();
+                let global = hops
+                    .iter()
+                    .find(|h| h["scope"].as_str().is_none_or(|s| s == "global"))
+                    .or(hops.first());
+                Some(super::RibPath {
+                    from: from.to_string(),
+                    next_hop: global.and_then(|h| h["ip"].as_str()).map(String::from),
+                    as_path_len: p["path"].as_str().unwrap_or_default().split_whitespace().count(),
+                    best: p["bestpath"] == true || p["multipath"] == true,
+                    // FRR lists what its import took, usable or not.
+                    accepted: true,
+                    stale: p["stale"] == true,
+                })
+            },
+        )
     }
 
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {

@@ -65,9 +65,9 @@ impl Implementation for Gobgp {
         let best = best_path(out, prefix)?;
         let originator = attr(&best, 9).and_then(|a| a["value"].as_str()).map(String::from);
         let clusters = attr(&best, 10)
-            .and_then(|a| a["value"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
+            .and_then(|a| a["value"].as_array())
+            .into_iter()
+            .flatten()
             .filter_map(|c| c.as_str().map(String::from))
             .collect();
         Some((originator, clusters))
@@ -77,16 +77,16 @@ impl Implementation for Gobgp {
     fn parse_communities(&self, out: &str, prefix: &str) -> Option<Vec<String>> {
         let best = best_path(out, prefix)?;
         let standard = attr(&best, 8)
-            .and_then(|a| a["communities"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
+            .and_then(|a| a["communities"].as_array())
+            .into_iter()
+            .flatten()
             .filter_map(Value::as_u64)
             .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
             .collect::<Vec<_>>();
         let large = attr(&best, 32)
-            .and_then(|a| a["value"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
+            .and_then(|a| a["value"].as_array())
+            .into_iter()
+            .flatten()
             .map(|l| format!("{}:{}:{}", l["ASN"], l["LocalData1"], l["LocalData2"]))
             .collect::<Vec<_>>();
         Some([standard, large].concat())
@@ -155,42 +155,31 @@ impl Implementation for Gobgp {
     /// The paths received from peers (its own have no `neighbor-ip`). GoBGP lists
     /// what its import policy took; `best` marks one path.
     fn parse_rib(&self, out: &str) -> Result<Vec<super::RibRoute>, ReadError> {
-        let mut routes = Vec::new();
-        for doc in serde_json::Deserializer::from_str(out).into_iter::<Value>() {
-            let doc = doc.map_err(|e| read_error(self, format!("`gobgp -j global rib`: {e}")))?;
-            for (prefix, paths) in doc.as_object().into_iter().flatten() {
-                let paths = paths
-                    .as_array()
+        super::rib_of_json_documents(
+            self,
+            out,
+            "gobgp -j global rib",
+            |doc| doc,
+            |p| {
+                let as_path_len = attr(p, 2)
+                    .and_then(|a| a["as_paths"].as_array())
                     .into_iter()
                     .flatten()
-                    .filter_map(|p| {
-                        let from = p["neighbor-ip"].as_str()?;
-                        let as_path_len = attr(p, 2)
-                            .and_then(|a| a["as_paths"].as_array().cloned())
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|seg| seg["asns"].as_array().map_or(0, Vec::len))
-                            .sum();
-                        Some(super::RibPath {
-                            from: from.to_string(),
-                            next_hop: attr(p, 3)
-                                .or_else(|| attr(p, 14))
-                                .and_then(|a| a["nexthop"].as_str())
-                                .map(String::from),
-                            as_path_len,
-                            best: p["best"] == true,
-                            accepted: true,
-                            stale: p["stale"] == true,
-                        })
-                    })
-                    .collect();
-                routes.push(super::RibRoute {
-                    prefix: prefix.clone(),
-                    paths,
-                });
-            }
-        }
-        Ok(routes)
+                    .map(|seg| seg["asns"].as_array().map_or(0, Vec::len))
+                    .sum();
+                Some(super::RibPath {
+                    from: p["neighbor-ip"].as_str()?.to_string(),
+                    next_hop: attr(p, 3)
+                        .or_else(|| attr(p, 14))
+                        .and_then(|a| a["nexthop"].as_str())
+                        .map(String::from),
+                    as_path_len,
+                    best: p["best"] == true,
+                    accepted: true,
+                    stale: p["stale"] == true,
+                })
+            },
+        )
     }
 
     fn parse_sessions(&self, out: &str) -> Result<Vec<Session>, ReadError> {

@@ -199,6 +199,30 @@ pub fn normalize_state(s: &str) -> String {
     name.to_string()
 }
 
+/// The RIB in `out`, a stream of JSON documents (one per family, as the RIB command
+/// prints them): `routes` picks a document's object of prefixes to lists of paths,
+/// and `path` reads one path, `None` for one not received from a peer (its own).
+/// `command` names the command in a parse error.
+fn rib_of_json_documents(
+    imp: &dyn Implementation,
+    out: &str,
+    command: &str,
+    routes: impl Fn(&serde_json::Value) -> &serde_json::Value,
+    path: impl Fn(&serde_json::Value) -> Option<RibPath>,
+) -> Result<Vec<RibRoute>, ReadError> {
+    let mut rib = Vec::new();
+    for doc in serde_json::Deserializer::from_str(out).into_iter::<serde_json::Value>() {
+        let doc = doc.map_err(|e| read_error(imp, format!("`{command}`: {e}")))?;
+        for (prefix, paths) in routes(&doc).as_object().into_iter().flatten() {
+            rib.push(RibRoute {
+                prefix: prefix.clone(),
+                paths: paths.as_array().into_iter().flatten().filter_map(&path).collect(),
+            });
+        }
+    }
+    Ok(rib)
+}
+
 fn read_error(imp: &dyn Implementation, msg: impl Into<String>) -> ReadError {
     ReadError {
         implementation: imp.name(),

@@ -15,7 +15,9 @@
 //! - `established_to_all`: from the injector's Established to the last route in
 //!   `b`'s kernel (the injector writes its first UPDATE at once);
 //! - `withdraw_all`: from the NOTIFICATION (Cease) written to the last route gone;
-//! - `peak_rss`: VmHWM of the node's daemon(s) at the end, zebra and bgpd added.
+//! - `peak_rss`: VmHWM of the node's daemon(s), zebra and bgpd added: the larger
+//!   of the ingest's (read before the speaker's listing, which is reported on its
+//!   own) and the withdrawal's (VmHWM reset through `clear_refs` after the listing).
 //!
 //! A contention guard: the CPU time the machine spent outside the processes under
 //! test during a run, from /proc/stat less their own; a run where it exceeds a
@@ -24,7 +26,8 @@
 //! `BENCH_P2_ROUTES` (default `10000,100000`) and `BENCH_P2_RUNS` (default 3) set
 //! the sizes and the rounds; `BENCH_P2_NODES` a subset of `speaker,bird,frr,floor`;
 //! `BENCH_P2_SHOW_LOG=1` prints each node's log after its run, and
-//! `BENCH_P2_RUST_LOG` sets the speaker's log filter (`speaker=info`).
+//! `BENCH_P2_RUST_LOG` sets the speaker's log filter (`speaker=info`), and
+//! `BENCH_P2_SPEAKER_WRAP` a profiler to run it under (`heaptrack -o /tmp/p2`).
 //! Writes `target/bench-report/p2.json`, read by `make bench`'s report.
 
 #[path = "../tests/common/mod.rs"]
@@ -258,6 +261,9 @@ fn run_once(node: Node, n: usize, updates: &[u8], round: usize) -> Sample {
             diag(&lab, &observer)
         )
     });
+    // The peak of the ingest, before the listing below, which BIRD and FRR are
+    // not asked for.
+    let ingest_peak_kb: u64 = pids.iter().map(|p| status_kb(*p, "VmHWM")).sum();
     // The speaker's API at N routes: the whole listing, as a user asks for it.
     let api = (node == Node::Speaker).then(|| {
         let before = status_kb(pids[0], "VmHWM");
@@ -278,6 +284,11 @@ fn run_once(node: Node, n: usize, updates: &[u8], round: usize) -> Sample {
             (status_kb(pids[0], "VmHWM").saturating_sub(before)) as f64 / 1024.0,
         )
     });
+    // The withdrawal's peak from here: writing 5 to clear_refs sets VmHWM to the
+    // RSS of now (what the listing freed and malloc kept still counts against us).
+    for pid in &pids {
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    }
     let end = session.close();
     let gone = observer
         .wait(|s| s.empty_at.filter(|t| *t > end), DEADLINE)
@@ -292,7 +303,8 @@ fn run_once(node: Node, n: usize, updates: &[u8], round: usize) -> Sample {
             std::fs::read_to_string(lab.path(&format!("{}.log", node.name()))).unwrap_or_default()
         );
     }
-    let peak_rss_mb = pids.iter().map(|p| status_kb(*p, "VmHWM")).sum::<u64>() as f64 / 1024.0;
+    let withdraw_peak_kb: u64 = pids.iter().map(|p| status_kb(*p, "VmHWM")).sum();
+    let peak_rss_mb = ingest_peak_kb.max(withdraw_peak_kb) as f64 / 1024.0;
     let ours: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
     Sample {
         established_to_all: (all - established).as_secs_f64(),
@@ -333,12 +345,12 @@ fn start_node(lab: &mut Lab, node: Node) -> (Vec<u32>, Option<Frr>) {
             let bin = env!("CARGO_BIN_EXE_speaker");
             let config = config.display().to_string();
             let log = std::env::var("BENCH_P2_RUST_LOG").unwrap_or_else(|_| "speaker=info".into());
-            lab.spawn(
-                "speaker",
-                &b,
-                &[bin, "run", "-c", &config],
-                &[("RUST_LOG", log.as_str())],
-            );
+            // A profiler to run the speaker under (`heaptrack -o FILE`): its figures
+            // are then the profiler's, for finding where memory goes, not for the report.
+            let wrap = std::env::var("BENCH_P2_SPEAKER_WRAP").unwrap_or_default();
+            let mut args: Vec<&str> = wrap.split_whitespace().collect();
+            args.extend([bin, "run", "-c", &config]);
+            lab.spawn("speaker", &b, &args, &[("RUST_LOG", log.as_str())]);
             (vec![lab.pid("speaker").unwrap()], None)
         }
         Node::Bird => {

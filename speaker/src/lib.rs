@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod duration;
 pub mod echoes;
 pub mod fib;
+pub mod fib_table;
 pub mod fsm;
 pub mod fuzz;
 pub mod kernel;

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, DrainMode, Neighbor};
+use crate::fib_table::{FibTable, NextHops};
 use crate::kernel_view::{KernelEvent, KernelView, ViewConfig};
 use crate::messages::{Announcement, FibCmd, FibError, FibOp, FibReport, OutBatch, PeerEvent, SessionUp};
 use crate::packet::{AfiSafi, CeaseSubcode};
@@ -120,14 +121,6 @@ struct Peer {
     warnings: Vec<String>,
 }
 
-/// One of our routes as the kernel holds it, to our knowledge.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Installed {
-    next_hops: Vec<IpAddr>,
-    /// The kernel acknowledged it, or a read showed it.
-    confirmed: bool,
-}
-
 /// A read of our routes under way: what was written since it was asked.
 #[derive(Debug, Default)]
 struct FibRead {
@@ -135,24 +128,20 @@ struct FibRead {
     again: bool,
 }
 
-/// The FIB as the core sees it: what the RIB wants, what the kernel holds, what failed.
+/// The FIB as the core sees it: what the RIB wants, what the kernel holds and
+/// what is on its way (the table), what failed.
 #[derive(Debug, Default)]
 struct Fib {
-    wanted: HashMap<IpNet, Vec<IpAddr>>,
-    installed: HashMap<IpNet, Installed>,
+    table: FibTable,
     failed: BTreeMap<IpNet, String>,
     read: Option<FibRead>,
-    /// Changes sent to the kernel and not answered yet, per prefix. The FIB thread
-    /// answers in order, so an answer is for the latest change of its prefix
-    /// when it is the last one outstanding.
-    pending: HashMap<IpNet, usize>,
 }
 
 /// See [`Node::fib_check_view`].
 pub(crate) struct FibCheckView<'a> {
     pub best: HashMap<IpNet, Vec<IpAddr>>,
-    pub wanted: &'a HashMap<IpNet, Vec<IpAddr>>,
-    pub installed: HashMap<IpNet, &'a Vec<IpAddr>>,
+    pub wanted: HashMap<IpNet, Vec<IpAddr>>,
+    pub installed: HashMap<IpNet, Vec<IpAddr>>,
     pub stale: &'a BTreeSet<IpNet>,
 }
 
@@ -375,14 +364,14 @@ impl Node {
         }
         let mut replaced = false;
         for (prefix, held) in changes.others {
-            if held && self.fib.wanted.contains_key(&prefix) {
+            if held && self.fib.table.wanted(&prefix).is_some() {
                 warn!(%prefix, "a route of another owner holds this prefix: ours stays out of the kernel");
             }
             self.sync_fib(prefix);
             // What sync_fib keeps beside theirs is a previous run's route: with
             // `ip route replace` theirs took its place, with no event for ours; at
             // another metric both are there. Only a read tells.
-            replaced |= held && self.fib.installed.contains_key(&prefix);
+            replaced |= held && self.fib.table.installed(&prefix).is_some();
         }
         if changes.reach {
             let kernel = &self.kernel;
@@ -398,9 +387,9 @@ impl Node {
             // Our own removals were forgotten when they were sent; a route of ours
             // the kernel drops that we still hold as installed went behind our back.
             hops.sort();
-            if self.fib.installed.get(&prefix).is_some_and(|i| i.next_hops == hops) {
+            if self.fib.table.installed(&prefix).is_some_and(|i| *i == hops) {
                 warn!(%prefix, "a route of ours was deleted behind our back: putting it back");
-                self.fib.installed.remove(&prefix);
+                self.fib.table.set_installed(prefix, None, false);
                 self.sync_fib(prefix);
             }
         }
@@ -409,9 +398,13 @@ impl Node {
         // Read our routes back; what is not wanted then goes.
         let unknown = changes.own_added.into_iter().any(|(prefix, mut hops)| {
             hops.sort();
-            self.fib.installed.get(&prefix).is_none_or(|i| i.next_hops != hops)
+            self.fib.table.installed(&prefix).is_none_or(|i| *i != hops)
         });
         if (changes.fib_suspect || unknown || replaced) && self.started {
+            debug!(
+                suspect = changes.fib_suspect,
+                unknown, replaced, "reading our routes back from the kernel"
+            );
             self.read_fib();
         }
     }
@@ -425,13 +418,9 @@ impl Node {
         let restarting = gr.enabled && !own_routes.is_empty();
         for (prefix, mut next_hops) in own_routes {
             next_hops.sort();
-            self.fib.installed.insert(
-                prefix,
-                Installed {
-                    next_hops,
-                    confirmed: true,
-                },
-            );
+            self.fib
+                .table
+                .set_installed(prefix, Some(NextHops::new(&next_hops)), true);
             self.startup_stale.insert(prefix);
         }
         if !self.startup_stale.is_empty() {
@@ -755,11 +744,11 @@ impl Node {
         for f in changes.fib {
             match f {
                 FibChange::Install { prefix, next_hops } => {
-                    self.fib.wanted.insert(prefix, next_hops);
+                    self.fib.table.set_wanted(prefix, Some(&next_hops));
                     self.sync_fib(prefix);
                 }
                 FibChange::Remove { prefix } => {
-                    self.fib.wanted.remove(&prefix);
+                    self.fib.table.set_wanted(prefix, None);
                     self.sync_fib(prefix);
                 }
             }
@@ -774,19 +763,14 @@ impl Node {
     /// replace or delete what someone else put there.
     fn sync_fib(&mut self, prefix: IpNet) {
         let held = self.kernel.held_by_other(&prefix);
-        let desired = self.fib.wanted.get(&prefix).filter(|_| !held).cloned();
-        let current = self.fib.installed.get(&prefix).map(|i| i.next_hops.clone());
+        let desired = self.fib.table.wanted(&prefix).filter(|_| !held).cloned();
+        let current = self.fib.table.installed(&prefix).cloned();
         let op = match desired {
             Some(next_hops) => {
                 self.startup_stale.remove(&prefix);
                 (current.as_ref() != Some(&next_hops)).then(|| {
-                    self.fib.installed.insert(
-                        prefix,
-                        Installed {
-                            next_hops: next_hops.clone(),
-                            confirmed: false,
-                        },
-                    );
+                    self.fib.table.set_installed(prefix, Some(next_hops.clone()), false);
+                    let next_hops = next_hops.to_vec();
                     if current.is_some() {
                         FibOp::Replace { prefix, next_hops }
                     } else {
@@ -795,19 +779,19 @@ impl Node {
                 })
             }
             None if current.is_some() && !self.startup_stale.contains(&prefix) => {
-                self.fib.installed.remove(&prefix);
+                self.fib.table.set_installed(prefix, None, false);
                 Some(FibOp::Remove { prefix })
             }
             None => None,
         };
-        if held || !self.fib.wanted.contains_key(&prefix) {
+        if held || self.fib.table.wanted(&prefix).is_none() {
             self.fib.failed.remove(&prefix);
         }
         if let Some(op) = op {
             if let Some(read) = &mut self.fib.read {
                 read.touched.insert(prefix);
             }
-            *self.fib.pending.entry(prefix).or_default() += 1;
+            self.fib.table.sent(prefix);
             self.push_fib(FibCmd::Apply(op));
         }
     }
@@ -827,19 +811,15 @@ impl Node {
         match report {
             FibReport::Done { op, error: None } => {
                 let prefix = op.prefix();
-                self.answered(prefix);
+                self.fib.table.answered(prefix);
                 self.fib.failed.remove(&prefix);
-                if let (FibOp::Add { next_hops, .. } | FibOp::Replace { next_hops, .. }, Some(i)) =
-                    (&op, self.fib.installed.get_mut(&prefix))
-                {
-                    if i.next_hops == *next_hops {
-                        i.confirmed = true;
-                    }
+                if let FibOp::Add { next_hops, .. } | FibOp::Replace { next_hops, .. } = &op {
+                    self.fib.table.confirm(&prefix, next_hops);
                 }
             }
             FibReport::Done { op, error: Some(e) } => {
                 let prefix = op.prefix();
-                if !self.answered(prefix) {
+                if !self.fib.table.answered(prefix) {
                     // A later change of the prefix is on its way, and what we hold
                     // as installed is its; its answer will say how it went. What a
                     // failed replace or remove left of ours is not known: read it.
@@ -857,15 +837,15 @@ impl Node {
                 match (&op, &e) {
                     // Nothing of ours was created.
                     (FibOp::Add { .. }, _) | (_, FibError::HeldByOther) => {
-                        self.fib.installed.remove(&prefix);
+                        self.fib.table.set_installed(prefix, None, false);
                     }
                     // What is left of ours is not known: read it back.
                     _ => {
-                        self.fib.installed.remove(&prefix);
+                        self.fib.table.set_installed(prefix, None, false);
                         self.read_fib();
                     }
                 }
-                if self.fib.wanted.contains_key(&prefix) {
+                if self.fib.table.wanted(&prefix).is_some() {
                     self.fib.failed.insert(prefix, why);
                 }
             }
@@ -878,30 +858,24 @@ impl Node {
                         (p, h)
                     })
                     .collect();
-                let mut prefixes: BTreeSet<IpNet> = self.fib.installed.keys().copied().collect();
+                let mut prefixes: BTreeSet<IpNet> = self.fib.table.installed_prefixes().map(|(p, _)| *p).collect();
                 prefixes.extend(kernel.keys());
-                prefixes.extend(self.fib.wanted.keys());
+                prefixes.extend(self.fib.table.wanted_prefixes().map(|(p, _)| *p));
                 let mut fixed = 0;
                 for prefix in prefixes {
                     if read.touched.contains(&prefix) {
                         continue;
                     }
-                    let actual = kernel.get(&prefix).map(|h| Installed {
-                        next_hops: h.clone(),
-                        confirmed: true,
-                    });
-                    let known = self.fib.installed.get(&prefix).map(|i| &i.next_hops);
-                    if known != actual.as_ref().map(|a| &a.next_hops) {
+                    let actual = kernel.get(&prefix).map(|h| NextHops::new(h));
+                    if self.fib.table.installed(&prefix) != actual.as_ref() {
                         fixed += 1;
                     }
-                    match actual {
-                        Some(a) => self.fib.installed.insert(prefix, a),
-                        None => {
-                            // Nothing is left to keep of a previous run's route.
-                            self.startup_stale.remove(&prefix);
-                            self.fib.installed.remove(&prefix)
-                        }
-                    };
+                    let confirmed = actual.is_some();
+                    if actual.is_none() {
+                        // Nothing is left to keep of a previous run's route.
+                        self.startup_stale.remove(&prefix);
+                    }
+                    self.fib.table.set_installed(prefix, actual, confirmed);
                     // A failed route is tried again with what the kernel holds now.
                     self.fib.failed.remove(&prefix);
                     self.sync_fib(prefix);
@@ -919,26 +893,17 @@ impl Node {
         }
     }
 
-    /// Counts an answer for `prefix`; says whether it answers the latest change.
-    fn answered(&mut self, prefix: IpNet) -> bool {
-        match self.fib.pending.get_mut(&prefix) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            _ => {
-                self.fib.pending.remove(&prefix);
-                true
-            }
-        }
-    }
-
     /// Counts for the status and the metrics.
     pub fn fib_summary(&self) -> FibSummary {
-        let held = self.fib.wanted.keys().filter(|p| self.kernel.held_by_other(p)).count();
+        let held = self
+            .fib
+            .table
+            .wanted_prefixes()
+            .filter(|(p, _)| self.kernel.held_by_other(p))
+            .count();
         FibSummary {
-            wanted: self.fib.wanted.len(),
-            installed: self.fib.installed.values().filter(|i| i.confirmed).count(),
+            wanted: self.fib.table.wanted_len(),
+            installed: self.fib.table.confirmed_len(),
             held_by_other: held,
             failed: self.fib.failed.len(),
             stale_from_previous_run: self.startup_stale.len(),
@@ -947,8 +912,8 @@ impl Node {
 
     /// What the FIB holds for `prefix`, as the API shows it.
     fn fib_state(&self, prefix: &IpNet) -> Option<String> {
-        let wanted = self.fib.wanted.get(prefix);
-        let installed = self.fib.installed.get(prefix);
+        let wanted = self.fib.table.wanted(prefix);
+        let installed = self.fib.table.installed(prefix);
         if self.startup_stale.contains(prefix) {
             return Some("stale (previous run)".into());
         }
@@ -959,7 +924,7 @@ impl Node {
             return Some(format!("failed: {why}"));
         }
         match (wanted, installed) {
-            (Some(w), Some(i)) if *w == i.next_hops && i.confirmed => Some("installed".into()),
+            (Some(w), Some(i)) if w == i && self.fib.table.confirmed(prefix) => Some("installed".into()),
             (Some(_), _) => Some("installing".into()),
             (None, Some(_)) => Some("removing".into()),
             (None, None) => None,
@@ -1072,8 +1037,18 @@ impl Node {
     pub(crate) fn fib_check_view(&self) -> FibCheckView<'_> {
         FibCheckView {
             best: self.rib.fib_routes().into_iter().collect(),
-            wanted: &self.fib.wanted,
-            installed: self.fib.installed.iter().map(|(p, i)| (*p, &i.next_hops)).collect(),
+            wanted: self
+                .fib
+                .table
+                .wanted_prefixes()
+                .map(|(p, h)| (*p, h.to_vec()))
+                .collect(),
+            installed: self
+                .fib
+                .table
+                .installed_prefixes()
+                .map(|(p, h)| (*p, h.to_vec()))
+                .collect(),
             stale: &self.startup_stale,
         }
     }
@@ -1081,18 +1056,12 @@ impl Node {
     /// What the core believes the kernel holds of ours, and what it wants there:
     /// the replay tests' view of the FIB.
     pub fn fib_view(&self) -> Value {
-        let sorted = |m: &HashMap<IpNet, Vec<IpAddr>>| -> BTreeMap<String, Vec<IpAddr>> {
-            m.iter().map(|(p, h)| (p.to_string(), h.clone())).collect()
+        let sorted = |m: &mut dyn Iterator<Item = (&IpNet, &NextHops)>| -> BTreeMap<String, Vec<IpAddr>> {
+            m.map(|(p, h)| (p.to_string(), h.to_vec())).collect()
         };
-        let installed: HashMap<IpNet, Vec<IpAddr>> = self
-            .fib
-            .installed
-            .iter()
-            .map(|(p, i)| (*p, i.next_hops.clone()))
-            .collect();
         json!({
-            "wanted": sorted(&self.fib.wanted),
-            "installed": sorted(&installed),
+            "wanted": sorted(&mut self.fib.table.wanted_prefixes()),
+            "installed": sorted(&mut self.fib.table.installed_prefixes()),
             "failed": self.fib.failed,
             "stale_from_previous_run": self.startup_stale,
         })

@@ -265,15 +265,15 @@ impl Replay {
                 problems.push(format!("{prefix}: ours beside a route of another owner"));
             }
         }
-        for (prefix, hops) in view.wanted {
+        for (prefix, hops) in &view.wanted {
             if !self.sim.ours.contains_key(prefix) && !self.sim.held_by_other(prefix) {
                 problems.push(format!("{prefix}: wanted via {hops:?}, missing from the kernel"));
             }
         }
         let believed = view.installed.len() == self.sim.ours.len()
-            && self.sim.ours.iter().all(|(p, h)| view.installed.get(p) == Some(&h));
+            && self.sim.ours.iter().all(|(p, h)| view.installed.get(p) == Some(h));
         if !believed && problems.is_empty() {
-            let installed: BTreeMap<&IpNet, &Vec<IpAddr>> = view.installed.iter().map(|(p, h)| (p, *h)).collect();
+            let installed: BTreeMap<&IpNet, &Vec<IpAddr>> = view.installed.iter().collect();
             problems.push(format!(
                 "the core believes the kernel holds {installed:?}, it holds {:?}",
                 self.sim.ours

@@ -148,11 +148,37 @@ impl Changes {
 #[derive(Clone, Debug)]
 struct AdjIn {
     path: Path,
+    /// What few paths have, out of line: a path costs one word for them.
+    extra: Option<Box<AdjExtra>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct AdjExtra {
     /// Why the import policy refused it; `None` when accepted.
     rejected: Option<Rejected>,
     /// The next hop as advertised, when it was an IPv4-mapped address taken to mean
     /// the sender (see [`Rib::sender_if_mapped`]).
     mapped: Option<IpAddr>,
+}
+
+impl AdjIn {
+    fn new(path: Path, rejected: Option<Rejected>, mapped: Option<IpAddr>) -> Self {
+        let extra = (rejected.is_some() || mapped.is_some()).then(|| Box::new(AdjExtra { rejected, mapped }));
+        AdjIn { path, extra }
+    }
+
+    fn rejected(&self) -> Option<&Rejected> {
+        self.extra.as_ref().and_then(|e| e.rejected.as_ref())
+    }
+
+    fn mapped(&self) -> Option<IpAddr> {
+        self.extra.as_ref().and_then(|e| e.mapped)
+    }
+
+    fn set_rejected(&mut self, rejected: Option<Rejected>) {
+        let mapped = self.mapped();
+        *self = AdjIn::new(self.path.clone(), rejected, mapped);
+    }
 }
 
 /// The export the peer was last sent for a prefix.
@@ -168,7 +194,8 @@ struct PeerState {
 #[derive(Clone, Debug, PartialEq)]
 struct Selected {
     /// Best first; the ones that share the best's rank form the multipath set.
-    paths: Vec<Path>,
+    /// Exactly as long as it is: most prefixes have one path.
+    paths: Box<[Path]>,
     multipath: usize,
 }
 
@@ -182,7 +209,9 @@ impl Selected {
         if self.best().source == Source::Local {
             return None;
         }
-        let mut hops: Vec<IpAddr> = self.paths[..self.multipath].iter().filter_map(|p| p.next_hop).collect();
+        // Sized for the paths: a collect from a filter would start at four.
+        let mut hops = Vec::with_capacity(self.multipath);
+        hops.extend(self.paths[..self.multipath].iter().filter_map(|p| p.next_hop));
         hops.sort();
         hops.dedup();
         (!hops.is_empty()).then_some(hops)
@@ -318,7 +347,7 @@ impl Rib {
             .iter()
             .filter_map(|(prefix, a)| {
                 let verdict = self.import_reject(&state.info, &a.path.attrs, prefix);
-                (verdict != a.rejected).then_some((*prefix, verdict))
+                (verdict.as_ref() != a.rejected()).then_some((*prefix, verdict))
             })
             .collect();
         // In prefix order, so the same inputs give the same outputs (replay).
@@ -326,7 +355,7 @@ impl Rib {
         let state = self.peers.get_mut(&peer).expect("present");
         for (prefix, verdict) in &verdicts {
             if let Some(a) = state.adj_in.get_mut(prefix) {
-                a.rejected = verdict.clone();
+                a.set_rejected(verdict.clone());
             }
         }
         for (prefix, _) in verdicts {
@@ -355,7 +384,7 @@ impl Rib {
     /// Prefixes received from `peer` and how many of them were accepted.
     pub fn counts(&self, peer: IpAddr) -> (usize, usize) {
         self.peers.get(&peer).map_or((0, 0), |p| {
-            let accepted = p.adj_in.values().filter(|a| a.rejected.is_none()).count();
+            let accepted = p.adj_in.values().filter(|a| a.rejected().is_none()).count();
             (p.adj_in.len(), accepted)
         })
     }
@@ -531,7 +560,7 @@ impl Rib {
                 };
                 self.hold_next_hop(nh, resolve);
                 let state = self.peers.get_mut(&peer).expect("checked above");
-                if let Some(old) = state.adj_in.insert(*prefix, AdjIn { path, rejected, mapped }) {
+                if let Some(old) = state.adj_in.insert(*prefix, AdjIn::new(path, rejected, mapped)) {
                     self.release_next_hop(old.path.next_hop);
                 }
                 touched.push(*prefix);
@@ -702,13 +731,13 @@ impl Rib {
                         paths.push(PathView {
                             from: addr.to_string(),
                             next_hop: a.path.next_hop,
-                            advertised_next_hop: a.mapped,
+                            advertised_next_hop: a.mapped(),
                             as_path: as_path_string(a.path.attrs.as_path.as_ref()),
                             local_pref: a.path.attrs.local_pref.unwrap_or(DEFAULT_LOCAL_PREF),
                             best,
                             multipath,
                             stale: a.path.stale,
-                            rejected: a.rejected.clone(),
+                            rejected: a.rejected().cloned(),
                             unresolved: self.unresolved(a.path.next_hop),
                             attrs: a.path.attrs.clone(),
                         });
@@ -819,7 +848,7 @@ impl Rib {
         }
         for peer in self.peers.values() {
             if let Some(a) = peer.adj_in.get(&prefix) {
-                if a.rejected.is_none() && self.unresolved(a.path.next_hop).is_none() {
+                if a.rejected().is_none() && self.unresolved(a.path.next_hop).is_none() {
                     paths.push(a.path.clone());
                 }
             }
@@ -831,7 +860,10 @@ impl Rib {
             } else {
                 paths.iter().take_while(|p| self.multipath_equal(&paths[0], p)).count()
             };
-            Selected { paths, multipath }
+            Selected {
+                paths: paths.into_boxed_slice(),
+                multipath,
+            }
         });
         let old = self.loc.get(&prefix);
         if old == new.as_ref() {

@@ -163,8 +163,10 @@ struct AdjExtra {
 
 impl AdjIn {
     fn new(path: Path, rejected: Option<Rejected>, mapped: Option<IpAddr>) -> Self {
-        let extra = (rejected.is_some() || mapped.is_some()).then(|| Box::new(AdjExtra { rejected, mapped }));
-        AdjIn { path, extra }
+        AdjIn {
+            path,
+            extra: AdjExtra::boxed(rejected, mapped),
+        }
     }
 
     fn rejected(&self) -> Option<&Rejected> {
@@ -176,8 +178,14 @@ impl AdjIn {
     }
 
     fn set_rejected(&mut self, rejected: Option<Rejected>) {
-        let mapped = self.mapped();
-        *self = AdjIn::new(self.path.clone(), rejected, mapped);
+        self.extra = AdjExtra::boxed(rejected, self.mapped());
+    }
+}
+
+impl AdjExtra {
+    /// `None` when there is nothing to keep.
+    fn boxed(rejected: Option<Rejected>, mapped: Option<IpAddr>) -> Option<Box<Self>> {
+        (rejected.is_some() || mapped.is_some()).then(|| Box::new(AdjExtra { rejected, mapped }))
     }
 }
 

@@ -2,8 +2,9 @@
 # Installs what the lab and its tests need on a fresh Debian/Ubuntu machine, and nothing
 # that is already there: mmdebstrap (to build images with no registry), iproute2, BIRD,
 # FRR and GoBGP (for the speaker's interop tests), a Docker engine (started by hand where
-# there is no systemd), and check-jsonschema in a venv under .lab/ (to check topology
-# files against containerlab's schema).
+# there is no systemd), check-jsonschema in a venv under .lab/ (to check topology
+# files against containerlab's schema), and a registry unpacked under .lab/ (to push
+# the lab's images to in the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,4 +60,18 @@ fi
 if [ ! -x .lab/venv/bin/check-jsonschema ]; then
   python3 -m venv .lab/venv
   .lab/venv/bin/pip install --quiet --disable-pip-version-check check-jsonschema
+fi
+
+# A container registry (Debian's docker-registry, the CNCF distribution) unpacked under
+# .lab/registry and never installed: its package would start a service on :5000. The
+# end-to-end tests push the lab's images to one they start on a free port.
+if [ ! -x .lab/registry/usr/bin/docker-registry ]; then
+  echo "install-deps: unpacking docker-registry into .lab/registry"
+  rm -rf .lab/registry.tmp && mkdir -p .lab/registry.tmp
+  (cd .lab/registry.tmp && apt-get download -qq docker-registry 2>/dev/null) || {
+    $SUDO apt-get update -qq
+    (cd .lab/registry.tmp && apt-get download -qq docker-registry)
+  }
+  dpkg-deb -x .lab/registry.tmp/docker-registry_*.deb .lab/registry.tmp/root
+  rm -rf .lab/registry && mv .lab/registry.tmp/root .lab/registry && rm -rf .lab/registry.tmp
 fi

@@ -13,6 +13,8 @@ use e2e::{assert_clean, host_state, lab, lab_ok, renamed_copy, root, sh};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
+mod registry;
+
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
@@ -25,6 +27,10 @@ fn main() {
         trial("missing-docker-engine-is-a-clear-error", missing_docker),
         trial("variables-node-filter-and-link-impairments", node_filter),
         trial("mutant-speakers-still-apply", mutants_apply),
+        trial(
+            "cells-rendered-for-clabernetes-keep-their-addressing",
+            registry::clabernetes_render,
+        ),
     ];
     // (topology, sessions its daemons report in all)
     for (topo, sessions) in [
@@ -41,6 +47,10 @@ fn main() {
             move || deploy(topo, sessions),
         ));
     }
+    tests.push(trial(
+        "images-pushed-to-a-registry-are-the-engines",
+        registry::images_pushed,
+    ));
     tests.push(trial(
         "services-answered-from-outside-and-withdrawn-with-their-last-local-endpoint",
         services,

@@ -21,6 +21,7 @@ pub mod mutants;
 pub mod pods;
 pub mod probes;
 pub mod progress;
+pub mod registry;
 pub mod render;
 pub mod report;
 pub mod runtime;

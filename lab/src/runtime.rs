@@ -20,6 +20,18 @@ use crate::topology::{Mgmt, Node, Topology};
 
 pub use crate::labels::{LABEL_GROUP, LABEL_KIND, LABEL_LAB, LABEL_NODE, LABEL_OWNER, LABEL_RUNNER, LABEL_TOPO};
 
+/// Every node's sysctls, under what its topology sets: both families on and forwarding.
+pub const NODE_SYSCTLS: [(&str, &str); 6] = [
+    ("net.ipv6.conf.all.disable_ipv6", "0"),
+    ("net.ipv6.conf.default.disable_ipv6", "0"),
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv6.conf.all.forwarding", "1"),
+    // A link taken down and up must keep the lab's IPv6 addressing, as IPv4 keeps its
+    // own: a link fault is not a reconfiguration.
+    ("net.ipv6.conf.all.keep_addr_on_down", "1"),
+    ("net.ipv6.conf.default.keep_addr_on_down", "1"),
+];
+
 /// A listed container's name, without Docker's leading `/`.
 pub fn name_of(c: &ContainerSummary) -> Option<String> {
     c.names.as_ref()?.first().map(|n| n.trim_start_matches('/').to_string())
@@ -255,16 +267,10 @@ impl Runtime {
         labels.insert(LABEL_TOPO.into(), topo.file.display().to_string());
         labels.insert(LABEL_OWNER.into(), owner());
 
-        let mut sysctls: HashMap<String, String> = HashMap::from([
-            ("net.ipv6.conf.all.disable_ipv6".into(), "0".into()),
-            ("net.ipv6.conf.default.disable_ipv6".into(), "0".into()),
-            ("net.ipv4.ip_forward".into(), "1".into()),
-            ("net.ipv6.conf.all.forwarding".into(), "1".into()),
-            // A link taken down and up must keep the lab's IPv6 addressing, as IPv4
-            // keeps its own: a link fault is not a reconfiguration.
-            ("net.ipv6.conf.all.keep_addr_on_down".into(), "1".into()),
-            ("net.ipv6.conf.default.keep_addr_on_down".into(), "1".into()),
-        ]);
+        let mut sysctls: HashMap<String, String> = NODE_SYSCTLS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         sysctls.extend(node.sysctls.clone());
 
         let endpoint = EndpointSettings {

@@ -511,6 +511,17 @@ pub struct RenderArgs {
     /// Where the folders go (one per cell).
     #[arg(long, default_value = "target/lab-cells")]
     pub out: PathBuf,
+    /// Who deploys the cells: containerlab (or `lab up`) here, or clabernetes on
+    /// Kubernetes (a `<lab>.c9s.yaml` per cell for `kubectl apply -f`).
+    #[arg(long = "for", value_name = "DEPLOYER", default_value = "containerlab", value_parser = ["containerlab", "clabernetes"])]
+    pub deployer: String,
+    /// The registry the nodes pull the lab's images from, as `lab images --push` put
+    /// them there (`HOST[:PORT][/PATH]`). clabernetes needs one.
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// The Kubernetes namespace of the clabernetes resources.
+    #[arg(long, default_value = "podlab")]
+    pub namespace: String,
 }
 
 #[derive(Args)]
@@ -524,4 +535,9 @@ pub struct ImagesArgs {
     /// The workspace root (holding images/); found from the current folder by default.
     #[arg(long)]
     pub root: Option<PathBuf>,
+    /// Then push the images to this registry (`HOST[:PORT][/PATH]`, as `docker push`
+    /// names it), as `REGISTRY/podlab/base:latest` and `REGISTRY/podlab/speaker:latest`,
+    /// with the credentials `docker login` stored. `lab render --registry` names them so.
+    #[arg(long, value_name = "REGISTRY")]
+    pub push: Option<String>,
 }

@@ -173,9 +173,43 @@ pub async fn report(a: ReportArgs) -> Result<ExitCode> {
 }
 
 pub async fn render(a: RenderArgs) -> Result<ExitCode> {
-    let RenderArgs { cells, out } = a;
+    let RenderArgs {
+        cells,
+        out,
+        deployer,
+        registry,
+        namespace,
+    } = a;
+    let deployer = match deployer.as_str() {
+        "clabernetes" => render::Deployer::Clabernetes,
+        _ => render::Deployer::Containerlab,
+    };
+    let registry = registry.as_deref().map(lab::registry::Registry::parse).transpose()?;
+    if deployer == render::Deployer::Clabernetes && registry.is_none() {
+        anyhow::bail!(
+            "--for clabernetes needs --registry: its pods pull the lab's images from one (push them there with `lab images --push REGISTRY`)"
+        );
+    }
+    let dns_label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    if !dns_label(&namespace) {
+        anyhow::bail!(
+            "--namespace `{namespace}`: a Kubernetes namespace is lower-case letters, digits and `-`, at most 63"
+        );
+    }
+    let output = render::Output {
+        deployer,
+        registry,
+        namespace,
+    };
     let cells = cells.cells()?;
-    let written = render::render_all(&cells, &out).map_err(anyhow::Error::msg)?;
+    let written = render::render_all(&cells, &out, &output).map_err(anyhow::Error::msg)?;
     for (cell, path) in written {
         println!("{}  [{cell}]", path.display());
     }

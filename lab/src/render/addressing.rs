@@ -89,6 +89,9 @@ pub(super) fn seg6(host: u8) -> Ipv6Addr {
 /// their IPs there.
 pub const SERVICE_CIDR4: &str = "198.51.100.0/24";
 pub const SERVICE_CIDR6: &str = "fd00:198::/112";
+/// The external IP CIDRs (`serviceExternalIPs`: a Service's `spec.externalIPs`).
+pub const EXTERNAL_CIDR4: &str = "203.0.113.0/24";
+pub const EXTERNAL_CIDR6: &str = "fd00:203::/112";
 /// The cluster IP CIDRs (`serviceClusterIPs`).
 pub const CLUSTER_CIDR4: &str = "10.96.0.0/16";
 pub const CLUSTER_CIDR6: &str = "fd00:96::/112";

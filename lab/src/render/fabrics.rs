@@ -27,6 +27,7 @@ pub(super) fn mesh(cell: Cell) -> Plan {
         ),
         nodes: vec![switch(hosts.len() + 1)],
         links: Vec::new(),
+        registry: None,
     };
     let addr = |h: u8| seg_addrs(&cell, h);
     for (i, h) in hosts.iter().enumerate() {
@@ -111,6 +112,7 @@ pub(super) fn tor(cell: Cell, r: Router) -> Plan {
         ),
         nodes: Vec::new(),
         links: Vec::new(),
+        registry: None,
     };
     let mut tors = two_tors();
     for k in 1..=4u8 {
@@ -290,6 +292,7 @@ pub(super) fn dual_tor(cell: Cell, r: Router) -> Plan {
         ),
         nodes: Vec::new(),
         links: Vec::new(),
+        registry: None,
     };
     let mut tors = two_tors();
     for k in 1..=3u8 {
@@ -338,6 +341,7 @@ pub(super) fn rack(cell: Cell) -> Plan {
         ),
         nodes: Vec::new(),
         links: Vec::new(),
+        registry: None,
     };
     let mut tors: Vec<RouterIntent> = (1..=2u8)
         .map(|t| RouterIntent {
@@ -540,6 +544,7 @@ pub(super) fn rr(cell: Cell, r: Router) -> Plan {
         ),
         nodes: vec![switch(hosts.len() + 1)],
         links: Vec::new(),
+        registry: None,
     };
     let addr = |h: u8| seg_addrs(&cell, h);
     let mut rri = RouterIntent {

@@ -8,6 +8,7 @@
 //! deploy` takes as well as `lab up`.
 
 mod addressing;
+mod clabernetes;
 mod configs;
 mod fabrics;
 pub mod intent;
@@ -21,23 +22,51 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use addressing::*;
-pub use addressing::{CLUSTER_CIDR4, CLUSTER_CIDR6, SERVICE_CIDR4, SERVICE_CIDR6};
+pub use addressing::{CLUSTER_CIDR4, CLUSTER_CIDR6, EXTERNAL_CIDR4, EXTERNAL_CIDR6, SERVICE_CIDR4, SERVICE_CIDR6};
 use fabrics::*;
 pub use matrix::*;
 use nodes::*;
 pub use plan::*;
+pub use writer::Deployer;
 
-/// Renders `cells` into `dir/<slug>/`; returns each cell's topology file.
-pub fn render_all(cells: &[Cell], dir: &Path) -> Result<BTreeMap<Cell, PathBuf>, String> {
-    let mut out = BTreeMap::new();
-    for c in cells {
-        let plan = Plan::new(*c)?;
-        let path = plan
-            .write(&dir.join(c.slug()))
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        out.insert(*c, path);
+/// Where and for whom `lab render` writes cells.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub deployer: Deployer,
+    /// Where the nodes pull their images from; none: the local engine.
+    pub registry: Option<crate::registry::Registry>,
+    /// The Kubernetes namespace of clabernetes' resources.
+    pub namespace: String,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            deployer: Deployer::Containerlab,
+            registry: None,
+            namespace: "podlab".into(),
+        }
     }
-    Ok(out)
+}
+
+/// Renders `cells` into `dir/<slug>/`; returns each cell's file to deploy: its
+/// containerlab file, or for clabernetes its resources.
+pub fn render_all(cells: &[Cell], dir: &Path, out: &Output) -> Result<BTreeMap<Cell, PathBuf>, String> {
+    let mut written = BTreeMap::new();
+    for c in cells {
+        let mut plan = Plan::new(*c)?;
+        if let Some(r) = &out.registry {
+            plan = plan.with_registry(r.clone());
+        }
+        let cell_dir = dir.join(c.slug());
+        let path = match out.deployer {
+            Deployer::Containerlab => plan.write(&cell_dir),
+            Deployer::Clabernetes => plan.write_clabernetes(&cell_dir, &out.namespace),
+        }
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        written.insert(*c, path);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

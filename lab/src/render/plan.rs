@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use super::intent::{NodeIntent, RouterIntent};
 use super::*;
 use crate::labels::Role;
+use crate::registry::Registry;
 
 /// A node of a rendered cell.
 #[derive(Clone, Debug)]
@@ -208,6 +209,8 @@ pub struct Plan {
     pub about: String,
     pub nodes: Vec<PlanNode>,
     pub links: Vec<PlanLink>,
+    /// Where its nodes' images are pulled from; none: the local engine's (`lab images`).
+    pub registry: Option<Registry>,
 }
 
 impl Plan {
@@ -247,12 +250,26 @@ impl Plan {
         self
     }
 
+    /// The same cell with its images pulled from `registry`, where `lab images --push`
+    /// put them.
+    pub fn with_registry(mut self, registry: Registry) -> Plan {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// A local image's name as this cell's nodes pull it.
+    pub fn image(&self, local: &str) -> String {
+        match &self.registry {
+            Some(r) => r.name(local),
+            None => local.to_string(),
+        }
+    }
+
     /// The pools the cell's pod addresses come from.
     pub fn pools(&self) -> Vec<IpNet> {
         vec![net(POOL4), net(POOL6)]
     }
 
-    /// The containerlab topology file.
     /// A Kubernetes node's configuration files rendered again from its intent, with
     /// `tweak` made to it (none: as the cell has it).
     pub fn node_files(&self, node: &str, tweaks: &[Tweak]) -> Result<Vec<(String, String, String)>, String> {

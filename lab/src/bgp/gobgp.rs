@@ -19,6 +19,23 @@ impl Implementation for Gobgp {
         ["gobgp", "-j", "neighbor"].map(String::from).to_vec()
     }
 
+    fn daemon(&self) -> Option<super::Daemon> {
+        Some(super::Daemon {
+            pid_file: "/run/gobgp/gobgpd.pid",
+            // gobgpd reads its configuration file again on SIGHUP.
+            reload: "kill -HUP \"$(cat /run/gobgp/gobgpd.pid)\"",
+            drain: None,
+            stop: "kill -TERM \"$(cat /run/gobgp/gobgpd.pid)\"",
+            kill: "kill -KILL \"$(cat /run/gobgp/gobgpd.pid)\"",
+            // `-r`: a restarted gobgpd recovers gracefully (sets the Restart State bit
+            // and defers its End-of-RIB until its peers have sent theirs), as BIRD's
+            // `-R`: a reflector that sent End-of-RIB to its first client before it
+            // heard the others would have that client flush their stale routes.
+            start: "kill -0 \"$(cat /run/gobgp/gobgpd.pid 2>/dev/null)\" 2>/dev/null || { mkdir -p /run/gobgp; gobgpd -r -f /etc/gobgp/gobgpd.toml -t toml --log-plain >>/var/log/gobgpd.log 2>&1 & echo $! >/run/gobgp/gobgpd.pid; }",
+            log: "/var/log/gobgpd.log",
+        })
+    }
+
     fn announce(&self, prefix: &str) -> Option<(String, String)> {
         let family = if prefix.contains(':') { "-a ipv6" } else { "-a ipv4" };
         Some((

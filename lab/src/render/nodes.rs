@@ -54,7 +54,9 @@ pub(super) fn daemon_exec(bgp: &str) -> Vec<String> {
             "bird -c /etc/bird/bird.conf -s /run/bird/bird.ctl -P /run/bird/bird.pid".into(),
         ],
         "frr" => vec!["/usr/lib/frr/frrinit.sh start".into()],
-        "gobgp" => vec!["sh -c \"gobgpd -f /etc/gobgp/gobgpd.toml -t toml --log-plain >/var/log/gobgpd.log 2>&1 &\"".into()],
+        "gobgp" => vec![
+            "sh -c \"mkdir -p /run/gobgp; gobgpd -f /etc/gobgp/gobgpd.toml -t toml --log-plain >/var/log/gobgpd.log 2>&1 & echo $! >/run/gobgp/gobgpd.pid\"".into(),
+        ],
         "exabgp" => vec!["exabgp-start".into()],
         _ => vec![],
     }

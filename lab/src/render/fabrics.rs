@@ -201,13 +201,14 @@ pub(super) fn tor(cell: Cell, r: Router) -> Plan {
 /// theirs, `services/confd.rs`).
 pub(super) fn services(n: &mut NodeIntent, name: &str, cell: &Cell) {
     n.node_name = Some(name.to_string());
-    for (on, lb, cluster) in [
-        (cell.v4(), SERVICE_CIDR4, CLUSTER_CIDR4),
-        (cell.v6(), SERVICE_CIDR6, CLUSTER_CIDR6),
+    for (on, lb, cluster, external) in [
+        (cell.v4(), SERVICE_CIDR4, CLUSTER_CIDR4, EXTERNAL_CIDR4),
+        (cell.v6(), SERVICE_CIDR6, CLUSTER_CIDR6, EXTERNAL_CIDR6),
     ] {
         if on {
             n.service_load_balancer_ips.push(intent::CidrIntent { cidr: net(lb) });
             n.service_cluster_ips.push(intent::CidrIntent { cidr: net(cluster) });
+            n.service_external_ips.push(intent::CidrIntent { cidr: net(external) });
         }
     }
 }
@@ -233,12 +234,12 @@ pub(super) fn add_client(plan: &mut Plan, router: &str, iface: &str, others: &[(
     let cell = plan.cell;
     let mut exec = Vec::new();
     let mut addrs = Vec::new();
-    for (on, (r, c), lb, cluster, f) in [
-        (cell.v4(), CLIENT4, SERVICE_CIDR4, CLUSTER_CIDR4, ""),
-        (cell.v6(), CLIENT6, SERVICE_CIDR6, CLUSTER_CIDR6, "-6 "),
+    for (on, (r, c), lb, cluster, external, f) in [
+        (cell.v4(), CLIENT4, SERVICE_CIDR4, CLUSTER_CIDR4, EXTERNAL_CIDR4, ""),
+        (cell.v6(), CLIENT6, SERVICE_CIDR6, CLUSTER_CIDR6, EXTERNAL_CIDR6, "-6 "),
     ] {
         if on {
-            for cidr in [lb, cluster] {
+            for cidr in [lb, cluster, external] {
                 exec.push(format!("ip {f}route add {cidr} via {}", net(r).addr()));
             }
             addrs.push((net(r), net(c)));

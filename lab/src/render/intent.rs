@@ -39,6 +39,9 @@ pub struct NodeIntent {
     /// And `serviceClusterIPs`.
     #[serde(rename = "serviceClusterIPs", skip_serializing_if = "Vec::is_empty")]
     pub service_cluster_ips: Vec<CidrIntent>,
+    /// And `serviceExternalIPs`.
+    #[serde(rename = "serviceExternalIPs", skip_serializing_if = "Vec::is_empty")]
+    pub service_external_ips: Vec<CidrIntent>,
     /// The Kubernetes node's name, as EndpointSlices name it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
@@ -176,11 +179,12 @@ pub struct GracefulRestartIntent {
 }
 
 impl NodeIntent {
-    /// Every configured service CIDR (cluster, then load balancer).
+    /// Every configured service CIDR (cluster, then load balancer, then external).
     pub fn service_cidrs(&self) -> Vec<IpNet> {
         self.service_cluster_ips
             .iter()
             .chain(&self.service_load_balancer_ips)
+            .chain(&self.service_external_ips)
             .map(|c| c.cidr)
             .collect()
     }
@@ -206,6 +210,7 @@ impl NodeIntent {
             metrics_address: Some(format!("0.0.0.0:{}", crate::suite::metrics::PORT)),
             service_load_balancer_ips: Vec::new(),
             service_cluster_ips: Vec::new(),
+            service_external_ips: Vec::new(),
             node_name: None,
             filters: Vec::new(),
             communities: Vec::new(),

@@ -373,7 +373,8 @@ pub async fn follow_pods(rt: &Runtime, lab: &Lab) -> Result<(), String> {
 fn service_ips(lab: &Lab, kind: services::Type, host: u16) -> Vec<IpAddr> {
     let (v4, v6) = match kind {
         services::Type::ClusterIP => (crate::render::CLUSTER_CIDR4, crate::render::CLUSTER_CIDR6),
-        _ => (crate::render::SERVICE_CIDR4, crate::render::SERVICE_CIDR6),
+        services::Type::External => (crate::render::EXTERNAL_CIDR4, crate::render::EXTERNAL_CIDR6),
+        services::Type::LoadBalancer => (crate::render::SERVICE_CIDR4, crate::render::SERVICE_CIDR6),
     };
     let mut ips = Vec::new();
     for (on, cidr) in [(lab.cell.v4(), v4), (lab.cell.v6(), v6)] {

@@ -99,7 +99,11 @@ pub async fn learned(rt: &Runtime, lab: &Lab, l: &LearnedExpect) -> Result<(), S
             .await
             .map_err(|e| e.to_string())?;
         if routers.is_empty() {
-            return Err("this cell has no router whose RIB the lab reads".into());
+            return Err(format!(
+                "{} {ip}: no router of the cell holds a route to it (expected one learned from {})",
+                s.name,
+                list(&want)
+            ));
         }
         let mut got = BTreeSet::new();
         for (prefix, nodes) in routers.values() {

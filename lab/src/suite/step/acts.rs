@@ -250,10 +250,7 @@ fn cluster() -> String {
 
 impl ServiceAdd {
     pub(super) fn check(&self) -> Result<(), String> {
-        let kind: crate::services::Type = self.service_type.parse()?;
-        if kind == crate::services::Type::External {
-            return Err("service_add: type ClusterIP or LoadBalancer (the cells configure those CIDRs)".into());
-        }
+        self.service_type.parse::<crate::services::Type>()?;
         self.policy.parse::<crate::services::Policy>()?;
         if self.ip == 0 || self.ip > 254 {
             return Err(format!("service_add: ip {}: a host number, 1 to 254", self.ip));

@@ -88,8 +88,11 @@ pub enum Tweak {
     Communities,
 }
 
-/// The prefixes [`Tweak::ImportFilter`] rejects, one per family.
+/// The prefixes [`Tweak::ImportFilter`] rejects, one per family (`Equal`).
 pub const FILTERED: [&str; 2] = ["10.244.220.0/26", "fd00:244:0:220::/64"];
+/// And the ranges whose prefixes it rejects, one per family (`In`: the range or
+/// within it).
+pub const FILTERED_IN: [&str; 2] = ["10.244.224.0/23", "fd00:244:0:224::/63"];
 /// What [`Tweak::Communities`] attaches: one by name (`pol-a` is 65000:100), one
 /// standard and one large by value.
 pub const COMMUNITIES: [&str; 3] = ["pol-a", "65000:200", "65000:1:2"];
@@ -99,6 +102,15 @@ fn reject_equal(cidr: IpNet) -> intent::RuleIntent {
     intent::RuleIntent {
         action: "Reject",
         match_operator: "Equal",
+        cidr,
+    }
+}
+
+/// A rule that `Reject`s `cidr` and every prefix within it.
+fn reject_in(cidr: IpNet) -> intent::RuleIntent {
+    intent::RuleIntent {
+        action: "Reject",
+        match_operator: "In",
         cidr,
     }
 }
@@ -141,7 +153,11 @@ impl Tweak {
             Tweak::ShortRestart => intent.graceful_restart.restart_time = 5,
             Tweak::Bfd => intent.node_to_node_mesh.bfd = Some(intent::BFD),
             Tweak::ImportFilter => {
-                let rules = FILTERED.iter().map(|p| reject_equal(net(p))).collect();
+                let rules = FILTERED
+                    .iter()
+                    .map(|p| reject_equal(net(p)))
+                    .chain(FILTERED_IN.iter().map(|p| reject_in(net(p))))
+                    .collect();
                 intent.filters.push(filter_of("pol-import", true, rules));
                 for p in &mut intent.peers {
                     p.filters.push("pol-import".into());

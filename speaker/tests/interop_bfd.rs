@@ -210,5 +210,9 @@ protocol bgp spk6 {{
         "BIRD's view of the BFD sessions:\n{sessions}"
     );
     freeze_and_thaw(&lab, &["bird"], "10.0.0.2", "10.244.50.0/26", diag);
+    // The IPv6 session went down with the frozen BIRD too and comes back on its own
+    // timers: waited for as the IPv4 one was (it was asserted at once, and CI saw it
+    // still in Init).
+    wait_up(&lab, "fd00::2", Duration::from_secs(20), diag);
     assert_eq!(peer_bfd(&lab, "fd00::2")["state"], "up");
 }

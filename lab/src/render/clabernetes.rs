@@ -35,22 +35,6 @@ fn map(pairs: Vec<(&str, Value)>) -> Value {
 }
 
 impl Plan {
-    /// The addresses the links' `ipv4`/`ipv6` give `n`: (interface, address). A node on
-    /// a switch's segment has its address in its own `exec` already.
-    pub(super) fn link_addrs(&self, n: &PlanNode) -> Vec<(String, IpNet)> {
-        let mut out = Vec::new();
-        for l in &self.links {
-            for (end, pick) in [(&l.a, 0), (&l.b, 1)] {
-                if end.0 == n.name {
-                    for pair in &l.addrs {
-                        out.push((end.1.clone(), if pick == 0 { pair.0 } else { pair.1 }));
-                    }
-                }
-            }
-        }
-        out
-    }
-
     /// The commands that give `n` what a containerlab link's `ipv4`/`ipv6` would: the MTU
     /// of each of its link interfaces, then the links' addresses.
     pub(super) fn link_exec(&self, n: &PlanNode) -> Vec<String> {
@@ -66,7 +50,7 @@ impl Plan {
             .iter()
             .map(|i| format!("ip link set dev {i} mtu {MTU}"))
             .collect();
-        for (iface, addr) in self.link_addrs(n) {
+        for (iface, addr) in self.link_addrs(&n.name) {
             exec.push(match addr {
                 IpNet::V4(_) => format!("ip addr add {addr} dev {iface}"),
                 IpNet::V6(_) => format!("ip -6 addr add {addr} dev {iface} nodad"),
@@ -294,7 +278,7 @@ mod tests {
                     .flatten()
                     .filter_map(|e| e.as_str())
                     .collect();
-                for (iface, addr) in &plan.link_addrs(n) {
+                for (iface, addr) in &plan.link_addrs(&n.name) {
                     let at = exec
                         .iter()
                         .position(|e| e.contains(&format!("addr add {addr} dev {iface}")))

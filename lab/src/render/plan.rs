@@ -246,16 +246,27 @@ impl Plan {
             Fabric::Rack => rack(cell),
         };
         // Each end of a point-to-point link holds its address of the link.
-        for l in &plan.links {
+        for i in 0..plan.nodes.len() {
+            let addrs = plan.link_addrs(&plan.nodes[i].name);
+            plan.nodes[i].addrs.extend(addrs);
+        }
+        Ok(plan)
+    }
+
+    /// The addresses the links' `ipv4`/`ipv6` give node `name`: (interface, address). A
+    /// node on a switch's segment has its address in its own `exec` already.
+    pub fn link_addrs(&self, name: &str) -> Vec<(String, IpNet)> {
+        let mut out = Vec::new();
+        for l in &self.links {
             for (end, pick) in [(&l.a, 0), (&l.b, 1)] {
-                if let Some(n) = plan.nodes.iter_mut().find(|n| n.name == end.0) {
+                if end.0 == name {
                     for pair in &l.addrs {
-                        n.addrs.push((end.1.clone(), if pick == 0 { pair.0 } else { pair.1 }));
+                        out.push((end.1.clone(), if pick == 0 { pair.0 } else { pair.1 }));
                     }
                 }
             }
         }
-        Ok(plan)
+        out
     }
 
     /// The same cell with our speaker's nodes running `image` (a mutant's, say).
